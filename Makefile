@@ -1,0 +1,76 @@
+# qe-flash: build the two WebAssembly modules, the TypeScript package, and
+# the native test build of the same C. `make test` and `make bench` install
+# whatever is missing first (see scripts/ensure-deps.sh).
+
+EMCC        ?= emcc
+CC_NATIVE   ?= gcc
+CSRC        := $(sort $(wildcard csrc/*.c csrc/*/*.c))
+CHDR        := $(sort $(wildcard csrc/*.h csrc/*/*.h))
+EXPORTS     := $(shell bash scripts/wasm-exports.sh)
+
+# One C source, two modules: SIMD128 and a scalar fallback for engines without it.
+EMFLAGS     := -O3 -std=c11 -Wall -Wextra -Werror -Icsrc \
+               -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
+               -sINITIAL_MEMORY=16MB -sMAXIMUM_MEMORY=4GB -sTOTAL_STACK=1MB \
+               -sEXPORTED_FUNCTIONS=$(EXPORTS)
+
+WASM_SIMD   := wasm/qe-flash-simd.wasm
+WASM_SCALAR := wasm/qe-flash-scalar.wasm
+
+# Native build: the same kernels through SIMDe's SIMD128 implementation, with sanitizers.
+NATIVE_FLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -Icsrc -DQE_NATIVE_SIMDE \
+                -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CTEST_SRC   := $(sort $(wildcard test/c/*.c))
+CTEST_BIN   := build/native/qe-ctests
+
+TS_SRC      := $(sort $(wildcard js/*.ts types/*.ts))
+
+.PHONY: all wasm dist deps test test-c test-js bench clean
+
+all: wasm dist
+
+wasm: $(WASM_SIMD) $(WASM_SCALAR)
+
+$(WASM_SIMD): $(CSRC) $(CHDR) Makefile
+	@mkdir -p wasm
+	$(EMCC) $(EMFLAGS) -msimd128 $(CSRC) -o $@
+
+$(WASM_SCALAR): $(CSRC) $(CHDR) Makefile
+	@mkdir -p wasm
+	$(EMCC) $(EMFLAGS) $(CSRC) -o $@
+
+dist: dist/.stamp
+
+dist/.stamp: $(TS_SRC) tsconfig.json tsconfig.build.json scripts/write-esm-entry.js node_modules/.package-lock.json
+	rm -rf dist
+	npx tsc -p tsconfig.build.json
+	node scripts/write-esm-entry.js
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(CTEST_BIN): $(CSRC) $(CHDR) $(CTEST_SRC) $(sort $(wildcard test/c/*.h)) Makefile
+	@mkdir -p build/native
+	$(CC_NATIVE) $(NATIVE_FLAGS) -Itest/c $(CSRC) $(CTEST_SRC) -lm -o $@
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all $(CTEST_BIN)
+	@bash scripts/run-tests.sh
+
+test-c: $(CTEST_BIN)
+	$(CTEST_BIN)
+
+test-js: all
+	npx jest
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	node bench/run.js
+
+clean:
+	rm -rf build dist wasm/*.wasm

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need, and only what is missing, so a
+# second run costs a few milliseconds: Debian's emscripten (emcc 3.1.6) and
+# SIMDe for the native test build, then the npm dev dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
+[ -f /usr/include/simde/wasm/simd128.h ] || missing+=(libsimde-dev)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+# AddressSanitizer's runtime for the native tests ships with gcc's libasan.
+if command -v gcc >/dev/null 2>&1 && ! echo 'int main(void){return 0;}' \
+     | gcc -x c -fsanitize=address,undefined -o /dev/null - >/dev/null 2>&1; then
+  missing+=(libasan8 libubsan1)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ensure-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# npm ci only when node_modules is absent or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+  touch node_modules/.package-lock.json
+fi
