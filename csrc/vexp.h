@@ -54,24 +54,26 @@ static inline v128_t qe_vexp_f32x4(v128_t x) {
  * into its scale: round to the nearest integer n, a degree-5 polynomial for
  * 2^f on [-1/2, 1/2] (fitted for relative error on Chebyshev nodes; measured
  * at most 1.7e-7 relative, under 3 ULP), then the exponent bits. Inputs below
- * -125 (including -infinity) return exactly 0. Positive inputs up to 127 are
- * fine too; callers keep x <= 8.
+ * -125 (including -infinity) return exactly 0: their lanes are computed with
+ * garbage and then cleared by one AND with the x >= -125 mask, which is
+ * cheaper than clamping and selecting. Positive inputs up to 127 are fine
+ * too; callers keep x <= 8.
  */
 static inline v128_t qe_vexp2_f32x4(v128_t x) {
   const v128_t lo = wasm_f32x4_splat(-125.0f);
   const v128_t magic = wasm_f32x4_splat(12582912.0f);
-  const v128_t underflow = wasm_f32x4_lt(x, lo);
-  const v128_t xc = wasm_f32x4_pmax(x, lo);
-  const v128_t t = wasm_f32x4_add(xc, magic);
-  const v128_t f = wasm_f32x4_sub(xc, wasm_f32x4_sub(t, magic));
+  const v128_t in_range = wasm_f32x4_le(lo, x);
+  const v128_t t = wasm_f32x4_add(x, magic);
+  const v128_t f = wasm_f32x4_sub(x, wasm_f32x4_sub(t, magic));
   v128_t p = wasm_f32x4_splat(1.321867225e-03f);
   p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(9.671698324e-03f));
   p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(5.550893024e-02f));
   p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(2.402223796e-01f));
   p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(6.931468844e-01f));
   p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(1.0f));
-  const v128_t scaled = wasm_i32x4_add(p, wasm_i32x4_shl(wasm_i32x4_sub(t, magic), 23));
-  return wasm_v128_bitselect(wasm_f32x4_splat(0.0f), scaled, underflow);
+  /* t's bits are magic's plus n, and magic's bits shifted left by 23 are 0. */
+  const v128_t scaled = wasm_i32x4_add(p, wasm_i32x4_shl(t, 23));
+  return wasm_v128_and(scaled, in_range);
 }
 
 #endif /* QE_VEXP_H */

@@ -25,10 +25,23 @@ typedef struct {
   size_t tile_q, tile_k;  /* set by qe_attention_choose_tiles */
 } qe_attention_problem;
 
-/* Largest tiles the kernel uses, whatever the preset asks: they keep one
- * query tile's packed queries and scores within the L1/L2 budget. */
-#define QE_ATTENTION_MAX_TILE_Q 64
+/* Largest tiles the kernel uses, whatever the preset asks, and the tiles it
+ * picks when the preset asks for none. A key tile is packed once per (query
+ * tile, head) and shared by all its queries, so query tiles are large; the
+ * workspace is about (2 * tile_q + 2 * tile_k) * head_dim floats, under 1 MB
+ * up to head_dim 384. Overridable at compile time for experiments. */
+#ifndef QE_ATTENTION_MAX_TILE_Q
+#define QE_ATTENTION_MAX_TILE_Q 128
+#endif
+#ifndef QE_ATTENTION_MAX_TILE_K
 #define QE_ATTENTION_MAX_TILE_K 128
+#endif
+#ifndef QE_ATTENTION_DEFAULT_TILE_Q
+#define QE_ATTENTION_DEFAULT_TILE_Q QE_ATTENTION_MAX_TILE_Q
+#endif
+#ifndef QE_ATTENTION_DEFAULT_TILE_K
+#define QE_ATTENTION_DEFAULT_TILE_K QE_ATTENTION_MAX_TILE_K
+#endif
 
 /* Clamps the requested tiles (the preset's queryChunkSize and kvChunkSize) to
  * the kernel's limits and the problem size, and stores them in p. */

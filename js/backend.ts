@@ -1,0 +1,187 @@
+/**
+ * WASMSIMDBackend: the vector kernels of the module (matmul, vector add,
+ * embedding lookup, softmax, layer norm), each computed in WebAssembly, and
+ * a benchmark that times them, or any function, call by call.
+ */
+import type {
+  BackendOperation,
+  BenchmarkOptions,
+  ModuleLoadOptions,
+  OperationBenchmark,
+  SIMDCapabilities,
+} from '../types';
+import { detectEngineFeatures } from './loader';
+import { loadQEModule, type QEModule } from './module';
+import {
+  validateEmbeddingLookup,
+  validateLayerNorm,
+  validateMatmul,
+  validatePositiveInteger,
+  validateRows,
+  validateVecAdd,
+} from './validate';
+
+/** Operations the SIMD build vectorizes with SIMD128. */
+const VECTOR_OPS: readonly string[] = ['attention', 'matmul', 'vecAdd', 'embeddingLookup', 'softmax', 'layerNorm'];
+
+const BACKEND_OPERATIONS: readonly BackendOperation[] = ['matmul', 'vecAdd', 'softmax', 'layerNorm', 'embeddingLookup'];
+
+/** Deterministic values in [-1, 1) for benchmark inputs. */
+function pseudoRandom(count: number, seed: number): Float32Array {
+  const out = new Float32Array(count);
+  let state = seed >>> 0;
+  for (let i = 0; i < count; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    out[i] = state / 2147483648 - 1;
+  }
+  return out;
+}
+
+function median(sorted: number[]): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export class WASMSIMDBackend {
+  /** Use getWASMSIMDBackend(), which loads the module. */
+  constructor(private readonly module: QEModule) {}
+
+  /** c [m x n] = a [m x k] * b [k x n], row-major. */
+  matmulSIMD(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
+    validateMatmul(a, b, m, n, k);
+    return this.module.matmul(a, b, m, n, k);
+  }
+
+  /** a + b, element by element. */
+  vecAddSIMD(a: Float32Array, b: Float32Array): Float32Array {
+    validateVecAdd(a, b);
+    return this.module.vecAdd(a, b);
+  }
+
+  /** Rows ids[i] of table [rows x dim], stacked: [ids.length x dim]. */
+  embeddingLookupSIMD(ids: Int32Array | number[], table: Float32Array, dim: number): Float32Array {
+    const checked = validateEmbeddingLookup(ids, table, dim);
+    if (checked.ids.length === 0) return new Float32Array(0);
+    return this.module.embeddingLookup(checked.ids, table, checked.rows, dim);
+  }
+
+  /** Numerically stable softmax of each row of length rowLength (default: x is one row). */
+  softmaxSIMD(x: Float32Array, rowLength: number = x?.length): Float32Array {
+    const rows = validateRows('x', x, rowLength);
+    return this.module.softmax(x, rows, rowLength);
+  }
+
+  /** Layer norm of each row of x (row length gamma.length): (x - mean) / sqrt(var + eps) * gamma + beta. */
+  layerNormSIMD(x: Float32Array, gamma: Float32Array, beta: Float32Array, eps = 1e-5): Float32Array {
+    const rows = validateLayerNorm(x, gamma, beta, eps);
+    return this.module.layerNorm(x, gamma, beta, rows, gamma.length, eps);
+  }
+
+  getCapabilities(): SIMDCapabilities {
+    const features = detectEngineFeatures();
+    return {
+      supported: features.webAssembly,
+      simd128: features.simd128,
+      relaxedSimd: features.relaxedSimd,
+      vectorOps: this.module.kind === 'simd' ? [...VECTOR_OPS] : [],
+      module: this.module.kind,
+    };
+  }
+
+  /** True when the loaded module computes with SIMD128 (false for the scalar build). */
+  isSIMDAvailable(): boolean {
+    return this.module.kind === 'simd';
+  }
+
+  /**
+   * Times `op` (a built-in operation on a fixed-size input, or any function)
+   * over `iterations` calls, each timed on its own after untimed warm-up
+   * calls that let the engine's optimizing tier take over.
+   */
+  async benchmarkOperation(
+    op: BackendOperation | (() => unknown),
+    iterations: number,
+    options: BenchmarkOptions = {},
+  ): Promise<OperationBenchmark> {
+    validatePositiveInteger('iterations', iterations);
+    let name: string;
+    let run: () => unknown;
+    if (typeof op === 'function') {
+      name = options.name ?? 'custom';
+      run = op;
+    } else if (BACKEND_OPERATIONS.includes(op)) {
+      name = op;
+      run = this.builtinOperation(op);
+    } else {
+      throw new RangeError(`unknown operation ${JSON.stringify(op)}; built-in operations are: ${BACKEND_OPERATIONS.join(', ')}`);
+    }
+    const warmup = options.warmup ?? Math.max(3, Math.ceil(iterations / 10));
+    if (warmup !== 0) validatePositiveInteger('options.warmup', warmup);
+
+    for (let i = 0; i < warmup; i++) await run();
+    const times: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const start = performance.now();
+      await run();
+      times.push(performance.now() - start);
+    }
+    times.sort((x, y) => x - y);
+    const medianMs = median(times);
+    return {
+      operation: name,
+      iterations,
+      warmupIterations: warmup,
+      medianMs,
+      meanMs: times.reduce((s, t) => s + t, 0) / times.length,
+      minMs: times[0],
+      maxMs: times[times.length - 1],
+      opsPerSecond: medianMs > 0 ? 1000 / medianMs : Number.POSITIVE_INFINITY,
+      module: this.module.kind,
+    };
+  }
+
+  /** A call of a built-in operation on inputs prepared once, outside the timing. */
+  private builtinOperation(op: BackendOperation): () => unknown {
+    switch (op) {
+      case 'matmul': {
+        const a = pseudoRandom(128 * 128, 1);
+        const b = pseudoRandom(128 * 128, 2);
+        return () => this.matmulSIMD(a, b, 128, 128, 128);
+      }
+      case 'vecAdd': {
+        const a = pseudoRandom(65536, 3);
+        const b = pseudoRandom(65536, 4);
+        return () => this.vecAddSIMD(a, b);
+      }
+      case 'softmax': {
+        const x = pseudoRandom(64 * 1024, 5);
+        return () => this.softmaxSIMD(x, 1024);
+      }
+      case 'layerNorm': {
+        const x = pseudoRandom(64 * 1024, 6);
+        const gamma = pseudoRandom(1024, 7);
+        const beta = pseudoRandom(1024, 8);
+        return () => this.layerNormSIMD(x, gamma, beta);
+      }
+      case 'embeddingLookup': {
+        const table = pseudoRandom(4096 * 384, 9);
+        const ids = new Int32Array(1024);
+        for (let i = 0; i < ids.length; i++) ids[i] = (i * 2654435761) % 4096;
+        return () => this.embeddingLookupSIMD(ids, table, 384);
+      }
+    }
+  }
+}
+
+const backends = new WeakMap<QEModule, WASMSIMDBackend>();
+
+/** The backend over the module these options choose; one per loaded module. */
+export async function getWASMSIMDBackend(options?: ModuleLoadOptions): Promise<WASMSIMDBackend> {
+  const module = await loadQEModule(options);
+  let backend = backends.get(module);
+  if (backend === undefined) {
+    backend = new WASMSIMDBackend(module);
+    backends.set(module, backend);
+  }
+  return backend;
+}

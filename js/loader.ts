@@ -1,0 +1,254 @@
+/**
+ * Finding, choosing and instantiating the WebAssembly module.
+ *
+ * Two builds of the same C exist: wasm/qe-flash-simd.wasm (SIMD128) and
+ * wasm/qe-flash-scalar.wasm. The engine is probed with WebAssembly.validate on
+ * tiny hand-assembled modules; 'auto' takes the SIMD build when the probe
+ * validates. Node reads the bytes from the package's wasm/ folder; a browser
+ * streams them from a URL the caller gives. One instance per build and
+ * source is kept for the life of the process. No process handlers are
+ * registered.
+ */
+import type { ModuleChoice, ModuleKind, ModuleLoadOptions } from '../types';
+
+export const MODULE_FILES: Readonly<Record<ModuleKind, string>> = Object.freeze({
+  simd: 'qe-flash-simd.wasm',
+  scalar: 'qe-flash-scalar.wasm',
+});
+
+/** Environment variable that forces a build when the caller asks for 'auto'. */
+export const MODULE_ENV_VAR = 'QE_FLASH_MODULE';
+
+// Module header, then one type `() -> i32` and one function of that type.
+const PROBE_PREFIX = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, 0x03, 0x02, 0x01, 0x00];
+
+/** The function body `i32.const 0; i8x16.splat; i8x16.extract_lane_u 0` as a code section. */
+export const SIMD128_PROBE = new Uint8Array([
+  ...PROBE_PREFIX,
+  0x0a, 0x0b, 0x01, 0x09, 0x00,
+  0x41, 0x00, // i32.const 0
+  0xfd, 0x0f, // i8x16.splat
+  0xfd, 0x16, 0x00, // i8x16.extract_lane_u 0
+  0x0b, // end
+]);
+
+/** As SIMD128_PROBE, with an i8x16.relaxed_swizzle (opcode 0xfd 0x100) of two splats. */
+export const RELAXED_SIMD_PROBE = new Uint8Array([
+  ...PROBE_PREFIX,
+  0x0a, 0x12, 0x01, 0x10, 0x00,
+  0x41, 0x00, 0xfd, 0x0f, // i32.const 0; i8x16.splat
+  0x41, 0x00, 0xfd, 0x0f, // i32.const 0; i8x16.splat
+  0xfd, 0x80, 0x02, // i8x16.relaxed_swizzle
+  0xfd, 0x16, 0x00, // i8x16.extract_lane_u 0
+  0x0b,
+]);
+
+export interface EngineFeatures {
+  webAssembly: boolean;
+  simd128: boolean;
+  relaxedSimd: boolean;
+}
+
+let cachedFeatures: EngineFeatures | undefined;
+
+function validates(bytes: BufferSource): boolean {
+  try {
+    return WebAssembly.validate(bytes);
+  } catch {
+    return false;
+  }
+}
+
+/** What this engine can run, probed once. */
+export function detectEngineFeatures(): EngineFeatures {
+  if (cachedFeatures === undefined) {
+    const webAssembly = typeof WebAssembly === 'object' && typeof WebAssembly.validate === 'function';
+    cachedFeatures = Object.freeze({
+      webAssembly,
+      simd128: webAssembly && validates(SIMD128_PROBE),
+      relaxedSimd: webAssembly && validates(RELAXED_SIMD_PROBE),
+    });
+  }
+  return cachedFeatures;
+}
+
+function readEnvChoice(): string | undefined {
+  const env = typeof process !== 'undefined' ? process.env?.[MODULE_ENV_VAR] : undefined;
+  return env === undefined || env === '' ? undefined : env;
+}
+
+/**
+ * The build to load: an explicit 'simd' or 'scalar' wins, then QE_FLASH_MODULE,
+ * then SIMD when the engine validates it. Asking for SIMD on an engine
+ * without it is an error, not a silent fallback.
+ */
+export function chooseModuleKind(
+  choice: ModuleChoice | undefined,
+  envChoice: string | undefined,
+  features: EngineFeatures,
+): ModuleKind {
+  if (choice !== undefined && choice !== 'auto' && choice !== 'simd' && choice !== 'scalar') {
+    throw new RangeError(`module must be 'auto', 'simd' or 'scalar', got ${JSON.stringify(choice)}`);
+  }
+  let kind: ModuleKind | undefined = choice === 'simd' || choice === 'scalar' ? choice : undefined;
+  let reason = `module: '${kind}'`;
+  if (kind === undefined && envChoice !== undefined) {
+    if (envChoice !== 'simd' && envChoice !== 'scalar') {
+      throw new RangeError(`${MODULE_ENV_VAR} must be 'simd' or 'scalar', got ${JSON.stringify(envChoice)}`);
+    }
+    kind = envChoice;
+    reason = `${MODULE_ENV_VAR}=${envChoice}`;
+  }
+  if (!features.webAssembly) throw new Error('qe-flash needs WebAssembly, which this engine does not provide');
+  if (kind === undefined) return features.simd128 ? 'simd' : 'scalar';
+  if (kind === 'simd' && !features.simd128) {
+    throw new Error(`the SIMD module was requested (${reason}) but this engine does not support WebAssembly SIMD128`);
+  }
+  return kind;
+}
+
+/** An instantiated, initialized module. */
+export interface LoadedWasm {
+  kind: ModuleKind;
+  exports: WebAssembly.Exports;
+  memory: WebAssembly.Memory;
+  /** Where the bytes came from, for messages. */
+  source: string;
+  /** Called after the module's memory grows (its old ArrayBuffer is then detached). */
+  onMemoryGrowth: Set<() => void>;
+}
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+}
+
+/** The wasm/ folders a Node build may sit beside: js/ under ts-jest, dist/cjs/js/ when built. */
+function candidateDirectories(): string[] {
+  if (typeof __dirname === 'undefined') return [];
+  return ['../wasm', '../../wasm', '../../../wasm'].map((rel) => `${__dirname}/${rel}`);
+}
+
+async function readNodeFile(path: string): Promise<Uint8Array<ArrayBuffer>> {
+  const fs = await import('node:fs/promises');
+  // readFile never returns a view of shared memory.
+  return (await fs.readFile(path)) as Uint8Array<ArrayBuffer>;
+}
+
+async function findNodeModuleBytes(kind: ModuleKind): Promise<{ bytes: Uint8Array<ArrayBuffer>; source: string }> {
+  const file = MODULE_FILES[kind];
+  const tried: string[] = [];
+  const pathModule = await import('node:path');
+  for (const dir of candidateDirectories()) {
+    const path = pathModule.resolve(dir, file);
+    tried.push(path);
+    try {
+      return { bytes: await readNodeFile(path), source: path };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  throw new Error(
+    `cannot find ${file}; looked in ${tried.join(', ')}. Build it with 'make wasm', or pass wasmUrl or wasmBytes`,
+  );
+}
+
+function createImports(onGrowth: Set<() => void>, module: WebAssembly.Module): WebAssembly.Imports {
+  const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
+  // Anything the module imports beyond the growth notice is unexpected; fail loudly if it is ever called.
+  for (const entry of WebAssembly.Module.imports(module)) {
+    if (entry.kind !== 'function') {
+      throw new Error(`the module imports ${entry.kind} ${entry.module}.${entry.name}, which qe-flash does not provide`);
+    }
+    imports[entry.module] ??= {};
+    imports[entry.module][entry.name] = () => {
+      throw new Error(`the module called ${entry.module}.${entry.name}, which qe-flash does not provide`);
+    };
+  }
+  imports.env ??= {};
+  imports.env.emscripten_notify_memory_growth = () => {
+    for (const listener of onGrowth) listener();
+  };
+  return imports;
+}
+
+async function compileFromUrl(url: string): Promise<WebAssembly.Module> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status}`);
+  if (typeof WebAssembly.compileStreaming === 'function' &&
+      (response.headers.get('content-type') ?? '').split(';')[0].trim() === 'application/wasm') {
+    return WebAssembly.compileStreaming(response);
+  }
+  // Served without the wasm MIME type: streaming compilation would refuse it.
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+/** Resolves wasmUrl: a URL ending in '/' names the folder holding both builds. */
+function resolveUrl(wasmUrl: string | URL, kind: ModuleKind): string {
+  const href = wasmUrl instanceof URL ? wasmUrl.href : wasmUrl;
+  return href.endsWith('/') ? href + MODULE_FILES[kind] : href;
+}
+
+async function compileModule(kind: ModuleKind, options: ModuleLoadOptions): Promise<{ module: WebAssembly.Module; source: string }> {
+  if (options.wasmBytes !== undefined) {
+    return { module: await WebAssembly.compile(options.wasmBytes), source: 'wasmBytes' };
+  }
+  if (options.wasmUrl !== undefined) {
+    const url = resolveUrl(options.wasmUrl, kind);
+    if (isNode() && !/^(https?|data|blob):/i.test(url)) {
+      const { fileURLToPath } = await import('node:url');
+      const path = url.startsWith('file:') ? fileURLToPath(url) : url;
+      let bytes: Uint8Array<ArrayBuffer>;
+      try {
+        bytes = await readNodeFile(path);
+      } catch (error) {
+        throw new Error(`cannot read the module at ${path} (wasmUrl): ${(error as Error).message}`);
+      }
+      return { module: await WebAssembly.compile(bytes), source: path };
+    }
+    return { module: await compileFromUrl(url), source: url };
+  }
+  if (!isNode()) {
+    throw new Error('outside Node, pass wasmUrl (the .wasm file, or the folder holding both builds) or wasmBytes');
+  }
+  const { bytes, source } = await findNodeModuleBytes(kind);
+  return { module: await WebAssembly.compile(bytes), source };
+}
+
+async function instantiate(kind: ModuleKind, options: ModuleLoadOptions): Promise<LoadedWasm> {
+  const { module, source } = await compileModule(kind, options);
+  const onMemoryGrowth = new Set<() => void>();
+  const instance = await WebAssembly.instantiate(module, createImports(onMemoryGrowth, module));
+  const exports = instance.exports;
+  const memory = exports.memory;
+  if (!(memory instanceof WebAssembly.Memory)) throw new Error(`${source} does not export its memory`);
+  // A standalone module has no main: its constructors run in _initialize, before anything else.
+  if (typeof exports._initialize === 'function') (exports._initialize as () => void)();
+  return { kind, exports, memory, source, onMemoryGrowth };
+}
+
+const instances = new Map<string, Promise<LoadedWasm>>();
+
+/**
+ * The module for these options, instantiated once per build and source.
+ * With wasmBytes the caller's bytes are used as given (not cached); the
+ * kind reported is the one chosen, and module.ts checks it against the
+ * build's own qe_simd_level().
+ */
+export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
+  let kind: ModuleKind;
+  try {
+    kind = chooseModuleKind(options.module, readEnvChoice(), detectEngineFeatures());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (options.wasmBytes !== undefined) return instantiate(kind, options);
+  const key = options.wasmUrl === undefined ? kind : `${kind} ${resolveUrl(options.wasmUrl, kind)}`;
+  let pending = instances.get(key);
+  if (pending === undefined) {
+    pending = instantiate(kind, options);
+    instances.set(key, pending);
+    // A failed load is not remembered, so a later call may try again.
+    pending.catch(() => instances.delete(key));
+  }
+  return pending;
+}

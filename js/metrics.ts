@@ -1,0 +1,94 @@
+/**
+ * Per-call metrics of the attention, every number measured: time around the
+ * module call (copies included), the kernel's working memory as the arena
+ * reports it, module memory, and a speedup only where a baseline ran on the
+ * same shape in this instance.
+ */
+import type { FlashAttentionMetrics, ModuleKind, QEWorkloadType } from '../types';
+import type { ResolvedAttention } from './validate';
+
+const MIB = 1024 * 1024;
+
+/** Calls kept by default; older ones are dropped first. */
+export const DEFAULT_METRICS_CAPACITY = 10000;
+
+/** The shape a baseline time is valid for. */
+export function shapeKey(p: Pick<ResolvedAttention, 'seqLen' | 'kvSeqLen' | 'dim' | 'heads' | 'causal'>): string {
+  return `${p.seqLen}x${p.kvSeqLen}x${p.dim}/h${p.heads}${p.causal ? '/causal' : ''}`;
+}
+
+export interface MeasuredCall {
+  workload: QEWorkloadType;
+  shape: ResolvedAttention;
+  timeMs: number;
+  workspaceBytes: number;
+  memoryBytes: number;
+  tileQ: number;
+  tileK: number;
+  module: ModuleKind;
+}
+
+export class MetricsRecorder {
+  private entries: FlashAttentionMetrics[] = [];
+  private readonly baselineMs = new Map<string, number>();
+
+  constructor(private readonly capacity: number = DEFAULT_METRICS_CAPACITY) {}
+
+  /** Remembers the latest baseline time for this shape. */
+  recordBaseline(shape: ResolvedAttention, timeMs: number): void {
+    this.baselineMs.set(shapeKey(shape), timeMs);
+  }
+
+  baselineTime(shape: ResolvedAttention): number | null {
+    return this.baselineMs.get(shapeKey(shape)) ?? null;
+  }
+
+  record(call: MeasuredCall): FlashAttentionMetrics {
+    const baselineTimeMs = this.baselineTime(call.shape);
+    // A timer too coarse to see the call (browsers round to 0.1 ms) leaves the ratio unknown.
+    const resolved = call.timeMs > 0;
+    const entry: FlashAttentionMetrics = {
+      workload: call.workload,
+      seqLen: call.shape.seqLen,
+      kvSeqLen: call.shape.kvSeqLen,
+      dim: call.shape.dim,
+      heads: call.shape.heads,
+      causal: call.shape.causal,
+      timeMs: call.timeMs,
+      memoryMB: call.workspaceBytes / MIB,
+      peakMemoryMB: call.memoryBytes / MIB,
+      throughput: resolved ? call.shape.seqLen / (call.timeMs / 1000) : Number.POSITIVE_INFINITY,
+      speedup: baselineTimeMs !== null && resolved ? baselineTimeMs / call.timeMs : null,
+      baselineTimeMs,
+      tileQ: call.tileQ,
+      tileK: call.tileK,
+      module: call.module,
+      timestamp: Date.now(),
+    };
+    this.entries.push(entry);
+    if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
+    return { ...entry };
+  }
+
+  list(): FlashAttentionMetrics[] {
+    return this.entries.map((entry) => ({ ...entry }));
+  }
+
+  /** Mean speedup over the recorded calls whose speedup is known; null when none is. */
+  averageSpeedup(): number | null {
+    let sum = 0;
+    let count = 0;
+    for (const entry of this.entries) {
+      if (entry.speedup !== null) {
+        sum += entry.speedup;
+        count++;
+      }
+    }
+    return count === 0 ? null : sum / count;
+  }
+
+  /** Forgets the recorded calls; baseline times stay, as they are still valid measurements. */
+  reset(): void {
+    this.entries = [];
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * A typed view of the module's exports (csrc/qe_api.h), copying in and out
+ * of module memory, and status codes turned into errors.
+ *
+ * Every qe_alloc goes through an AllocationScope that frees it in `finally`,
+ * so no module memory leaks when a call fails. Typed-array views are taken
+ * afresh after any allocation: growing the memory detaches the old buffer.
+ */
+import type { ModuleKind, ModuleLoadOptions } from '../types';
+import { loadWasm, type LoadedWasm } from './loader';
+import type { ResolvedAttention } from './validate';
+
+/** Status codes of csrc/qe_api.h. */
+export const QE_STATUS = Object.freeze({
+  OK: 0,
+  ERR_ARGUMENT: -1,
+  ERR_NO_MEMORY: -2,
+  ERR_INDEX: -3,
+  ERR_NULL: -4,
+});
+
+/** The exports of csrc/qe_api.h. Pointers are byte offsets; size_t and int32_t are i32. */
+export interface QEExports {
+  qe_alloc(bytes: number): number;
+  qe_free(ptr: number): void;
+  qe_simd_level(): number;
+  qe_workspace_last_bytes(): number;
+  qe_workspace_high_water_bytes(): number;
+  qe_workspace_reset_high_water(): void;
+  qe_workspace_reserved_bytes(): number;
+  qe_workspace_release(): void;
+  qe_vec_add(a: number, b: number, out: number, n: number): number;
+  qe_matmul(a: number, b: number, c: number, m: number, n: number, k: number): number;
+  qe_embedding_lookup(ids: number, count: number, table: number, rows: number, dim: number, out: number): number;
+  qe_softmax(x: number, y: number, rows: number, n: number): number;
+  qe_layer_norm(x: number, gamma: number, beta: number, y: number, rows: number, n: number, eps: number): number;
+  qe_attention(
+    q: number, k: number, v: number, o: number,
+    nq: number, nk: number, dim: number, heads: number, scale: number,
+    causal: number, validK: number, blockQ: number, blockK: number,
+  ): number;
+  qe_attention_tile_q(): number;
+  qe_attention_tile_k(): number;
+}
+
+const REQUIRED_EXPORTS: readonly (keyof QEExports)[] = [
+  'qe_alloc', 'qe_free', 'qe_simd_level', 'qe_workspace_last_bytes', 'qe_workspace_high_water_bytes',
+  'qe_workspace_reset_high_water', 'qe_workspace_reserved_bytes', 'qe_workspace_release', 'qe_vec_add',
+  'qe_matmul', 'qe_embedding_lookup', 'qe_softmax', 'qe_layer_norm', 'qe_attention', 'qe_attention_tile_q',
+  'qe_attention_tile_k',
+];
+
+const MAX_ALLOCATION_BYTES = 0xffffffff;
+
+/** Turns a status code from `entry` into an error; QE_OK returns. */
+export function checkStatus(status: number, entry: string): void {
+  switch (status) {
+    case QE_STATUS.OK:
+      return;
+    case QE_STATUS.ERR_ARGUMENT:
+      throw new RangeError(`${entry}: the module rejected a size as zero, inconsistent or too large (QE_ERR_ARGUMENT)`);
+    case QE_STATUS.ERR_NO_MEMORY:
+      throw new RangeError(`${entry}: out of module memory (QE_ERR_NO_MEMORY)`);
+    case QE_STATUS.ERR_INDEX:
+      throw new RangeError(`${entry}: an id or index is outside its table (QE_ERR_INDEX)`);
+    case QE_STATUS.ERR_NULL:
+      throw new Error(`${entry}: a required pointer was null (QE_ERR_NULL); this is a bug in qe-flash`);
+    default:
+      throw new Error(`${entry}: unknown status ${status}`);
+  }
+}
+
+/** What the attention entry reports besides its output. */
+export interface AttentionRun {
+  output: Float32Array;
+  tileQ: number;
+  tileK: number;
+  /** Bytes of working memory (arena) the kernel used. */
+  workspaceBytes: number;
+}
+
+export class QEModule {
+  readonly kind: ModuleKind;
+  readonly source: string;
+  private readonly x: QEExports;
+  private readonly memory: WebAssembly.Memory;
+  private f32View: Float32Array | null = null;
+  private i32View: Int32Array | null = null;
+  private readonly live = new Map<number, number>();
+  private liveByteCount = 0;
+
+  constructor(loaded: LoadedWasm) {
+    for (const name of REQUIRED_EXPORTS) {
+      if (typeof loaded.exports[name] !== 'function') {
+        throw new Error(`${loaded.source} lacks the export ${name}; rebuild it with 'make wasm'`);
+      }
+    }
+    this.x = loaded.exports as unknown as QEExports;
+    this.memory = loaded.memory;
+    this.source = loaded.source;
+    const built: ModuleKind = this.x.qe_simd_level() === 1 ? 'simd' : 'scalar';
+    if (loaded.source !== 'wasmBytes' && built !== loaded.kind) {
+      throw new Error(`${loaded.source} was loaded as the ${loaded.kind} build but reports itself as ${built}`);
+    }
+    this.kind = built;
+    loaded.onMemoryGrowth.add(() => {
+      this.f32View = null;
+      this.i32View = null;
+    });
+  }
+
+  /** Bytes of module memory (the whole linear memory). */
+  get memoryBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  /** Allocations made through this object and not yet freed. */
+  get liveAllocations(): number {
+    return this.live.size;
+  }
+
+  get liveBytes(): number {
+    return this.liveByteCount;
+  }
+
+  /** A Float32Array over the whole memory, current even after growth. */
+  f32(): Float32Array {
+    if (this.f32View === null || this.f32View.buffer !== this.memory.buffer) {
+      this.f32View = new Float32Array(this.memory.buffer);
+    }
+    return this.f32View;
+  }
+
+  i32(): Int32Array {
+    if (this.i32View === null || this.i32View.buffer !== this.memory.buffer) {
+      this.i32View = new Int32Array(this.memory.buffer);
+    }
+    return this.i32View;
+  }
+
+  /** qe_alloc, with failure as a RangeError. Prefer scope(), which frees for you. */
+  alloc(bytes: number): number {
+    if (!Number.isInteger(bytes) || bytes < 1) throw new RangeError(`cannot allocate ${bytes} bytes`);
+    if (bytes > MAX_ALLOCATION_BYTES) {
+      throw new RangeError(`out of module memory: ${bytes} bytes is more than the module can address (4 GiB)`);
+    }
+    const ptr = this.x.qe_alloc(bytes) >>> 0;
+    if (ptr === 0) {
+      throw new RangeError(`out of module memory: qe_alloc(${bytes}) failed with ${this.memoryBytes} bytes of memory in use`);
+    }
+    this.live.set(ptr, bytes);
+    this.liveByteCount += bytes;
+    return ptr;
+  }
+
+  free(ptr: number): void {
+    const bytes = this.live.get(ptr);
+    if (bytes === undefined) throw new Error(`qe_free of ${ptr}, which is not a live allocation`);
+    this.live.delete(ptr);
+    this.liveByteCount -= bytes;
+    this.x.qe_free(ptr);
+  }
+
+  /** Runs fn with a scope whose allocations are all freed when fn returns or throws. */
+  scope<T>(fn: (scope: AllocationScope) => T): T {
+    const scope = new AllocationScope(this);
+    try {
+      return fn(scope);
+    } finally {
+      scope.release();
+    }
+  }
+
+  /** Bytes of working memory the last kernel call used. */
+  workspaceLastBytes(): number {
+    return this.x.qe_workspace_last_bytes() >>> 0;
+  }
+
+  workspaceHighWaterBytes(): number {
+    return this.x.qe_workspace_high_water_bytes() >>> 0;
+  }
+
+  resetWorkspaceHighWater(): void {
+    this.x.qe_workspace_reset_high_water();
+  }
+
+  workspaceReservedBytes(): number {
+    return this.x.qe_workspace_reserved_bytes() >>> 0;
+  }
+
+  /** Returns the arena to the allocator (module memory itself never shrinks). */
+  releaseWorkspace(): void {
+    this.x.qe_workspace_release();
+  }
+
+  /** Attention of validated arguments; blockQ and blockK are the tile sizes asked for. */
+  attention(Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, blockQ: number, blockK: number): AttentionRun {
+    return this.scope((s) => {
+      const q = s.copyIn(Q);
+      const k = s.copyIn(K);
+      const v = s.copyIn(V);
+      const o = s.allocFloats(p.seqLen * p.dim);
+      const status = this.x.qe_attention(
+        q, k, v, o, p.seqLen, p.kvSeqLen, p.dim, p.heads, p.scale,
+        p.causal ? 1 : 0, p.validKeyLength, blockQ, blockK,
+      );
+      checkStatus(status, 'qe_attention');
+      return {
+        output: s.readFloats(o, p.seqLen * p.dim),
+        tileQ: this.x.qe_attention_tile_q(),
+        tileK: this.x.qe_attention_tile_k(),
+        workspaceBytes: this.workspaceLastBytes(),
+      };
+    });
+  }
+
+  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
+    return this.scope((s) => {
+      const pa = s.copyIn(a);
+      const pb = s.copyIn(b);
+      const pc = s.allocFloats(m * n);
+      checkStatus(this.x.qe_matmul(pa, pb, pc, m, n, k), 'qe_matmul');
+      return s.readFloats(pc, m * n);
+    });
+  }
+
+  vecAdd(a: Float32Array, b: Float32Array): Float32Array {
+    return this.scope((s) => {
+      const pa = s.copyIn(a);
+      const pb = s.copyIn(b);
+      const out = s.allocFloats(a.length);
+      checkStatus(this.x.qe_vec_add(pa, pb, out, a.length), 'qe_vec_add');
+      return s.readFloats(out, a.length);
+    });
+  }
+
+  embeddingLookup(ids: Int32Array, table: Float32Array, rows: number, dim: number): Float32Array {
+    return this.scope((s) => {
+      const pIds = s.copyInInt32(ids);
+      const pTable = s.copyIn(table);
+      const out = s.allocFloats(ids.length * dim);
+      checkStatus(this.x.qe_embedding_lookup(pIds, ids.length, pTable, rows, dim, out), 'qe_embedding_lookup');
+      return s.readFloats(out, ids.length * dim);
+    });
+  }
+
+  softmax(x: Float32Array, rows: number, n: number): Float32Array {
+    return this.scope((s) => {
+      const px = s.copyIn(x);
+      const py = s.allocFloats(x.length);
+      checkStatus(this.x.qe_softmax(px, py, rows, n), 'qe_softmax');
+      return s.readFloats(py, x.length);
+    });
+  }
+
+  layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, rows: number, n: number, eps: number): Float32Array {
+    return this.scope((s) => {
+      const px = s.copyIn(x);
+      const pg = s.copyIn(gamma);
+      const pb = s.copyIn(beta);
+      const py = s.allocFloats(x.length);
+      checkStatus(this.x.qe_layer_norm(px, pg, pb, py, rows, n, eps), 'qe_layer_norm');
+      return s.readFloats(py, x.length);
+    });
+  }
+}
+
+/** Allocations that live until release(); QEModule.scope releases them in `finally`. */
+export class AllocationScope {
+  private readonly pointers: number[] = [];
+
+  constructor(private readonly module: QEModule) {}
+
+  alloc(bytes: number): number {
+    const ptr = this.module.alloc(bytes);
+    this.pointers.push(ptr);
+    return ptr;
+  }
+
+  allocFloats(count: number): number {
+    return this.alloc(count * 4);
+  }
+
+  /** Allocates and copies `data` in; returns its pointer. */
+  copyIn(data: Float32Array): number {
+    const ptr = this.alloc(data.length * 4);
+    this.module.f32().set(data, ptr >>> 2);
+    return ptr;
+  }
+
+  copyInInt32(data: Int32Array): number {
+    const ptr = this.alloc(Math.max(data.length, 1) * 4);
+    this.module.i32().set(data, ptr >>> 2);
+    return ptr;
+  }
+
+  /** A copy of `count` floats at ptr. */
+  readFloats(ptr: number, count: number): Float32Array {
+    const start = ptr >>> 2;
+    return this.module.f32().slice(start, start + count);
+  }
+
+  release(): void {
+    let first: unknown;
+    while (this.pointers.length > 0) {
+      const ptr = this.pointers.pop() as number;
+      try {
+        this.module.free(ptr);
+      } catch (error) {
+        first ??= error;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+}
+
+const wrapped = new WeakMap<LoadedWasm, QEModule>();
+
+/** The module for these options (see loader.ts), wrapped once. */
+export async function loadQEModule(options: ModuleLoadOptions = {}): Promise<QEModule> {
+  const loaded = await loadWasm(options);
+  let module = wrapped.get(loaded);
+  if (module === undefined) {
+    module = new QEModule(loaded);
+    wrapped.set(loaded, module);
+  }
+  return module;
+}

@@ -1,0 +1,244 @@
+/**
+ * Argument checks for every public call. A bad call throws before it reaches
+ * the module: TypeError for a value of the wrong type, RangeError for a value
+ * of the right type that is out of range (a length, a size, a non-finite
+ * number). Messages name the argument and give the numbers.
+ */
+import type { AttentionOptions, AttentionStrategy, FlashAttentionConfig } from '../types';
+
+/** Largest size the module's int32 arguments take. */
+export const MAX_INT32 = 0x7fffffff;
+
+const ATTENTION_OPTION_KEYS: readonly string[] = ['heads', 'causal', 'validKeyLength', 'scale', 'kvSeqLen'];
+const STRATEGIES: readonly AttentionStrategy[] = ['latency-optimized', 'throughput-optimized', 'memory-efficient'];
+
+/** A short description of a value for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return `an array of length ${value.length}`;
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
+  if (typeof value === 'number') return `the number ${value}`;
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'object') return `an object (${(value as object).constructor?.name ?? 'no prototype'})`;
+  return `${typeof value} ${String(value)}`;
+}
+
+export function validateFloat32Array(name: string, value: unknown): asserts value is Float32Array {
+  if (!(value instanceof Float32Array)) {
+    throw new TypeError(`${name} must be a Float32Array, got ${describe(value)}`);
+  }
+}
+
+function validateNumber(name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${describe(value)}`);
+}
+
+/** An integer in [1, 2^31 - 1]. */
+export function validatePositiveInteger(name: string, value: unknown): asserts value is number {
+  validateNumber(name, value);
+  if (!Number.isInteger(value)) throw new RangeError(`${name} must be an integer, got ${value}`);
+  if (value < 1) throw new RangeError(`${name} must be at least 1, got ${value}`);
+  if (value > MAX_INT32) throw new RangeError(`${name} must be at most ${MAX_INT32}, got ${value}`);
+}
+
+export function validateFiniteNumber(name: string, value: unknown): asserts value is number {
+  validateNumber(name, value);
+  if (!Number.isFinite(value)) throw new RangeError(`${name} must be finite, got ${value}`);
+}
+
+export function validateBoolean(name: string, value: unknown): asserts value is boolean {
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${describe(value)}`);
+}
+
+/** `array` has exactly `expected` elements; `formula` explains where the number comes from. */
+export function validateLength(name: string, array: ArrayLike<unknown>, expected: number, formula: string): void {
+  if (array.length !== expected) {
+    throw new RangeError(`${name} has length ${array.length} but ${formula} = ${expected}`);
+  }
+}
+
+/** Every element is finite (no NaN, no Infinity). */
+export function validateFiniteElements(name: string, array: Float32Array): void {
+  for (let i = 0; i < array.length; i++) {
+    const x = array[i];
+    // x - x is 0 for every finite x and NaN for NaN and +-Infinity.
+    if (x - x !== 0) throw new RangeError(`${name}[${i}] is ${x}; every element must be finite`);
+  }
+}
+
+/** A Float32Array of `expected` finite elements. */
+export function validateMatrix(name: string, value: unknown, expected: number, formula: string): asserts value is Float32Array {
+  validateFloat32Array(name, value);
+  validateLength(name, value, expected, formula);
+  validateFiniteElements(name, value);
+}
+
+/** Attention arguments with every default filled in. */
+export interface ResolvedAttention {
+  seqLen: number;
+  kvSeqLen: number;
+  dim: number;
+  heads: number;
+  headDim: number;
+  scale: number;
+  causal: boolean;
+  validKeyLength: number;
+}
+
+/** Checks attention arguments and resolves the options against the defaults. */
+export function validateAttention(
+  Q: unknown,
+  K: unknown,
+  V: unknown,
+  seqLen: unknown,
+  dim: unknown,
+  options: AttentionOptions | undefined,
+  defaults: { heads: number; causal: boolean },
+): ResolvedAttention {
+  validatePositiveInteger('seqLen', seqLen);
+  validatePositiveInteger('dim', dim);
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    throw new TypeError(`options must be an object, got ${describe(options)}`);
+  }
+  const opts: AttentionOptions = options ?? {};
+  for (const key of Object.keys(opts)) {
+    if (!ATTENTION_OPTION_KEYS.includes(key)) {
+      throw new TypeError(`unknown attention option '${key}'; known options are: ${ATTENTION_OPTION_KEYS.join(', ')}`);
+    }
+  }
+
+  const kvSeqLen = opts.kvSeqLen ?? seqLen;
+  validatePositiveInteger('options.kvSeqLen', kvSeqLen);
+  const heads = opts.heads ?? defaults.heads;
+  validatePositiveInteger(opts.heads === undefined ? 'heads (config.blocks.headsPerBlock)' : 'options.heads', heads);
+  if (dim % heads !== 0) {
+    throw new RangeError(`heads must divide dim: dim ${dim} is not a multiple of heads ${heads} (dim % heads = ${dim % heads})`);
+  }
+  const headDim = dim / heads;
+  const scale = opts.scale ?? 1 / Math.sqrt(headDim);
+  validateFiniteNumber('options.scale', scale);
+  const causal = opts.causal ?? defaults.causal;
+  validateBoolean(opts.causal === undefined ? 'config.useCausalMask' : 'options.causal', causal);
+  const validKeyLength = opts.validKeyLength ?? kvSeqLen;
+  validateNumber('options.validKeyLength', validKeyLength);
+  if (!Number.isInteger(validKeyLength) || validKeyLength < 1 || validKeyLength > kvSeqLen) {
+    throw new RangeError(`options.validKeyLength must be an integer in [1, kvSeqLen = ${kvSeqLen}], got ${validKeyLength}`);
+  }
+
+  validateMatrix('Q', Q, seqLen * dim, `seqLen x dim = ${seqLen} x ${dim}`);
+  validateMatrix('K', K, kvSeqLen * dim, `kvSeqLen x dim = ${kvSeqLen} x ${dim}`);
+  validateMatrix('V', V, kvSeqLen * dim, `kvSeqLen x dim = ${kvSeqLen} x ${dim}`);
+
+  return { seqLen, kvSeqLen, dim, heads, headDim, scale, causal, validKeyLength };
+}
+
+/** A complete configuration with every field of the right type and in range. */
+export function validateFlashAttentionConfig(config: FlashAttentionConfig): void {
+  if (config.backend !== 'wasm-simd') {
+    throw new RangeError(`config.backend must be 'wasm-simd', got ${describe(config.backend)}`);
+  }
+  if (!STRATEGIES.includes(config.strategy)) {
+    throw new RangeError(`config.strategy must be one of ${STRATEGIES.join(', ')}; got ${describe(config.strategy)}`);
+  }
+  validatePositiveInteger('config.dim', config.dim);
+  if (config.blocks === null || typeof config.blocks !== 'object') {
+    throw new TypeError(`config.blocks must be an object, got ${describe(config.blocks)}`);
+  }
+  validatePositiveInteger('config.blocks.headsPerBlock', config.blocks.headsPerBlock);
+  validatePositiveInteger('config.blocks.queryChunkSize', config.blocks.queryChunkSize);
+  validatePositiveInteger('config.blocks.kvChunkSize', config.blocks.kvChunkSize);
+  validatePositiveInteger('config.blocks.matmulBlockSize', config.blocks.matmulBlockSize);
+  if (config.dropoutRate !== 0) {
+    throw new RangeError(`config.dropoutRate must be 0 (exact inference has no dropout), got ${describe(config.dropoutRate)}`);
+  }
+  validateBoolean('config.useCausalMask', config.useCausalMask);
+  if (config.fusedSoftmax !== true) {
+    throw new RangeError(`config.fusedSoftmax must be true (softmax is always fused), got ${describe(config.fusedSoftmax)}`);
+  }
+  if (config.enableCheckpointing !== false) {
+    throw new RangeError(`config.enableCheckpointing must be false (forward only), got ${describe(config.enableCheckpointing)}`);
+  }
+  const speedup = config.targetSpeedup;
+  if (speedup === null || typeof speedup !== 'object') {
+    throw new TypeError(`config.targetSpeedup must be an object, got ${describe(speedup)}`);
+  }
+  validateFiniteNumber('config.targetSpeedup.min', speedup.min);
+  validateFiniteNumber('config.targetSpeedup.max', speedup.max);
+  if (speedup.min <= 0 || speedup.max < speedup.min) {
+    throw new RangeError(`config.targetSpeedup must have 0 < min <= max, got min ${speedup.min}, max ${speedup.max}`);
+  }
+}
+
+export function validateMatmul(a: unknown, b: unknown, m: unknown, n: unknown, k: unknown): void {
+  validatePositiveInteger('m', m);
+  validatePositiveInteger('n', n);
+  validatePositiveInteger('k', k);
+  validateMatrix('a', a, m * k, `m x k = ${m} x ${k}`);
+  validateMatrix('b', b, k * n, `k x n = ${k} x ${n}`);
+}
+
+export function validateVecAdd(a: unknown, b: unknown): void {
+  validateFloat32Array('a', a);
+  validateFloat32Array('b', b);
+  if (a.length === 0) throw new RangeError('a is empty; vecAdd needs at least one element');
+  validateLength('b', b, a.length, 'a.length');
+  validateFiniteElements('a', a);
+  validateFiniteElements('b', b);
+}
+
+/** Returns the ids as an Int32Array (a copy only when given a plain array). */
+export function validateEmbeddingLookup(ids: unknown, table: unknown, dim: unknown): { ids: Int32Array; rows: number } {
+  validatePositiveInteger('dim', dim);
+  validateFloat32Array('table', table);
+  if (table.length === 0 || table.length % dim !== 0) {
+    throw new RangeError(`table has length ${table.length}, which is not a positive multiple of dim ${dim}`);
+  }
+  const rows = table.length / dim;
+  if (rows > MAX_INT32) throw new RangeError(`table has ${rows} rows; at most ${MAX_INT32} are supported`);
+  validateFiniteElements('table', table);
+
+  let idArray: Int32Array;
+  if (ids instanceof Int32Array) {
+    idArray = ids;
+    for (let i = 0; i < idArray.length; i++) {
+      const id = idArray[i];
+      if (id < 0 || id >= rows) throw new RangeError(`ids[${i}] is ${id}, outside the table's rows [0, ${rows})`);
+    }
+  } else if (Array.isArray(ids)) {
+    idArray = new Int32Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const id: unknown = ids[i];
+      if (typeof id !== 'number') throw new TypeError(`ids[${i}] must be a number, got ${describe(id)}`);
+      if (!Number.isInteger(id)) throw new RangeError(`ids[${i}] must be an integer, got ${id}`);
+      if (id < 0 || id >= rows) throw new RangeError(`ids[${i}] is ${id}, outside the table's rows [0, ${rows})`);
+      idArray[i] = id;
+    }
+  } else {
+    throw new TypeError(`ids must be an Int32Array or an array of numbers, got ${describe(ids)}`);
+  }
+  return { ids: idArray, rows };
+}
+
+/** Returns the number of rows of length rowLength in x. */
+export function validateRows(name: string, x: unknown, rowLength: unknown): number {
+  validateFloat32Array(name, x);
+  if (x.length === 0) throw new RangeError(`${name} is empty`);
+  validatePositiveInteger('rowLength', rowLength);
+  if (x.length % rowLength !== 0) {
+    throw new RangeError(`${name} has length ${x.length}, which is not a multiple of the row length ${rowLength}`);
+  }
+  validateFiniteElements(name, x);
+  return x.length / rowLength;
+}
+
+export function validateLayerNorm(x: unknown, gamma: unknown, beta: unknown, eps: unknown): number {
+  validateFloat32Array('gamma', gamma);
+  validateFloat32Array('beta', beta);
+  if (gamma.length === 0) throw new RangeError('gamma is empty');
+  validateLength('beta', beta, gamma.length, 'gamma.length');
+  validateFiniteNumber('eps', eps);
+  if (eps < 0) throw new RangeError(`eps must be non-negative, got ${eps}`);
+  validateFiniteElements('gamma', gamma);
+  validateFiniteElements('beta', beta);
+  return validateRows('x', x, gamma.length);
+}

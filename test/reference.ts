@@ -1,0 +1,183 @@
+/**
+ * THE float64 reference every Jest test compares against: attention (heads,
+ * causal mask, valid key length, scale, cross attention), matmul, softmax,
+ * layer norm and embedding lookup, written for clarity in double precision,
+ * independently of the module and of js/baseline.ts. Also the seeded random
+ * inputs and the error measures the tests share.
+ */
+
+export interface AttentionShape {
+  seqLen: number;
+  kvSeqLen: number;
+  dim: number;
+  heads: number;
+  causal: boolean;
+  validKeyLength: number;
+  scale: number;
+}
+
+/** Fills in the usual defaults: kvSeqLen = seqLen, scale = 1 / sqrt(dim / heads), all keys valid. */
+export function attentionShape(s: Partial<AttentionShape> & { seqLen: number; dim: number; heads: number }): AttentionShape {
+  const kvSeqLen = s.kvSeqLen ?? s.seqLen;
+  return {
+    seqLen: s.seqLen,
+    kvSeqLen,
+    dim: s.dim,
+    heads: s.heads,
+    causal: s.causal ?? false,
+    validKeyLength: s.validKeyLength ?? kvSeqLen,
+    scale: s.scale ?? 1 / Math.sqrt(s.dim / s.heads),
+  };
+}
+
+/** Output row `row` of attention (all heads), in float64; O(kvSeqLen x dim). */
+export function referenceAttentionRow(
+  Q: ArrayLike<number>,
+  K: ArrayLike<number>,
+  V: ArrayLike<number>,
+  s: AttentionShape,
+  row: number,
+): Float64Array {
+  const { kvSeqLen, dim, heads, causal, validKeyLength, scale } = s;
+  const hd = dim / heads;
+  const out = new Float64Array(dim);
+  const logits = new Float64Array(kvSeqLen);
+  for (let h = 0; h < heads; h++) {
+    let max = -Infinity;
+    for (let j = 0; j < kvSeqLen; j++) {
+      const masked = j >= validKeyLength || (causal && j > row);
+      if (masked) {
+        logits[j] = -Infinity;
+        continue;
+      }
+      let dot = 0;
+      for (let d = 0; d < hd; d++) dot += Q[row * dim + h * hd + d] * K[j * dim + h * hd + d];
+      logits[j] = dot * scale;
+      if (logits[j] > max) max = logits[j];
+    }
+    let sum = 0;
+    for (let j = 0; j < kvSeqLen; j++) {
+      if (logits[j] === -Infinity) continue;
+      const w = Math.exp(logits[j] - max);
+      sum += w;
+      for (let d = 0; d < hd; d++) out[h * hd + d] += w * V[j * dim + h * hd + d];
+    }
+    for (let d = 0; d < hd; d++) out[h * hd + d] /= sum;
+  }
+  return out;
+}
+
+/** All seqLen x dim outputs of attention, in float64. */
+export function referenceAttention(Q: ArrayLike<number>, K: ArrayLike<number>, V: ArrayLike<number>, s: AttentionShape): Float64Array {
+  const out = new Float64Array(s.seqLen * s.dim);
+  for (let i = 0; i < s.seqLen; i++) out.set(referenceAttentionRow(Q, K, V, s, i), i * s.dim);
+  return out;
+}
+
+/** c [m x n] = a [m x k] b [k x n]. */
+export function referenceMatmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, n: number, k: number): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+      c[i * n + j] = s;
+    }
+  }
+  return c;
+}
+
+export function referenceVecAdd(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
+  return out;
+}
+
+/** Softmax of each row of length n. */
+export function referenceSoftmax(x: ArrayLike<number>, n: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / n; r++) {
+    let max = -Infinity;
+    for (let j = 0; j < n; j++) max = Math.max(max, x[r * n + j]);
+    let sum = 0;
+    for (let j = 0; j < n; j++) sum += Math.exp(x[r * n + j] - max);
+    for (let j = 0; j < n; j++) y[r * n + j] = Math.exp(x[r * n + j] - max) / sum;
+  }
+  return y;
+}
+
+/** Layer norm of each row of length gamma.length (biased variance, as PyTorch). */
+export function referenceLayerNorm(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number): Float64Array {
+  const n = gamma.length;
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / n; r++) {
+    let mean = 0;
+    for (let j = 0; j < n; j++) mean += x[r * n + j];
+    mean /= n;
+    let variance = 0;
+    for (let j = 0; j < n; j++) variance += (x[r * n + j] - mean) ** 2;
+    variance /= n;
+    const inv = 1 / Math.sqrt(variance + eps);
+    for (let j = 0; j < n; j++) y[r * n + j] = (x[r * n + j] - mean) * inv * gamma[j] + beta[j];
+  }
+  return y;
+}
+
+export function referenceEmbeddingLookup(ids: ArrayLike<number>, table: ArrayLike<number>, dim: number): Float64Array {
+  const out = new Float64Array(ids.length * dim);
+  for (let i = 0; i < ids.length; i++) {
+    for (let d = 0; d < dim; d++) out[i * dim + d] = table[ids[i] * dim + d];
+  }
+  return out;
+}
+
+/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** count float32 values uniform in [lo, hi). */
+export function uniform(count: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const next = rng(seed);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = lo + (hi - lo) * next();
+  return out;
+}
+
+/** count integers uniform in [lo, hi], as float32 (exact). */
+export function uniformIntegers(count: number, seed: number, lo: number, hi: number): Float32Array {
+  const next = rng(seed);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = lo + Math.floor((hi - lo + 1) * next());
+  return out;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (Number.isNaN(d)) return NaN;
+    if (d > m) m = d;
+  }
+  return m;
+}
+
+/** max |a - b| / max(floor, |b|): relative error with an absolute floor. */
+export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]) / Math.max(floor, Math.abs(b[i]));
+    if (Number.isNaN(d)) return NaN;
+    if (d > m) m = d;
+  }
+  return m;
+}

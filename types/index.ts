@@ -1,0 +1,159 @@
+/**
+ * Public types shared by every layer of qe-flash. Types only: this file
+ * compiles to an empty module.
+ */
+
+/** The QE workloads that have a tuned preset. */
+export type QEWorkloadType =
+  | 'test-similarity'
+  | 'code-embedding'
+  | 'defect-matching'
+  | 'coverage-analysis'
+  | 'pattern-adaptation';
+
+/** What a preset optimizes for. */
+export type AttentionStrategy = 'latency-optimized' | 'throughput-optimized' | 'memory-efficient';
+
+/** Which of the two WebAssembly builds is loaded. */
+export type ModuleKind = 'simd' | 'scalar';
+
+/** Which build to load: 'auto' picks SIMD when the engine validates SIMD128. */
+export type ModuleChoice = 'auto' | ModuleKind;
+
+/** Blocking of the attention loop nest and of matrix products. */
+export interface BlockConfig {
+  /** Default number of attention heads (dim is split into this many). */
+  headsPerBlock: number;
+  /** Query rows per tile asked of the kernel (it clamps to its cache budget). */
+  queryChunkSize: number;
+  /** Key/value rows per tile asked of the kernel (it clamps to its cache budget). */
+  kvChunkSize: number;
+  /** Block size for matrix products. */
+  matmulBlockSize: number;
+}
+
+export interface FlashAttentionConfig {
+  backend: 'wasm-simd';
+  strategy: AttentionStrategy;
+  /** The workload's model width (embedding dimension). */
+  dim: number;
+  blocks: BlockConfig;
+  /** Attention here is exact inference: no dropout. */
+  dropoutRate: 0;
+  /** Default for AttentionOptions.causal. */
+  useCausalMask: boolean;
+  /** Softmax is always fused into the attention loop (online softmax). */
+  fusedSoftmax: true;
+  /** Forward only: nothing to checkpoint. */
+  enableCheckpointing: false;
+  /** The speedup over the naive baseline that the workload aims for. */
+  targetSpeedup: { min: number; max: number };
+}
+
+/** A custom configuration: any field may be left out; blocks merge field by field. */
+export type FlashAttentionConfigOverrides = Partial<Omit<FlashAttentionConfig, 'blocks' | 'targetSpeedup'>> & {
+  blocks?: Partial<BlockConfig>;
+  targetSpeedup?: Partial<FlashAttentionConfig['targetSpeedup']>;
+};
+
+export interface SONAIntegration {
+  enabled: boolean;
+  microLoRARank: number;
+  targetAdaptationMs: number;
+  patternCacheSize: number;
+}
+
+export interface PerformanceTarget {
+  /** Milliseconds per call. */
+  latency: { before: number; after: number };
+  /** Megabytes of working memory. */
+  memory: { before: number; after: number };
+  /** Tokens per second. */
+  throughput: { min: number };
+}
+
+/** Per-call options of the attention methods. */
+export interface AttentionOptions {
+  /** Number of heads dim is split into; default config.blocks.headsPerBlock. */
+  heads?: number;
+  /** Mask keys j > i (top-left aligned); default config.useCausalMask. */
+  causal?: boolean;
+  /** Keys j >= validKeyLength are padding; default kvSeqLen. */
+  validKeyLength?: number;
+  /** Multiplies every q.k; default 1 / sqrt(dim / heads). */
+  scale?: number;
+  /** Rows of K and V; default seqLen. A different value is cross attention. */
+  kvSeqLen?: number;
+}
+
+/** What one computeFlashAttention call measured. */
+export interface FlashAttentionMetrics {
+  workload: QEWorkloadType;
+  seqLen: number;
+  kvSeqLen: number;
+  dim: number;
+  heads: number;
+  causal: boolean;
+  /** Wall time of the call, copies in and out included. */
+  timeMs: number;
+  /** The kernel's working memory in module memory (MiB). */
+  memoryMB: number;
+  /** The module's whole memory after the call (MiB). */
+  peakMemoryMB: number;
+  /** Query tokens per second. */
+  throughput: number;
+  /** Baseline time on the same shape divided by timeMs; null when no baseline ran. */
+  speedup: number | null;
+  baselineTimeMs: number | null;
+  /** Tiles the kernel actually used. */
+  tileQ: number;
+  tileK: number;
+  module: ModuleKind;
+  /** Date.now() at the end of the call. */
+  timestamp: number;
+}
+
+export interface SIMDCapabilities {
+  /** WebAssembly itself is available. */
+  supported: boolean;
+  /** The engine validates SIMD128 instructions. */
+  simd128: boolean;
+  /** The engine validates relaxed-SIMD instructions (no relaxed build exists yet). */
+  relaxedSimd: boolean;
+  /** Operations the loaded module computes with SIMD128 (empty for the scalar build). */
+  vectorOps: string[];
+  module: ModuleKind;
+}
+
+/** Where the module comes from and which build to use. */
+export interface ModuleLoadOptions {
+  /** Default 'auto'; the environment variable QE_FLASH_MODULE forces a build when this is 'auto'. */
+  module?: ModuleChoice;
+  /** Browser: URL of the .wasm file (streamed). Node: a file path or file: URL also works. */
+  wasmUrl?: string | URL;
+  /** The module's bytes, when the caller already has them. */
+  wasmBytes?: BufferSource;
+}
+
+/** Built-in operations that benchmarkOperation can time by name. */
+export type BackendOperation = 'matmul' | 'vecAdd' | 'softmax' | 'layerNorm' | 'embeddingLookup';
+
+export interface OperationBenchmark {
+  operation: string;
+  iterations: number;
+  warmupIterations: number;
+  medianMs: number;
+  meanMs: number;
+  minMs: number;
+  maxMs: number;
+  /** 1000 / medianMs. */
+  opsPerSecond: number;
+  module: ModuleKind;
+}
+
+export interface BenchmarkOptions {
+  /** Untimed calls before timing starts (default max(3, iterations / 10)). */
+  warmup?: number;
+  /** Label for a function operation (default 'custom'). */
+  name?: string;
+}
