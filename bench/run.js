@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * `make bench`: runs the whole suite side by side in this process (the naive
+ * baseline, qe-flash on 1 thread and on all cores, onnxruntime-web), prints
+ * the tables, writes bench/results/latest.{json,md,svg}, and refreshes the
+ * results section of README.md. Exits non-zero when any engine's output
+ * differs from ours by more than the cross-check tolerance.
+ *
+ * Options: --quick (fewer timed runs, no N=16384 row; for a smoke test),
+ *          --no-readme (leave README.md alone).
+ */
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const root = path.join(__dirname, '..');
+const api = require(path.join(root, 'dist', 'cjs', 'js', 'index.js'));
+const bench = require(path.join(root, 'dist', 'cjs', 'js', 'benchmark.js'));
+const { createOnnxRuntimePeers } = require('./peers/onnxruntime');
+const { barChartSvg } = require('./chart');
+const { judgeGoals, goalsMarkdown } = require('./goals');
+
+async function main() {
+  const args = new Set(process.argv.slice(2));
+  const quick = args.has('--quick');
+  const cores = os.cpus().length;
+  const allCores = Math.max(1, cores);
+  const threadCounts = typeof api.threadsAvailable === 'function' && api.threadsAvailable() && allCores > 1 ? [1, allCores] : [1];
+  const ortThreads = allCores > 1 ? [1, allCores] : [1];
+  const { peers, reason } = createOnnxRuntimePeers(ortThreads);
+  if (reason) console.log(`note: ${reason}; its columns will be empty`);
+
+  const started = Date.now();
+  const suite = new bench.FlashAttentionBenchmark({
+    peers,
+    threadCounts,
+    longSequence: !quick,
+    measure: quick ? { warmupCalls: 3, warmupMs: 100, minRuns: 5, minTimeMs: 0 } : {},
+    log: (line) => console.log(line),
+    createEngine: (workload, threads) =>
+      threads === 1 ? api.createQEFlashAttention(workload) : api.createQEFlashAttention(workload, undefined, { threads }),
+  });
+  try {
+    await suite.runFullSuite();
+  } finally {
+    for (const p of peers) if (p.dispose) await p.dispose();
+  }
+  const results = suite.getResults();
+  const machine = suite.getMachine();
+  const goals = judgeGoals(results);
+  const elapsed = ((Date.now() - started) / 1000).toFixed(0);
+
+  const report = [
+    await suite.exportResultsMarkdown(),
+    'Performance goals (issue "Performance: 1.7x faster than onnxruntime-web"), judged on this run:',
+    '',
+    goalsMarkdown(goals),
+    `Produced by \`make bench\` in ${elapsed} s${quick ? ' (--quick)' : ''}. Reproduce with the same command.`,
+    '',
+  ].join('\n');
+
+  const outDir = path.join(root, 'bench', 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals }, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'latest.md'), `# qe-flash benchmark\n\n${report}`);
+
+  const attention = results.filter((r) => r.kind === 'attention' && r.baseline.status === 'ok');
+  const seriesDefs = [
+    ['qe-flash 1 thread', (r) => r.flash],
+    [`qe-flash ${threadCounts[threadCounts.length - 1]} threads`, (r) => r.flashThreads],
+    ['naive JS baseline', (r) => r.baseline],
+    ...ortThreads.map((t) => [`onnxruntime-web ${t} thread${t > 1 ? 's' : ''}`, (r) => r.peers.find((p) => p.threads === t && p.engine.startsWith('onnxruntime-web'))]),
+  ].filter(([, get], i) => i !== 1 || threadCounts.length > 1);
+  const svg = barChartSvg({
+    title: `Attention, median ms per call (${machine.cpu}, ${machine.cores} cores, Node ${machine.node})`,
+    series: seriesDefs.map(([name]) => name),
+    groups: attention.map((r) => ({
+      label: `${r.workload}\nN=${r.shape.seqLen} dim=${r.shape.dim} h=${r.shape.heads}`,
+      values: seriesDefs.map(([, get]) => {
+        const e = get(r);
+        return e && e.status === 'ok' && e.timing ? e.timing.medianMs : null;
+      }),
+    })),
+  });
+  fs.writeFileSync(path.join(outDir, 'latest.svg'), svg);
+
+  if (!args.has('--no-readme') && !quick) {
+    const readmePath = path.join(root, 'README.md');
+    const readme = fs.readFileSync(readmePath, 'utf8');
+    const start = '<!-- bench:start -->';
+    const end = '<!-- bench:end -->';
+    const a = readme.indexOf(start);
+    const b = readme.indexOf(end);
+    if (a >= 0 && b > a) {
+      const body = `${start}\n<!-- written by bench/run.js from bench/results/latest.md; do not edit by hand -->\n\n${report}\n![benchmark chart](bench/results/latest.svg)\n\n${end}`;
+      fs.writeFileSync(readmePath, readme.slice(0, a) + body + readme.slice(b + end.length));
+    }
+  }
+
+  console.log('\n' + report);
+  console.log(`wrote ${path.relative(root, path.join(outDir, 'latest.json'))}, latest.md, latest.svg`);
+  if (!suite.crossChecksPassed()) {
+    console.error('\nFAILED: engines disagree beyond the cross-check tolerance (see CROSS-CHECK lines above)');
+    process.exit(1);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err && err.stack ? err.stack : err);
+    process.exit(1);
+  },
+);

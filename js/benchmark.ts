@@ -1,0 +1,652 @@
+/**
+ * The benchmark suite: for each workload's reference shape, the naive
+ * JavaScript baseline, our module (one thread, and all cores once threads
+ * exist) and any peer engines run on the same inputs in one run; every
+ * output is cross-checked, timings are medians after warm-up with min and
+ * max, memory is measured, and each workload gets PASS or FAIL against
+ * QE_PERFORMANCE_TARGETS.
+ *
+ * Peers (onnxruntime-web) are passed in by the caller: the package itself
+ * depends on none of them. See bench/run.js.
+ */
+import * as os from 'os';
+import type { QEWorkloadType } from '../types';
+import { naiveAttention } from './baseline';
+import { QE_PERFORMANCE_TARGETS } from './config';
+import { createQEFlashAttention, type QEFlashAttention } from './flash-attention';
+import type { ResolvedAttention } from './validate';
+
+const MIB = 1024 * 1024;
+
+/** The seed's promised speedup range over the baseline. */
+export const SEED_SPEEDUP_RANGE = Object.freeze({ min: 2.49, max: 7.47 });
+
+/** Largest |difference| between two engines' outputs before the bench fails. */
+export const CROSS_CHECK_TOLERANCE = 1e-4;
+
+export interface AttentionShape {
+  seqLen: number;
+  dim: number;
+  heads: number;
+}
+
+/** The fixed reference shapes, printed with every result. */
+export const REFERENCE_SHAPES: Readonly<Record<'test-similarity' | 'code-embedding' | 'defect-matching', AttentionShape>> =
+  Object.freeze({
+    'test-similarity': { seqLen: 512, dim: 384, heads: 8 },
+    'code-embedding': { seqLen: 1024, dim: 512, heads: 4 },
+    'defect-matching': { seqLen: 256, dim: 384, heads: 12 },
+  });
+
+/** The long-sequence row: only an O(N) memory engine can run it. */
+export const LONG_SEQUENCE_SHAPE: Readonly<AttentionShape> = Object.freeze({ seqLen: 16384, dim: 384, heads: 8 });
+
+export interface TimingStats {
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  runs: number;
+  warmupRuns: number;
+}
+
+export interface MeasureOptions {
+  /** Untimed calls at least (default 5), and at least warmupMs of them (default 300). */
+  warmupCalls?: number;
+  warmupMs?: number;
+  /** Timed calls at least (default 10), continuing until minTimeMs (default 300) or maxRuns (default 40). */
+  minRuns?: number;
+  minTimeMs?: number;
+  maxRuns?: number;
+}
+
+function median(sorted: number[]): number {
+  const n = sorted.length;
+  return n % 2 === 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/**
+ * Times fn: repeated untimed calls first (V8 optimizes wasm and JS only after
+ * it has seen them run), then each timed call on its own.
+ */
+export async function measure(fn: () => unknown, options: MeasureOptions = {}): Promise<TimingStats> {
+  const warmupCalls = options.warmupCalls ?? 5;
+  const warmupMs = options.warmupMs ?? 300;
+  const minRuns = options.minRuns ?? 10;
+  const minTimeMs = options.minTimeMs ?? 300;
+  const maxRuns = Math.max(minRuns, options.maxRuns ?? 40);
+  let warmupRuns = 0;
+  const warmStart = performance.now();
+  while (warmupRuns < warmupCalls || (performance.now() - warmStart < warmupMs && warmupRuns < 200)) {
+    await fn();
+    warmupRuns++;
+  }
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < minRuns || (performance.now() - start < minTimeMs && times.length < maxRuns)) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { medianMs: median(times), minMs: times[0], maxMs: times[times.length - 1], runs: times.length, warmupRuns };
+}
+
+/** Deterministic inputs in [-1, 1) (mulberry32), so every engine and process sees the same numbers. */
+export function seededUniform(length: number, seed: number): Float32Array {
+  const out = new Float32Array(length);
+  let a = seed >>> 0;
+  for (let i = 0; i < length; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+export interface AttentionInputs {
+  Q: Float32Array;
+  K: Float32Array;
+  V: Float32Array;
+}
+
+export function attentionInputs(shape: AttentionShape, seed = 1): AttentionInputs {
+  const n = shape.seqLen * shape.dim;
+  return { Q: seededUniform(n, seed), K: seededUniform(n, seed + 1), V: seededUniform(n, seed + 2) };
+}
+
+/** What a peer engine reports for one shape. */
+export interface PeerRun {
+  output: Float32Array;
+  timing: TimingStats;
+  /** Growth of process.memoryUsage() from before the engine was set up to after the timed runs. */
+  memory: { arrayBuffersBytes: number; rssBytes: number };
+}
+
+/** Another attention engine to compare against, e.g. onnxruntime-web's wasm backend. */
+export interface AttentionPeer {
+  readonly name: string;
+  readonly threads: number;
+  readonly version?: string;
+  run(shape: AttentionShape, inputs: AttentionInputs, measureOptions: MeasureOptions): Promise<PeerRun>;
+  dispose?(): Promise<void> | void;
+}
+
+export type EngineStatus = 'ok' | 'not built' | 'not installed' | 'skipped' | 'failed';
+
+export interface EngineResult {
+  engine: string;
+  threads: number;
+  status: EngineStatus;
+  timing: TimingStats | null;
+  /** Working memory as this engine's row of the README defines it. */
+  memoryBytes: number | null;
+  memoryHow: string;
+  /** Max |output - ours on one thread|. */
+  maxAbsDiff: number | null;
+  note?: string;
+}
+
+export interface TargetCheck {
+  latencyMs: { target: number; measured: number | null; pass: boolean | null };
+  memoryMB: { target: number; measured: number | null; pass: boolean | null };
+  throughput: { target: number; measured: number | null; unit: string; pass: boolean | null };
+}
+
+export interface BenchmarkResult {
+  workload: QEWorkloadType;
+  /** What is timed, e.g. "attention N=512 dim=384 heads=8". */
+  label: string;
+  kind: 'attention' | 'search' | 'index' | 'adaptation';
+  shape: Record<string, number>;
+  baseline: EngineResult;
+  /** Ours on one thread. */
+  flash: EngineResult;
+  /** Ours on all cores. */
+  flashThreads: EngineResult;
+  peers: EngineResult[];
+  /** Baseline median over our best median. */
+  speedup: number | null;
+  /** 1 - ours / baseline working memory (both: bytes beyond inputs and outputs). */
+  memoryReduction: number | null;
+  /** Seed speedup range reached against the baseline. */
+  seedSpeedupReached: boolean | null;
+  targets: TargetCheck | null;
+  meetsTarget: boolean | null;
+  /** FLOPs of one call, for GFLOP/s (4 N^2 dim for attention). */
+  flops: number | null;
+  crossCheckPassed: boolean;
+}
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryGB: number;
+  node: string;
+  v8: string;
+  platform: string;
+  loadAverage: number[];
+  date: string;
+}
+
+export function describeMachine(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memoryGB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${os.platform()} ${os.arch()}`,
+    loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    date: new Date().toISOString(),
+  };
+}
+
+export interface FlashAttentionBenchmarkOptions {
+  /** Peer engines, run on the same inputs. */
+  peers?: AttentionPeer[];
+  /** Thread counts of ours to run (default [1], plus all cores once the module has threads). */
+  threadCounts?: number[];
+  measure?: MeasureOptions;
+  /** Include the N = 16384 row (default true). */
+  longSequence?: boolean;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+  /** Makes our engine for a workload and thread count (default: createQEFlashAttention). */
+  createEngine?: (workload: QEWorkloadType, threads: number) => Promise<QEFlashAttention | null>;
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
+  }
+  return worst;
+}
+
+/**
+ * Float64 attention for a few query rows: an independent check that the
+ * engines agree with the truth, not only with each other.
+ */
+function referenceRows(inputs: AttentionInputs, shape: AttentionShape, rows: number[]): Map<number, Float64Array> {
+  const { seqLen, dim, heads } = shape;
+  const d = dim / heads;
+  const scale = 1 / Math.sqrt(d);
+  const out = new Map<number, Float64Array>();
+  const s = new Float64Array(seqLen);
+  for (const i of rows) {
+    const row = new Float64Array(dim);
+    for (let h = 0; h < heads; h++) {
+      let max = -Infinity;
+      for (let j = 0; j < seqLen; j++) {
+        let dot = 0;
+        for (let p = 0; p < d; p++) dot += inputs.Q[i * dim + h * d + p] * inputs.K[j * dim + h * d + p];
+        s[j] = dot * scale;
+        if (s[j] > max) max = s[j];
+      }
+      let sum = 0;
+      for (let j = 0; j < seqLen; j++) {
+        s[j] = Math.exp(s[j] - max);
+        sum += s[j];
+      }
+      for (let p = 0; p < d; p++) {
+        let acc = 0;
+        for (let j = 0; j < seqLen; j++) acc += s[j] * inputs.V[j * dim + h * d + p];
+        row[h * d + p] = acc / sum;
+      }
+    }
+    out.set(i, row);
+  }
+  return out;
+}
+
+function notRun(engine: string, threads: number, status: EngineStatus, note: string): EngineResult {
+  return { engine, threads, status, timing: null, memoryBytes: null, memoryHow: '', maxAbsDiff: null, note };
+}
+
+function targetChecks(
+  workload: QEWorkloadType,
+  latencyMs: number | null,
+  memoryMB: number | null,
+  throughput: number | null,
+  unit: string,
+): TargetCheck {
+  const t = QE_PERFORMANCE_TARGETS[workload];
+  const le = (v: number | null, limit: number) => (v === null ? null : v <= limit);
+  const ge = (v: number | null, limit: number) => (v === null ? null : v >= limit);
+  return {
+    latencyMs: { target: t.latency.after, measured: latencyMs, pass: le(latencyMs, t.latency.after) },
+    memoryMB: { target: t.memory.after, measured: memoryMB, pass: le(memoryMB, t.memory.after) },
+    throughput: { target: t.throughput.min, measured: throughput, unit, pass: ge(throughput, t.throughput.min) },
+  };
+}
+
+function allPass(t: TargetCheck | null): boolean | null {
+  if (!t) return null;
+  const passes = [t.latencyMs.pass, t.memoryMB.pass, t.throughput.pass];
+  if (passes.some((p) => p === null)) return null;
+  return passes.every(Boolean);
+}
+
+export class FlashAttentionBenchmark {
+  private results: BenchmarkResult[] = [];
+  private machine: MachineInfo | null = null;
+  private readonly options: FlashAttentionBenchmarkOptions;
+
+  constructor(options: FlashAttentionBenchmarkOptions = {}) {
+    this.options = options;
+  }
+
+  /** Every workload's row, plus the long-sequence row. */
+  async runFullSuite(): Promise<BenchmarkResult[]> {
+    this.results = [];
+    this.machine = describeMachine();
+    for (const workload of ['test-similarity', 'code-embedding', 'defect-matching', 'coverage-analysis', 'pattern-adaptation'] as const) {
+      await this.benchmarkWorkload(workload);
+    }
+    if (this.options.longSequence ?? true) await this.benchmarkLongSequence();
+    return this.getResults();
+  }
+
+  /** The rows of one workload (attention, and its search or index rows); they are added to getResults(). */
+  async benchmarkWorkload(workload: QEWorkloadType): Promise<BenchmarkResult[]> {
+    if (this.machine === null) this.machine = describeMachine();
+    const rows: BenchmarkResult[] = [];
+    if (workload === 'test-similarity' || workload === 'code-embedding' || workload === 'defect-matching') {
+      rows.push(await this.attentionRow(workload, REFERENCE_SHAPES[workload], true));
+    } else if (workload === 'coverage-analysis') {
+      rows.push(this.notBuiltRow(workload, 'index', 'HNSW top-10 query in 100,000 x 384', { n: 100000, dim: 384, k: 10 }));
+    } else {
+      rows.push(this.notBuiltRow(workload, 'adaptation', 'Micro-LoRA rank 2, dim 256, one adaptation step', { rank: 2, dim: 256 }));
+    }
+    this.results.push(...rows);
+    return rows;
+  }
+
+  /** N = 16384, dim 384, 8 heads: ours only; the others' score matrices alone would not fit. */
+  async benchmarkLongSequence(): Promise<BenchmarkResult> {
+    const row = await this.attentionRow('code-embedding', LONG_SEQUENCE_SHAPE, false);
+    this.results.push(row);
+    return row;
+  }
+
+  getResults(): BenchmarkResult[] {
+    return this.results.map((r) => structuredClone(r));
+  }
+
+  getMachine(): MachineInfo {
+    return this.machine ?? describeMachine();
+  }
+
+  exportResultsJSON(): string {
+    return JSON.stringify({ machine: this.getMachine(), tolerance: CROSS_CHECK_TOLERANCE, results: this.results }, null, 2);
+  }
+
+  /** Writes the Markdown report to `path` and returns it. */
+  async exportResultsMarkdown(path?: string): Promise<string> {
+    const md = formatMarkdown(this.results, this.getMachine());
+    if (path) {
+      const fs = await import('fs');
+      fs.writeFileSync(path, md);
+    }
+    return md;
+  }
+
+  /** True when every row that ran agreed across engines within CROSS_CHECK_TOLERANCE. */
+  crossChecksPassed(): boolean {
+    return this.results.every((r) => r.crossCheckPassed);
+  }
+
+  private log(line: string): void {
+    this.options.log?.(line);
+  }
+
+  private threadCounts(): number[] {
+    return this.options.threadCounts ?? [1];
+  }
+
+  private async engine(workload: QEWorkloadType, threads: number): Promise<QEFlashAttention | null> {
+    if (this.options.createEngine) return this.options.createEngine(workload, threads);
+    return threads === 1 ? createQEFlashAttention(workload) : null;
+  }
+
+  private notBuiltRow(
+    workload: QEWorkloadType,
+    kind: BenchmarkResult['kind'],
+    label: string,
+    shape: Record<string, number>,
+  ): BenchmarkResult {
+    const nb = (engine: string) => notRun(engine, 1, 'not built', 'lands with its own issue');
+    return {
+      workload,
+      label,
+      kind,
+      shape,
+      baseline: nb('baseline'),
+      flash: nb('qe-flash'),
+      flashThreads: nb('qe-flash'),
+      peers: [],
+      speedup: null,
+      memoryReduction: null,
+      seedSpeedupReached: null,
+      targets: null,
+      meetsTarget: null,
+      flops: null,
+      crossCheckPassed: true,
+    };
+  }
+
+  private async attentionRow(workload: QEWorkloadType, shape: AttentionShape, withOthers: boolean): Promise<BenchmarkResult> {
+    const { seqLen, dim, heads } = shape;
+    const label = `attention N=${seqLen} dim=${dim} heads=${heads}`;
+    const inputs = attentionInputs(shape);
+    const flops = 4 * seqLen * seqLen * dim;
+    const measureOptions = withOthers ? this.options.measure ?? {} : { warmupCalls: 1, warmupMs: 0, minRuns: 3, minTimeMs: 0 };
+    const options = { heads };
+    this.log(`${workload}: ${label}`);
+
+    // Ours on one thread first: every other output is compared with it.
+    const ours1 = await this.engine(workload, 1);
+    if (ours1 === null) throw new Error('the single-thread engine could not be created');
+    let reference: Float32Array = new Float32Array(0);
+    const timing1 = await measure(() => {
+      reference = ours1.computeFlashAttentionSync(inputs.Q, inputs.K, inputs.V, seqLen, dim, options);
+    }, measureOptions);
+    const last1 = ours1.getMetrics().pop();
+    const workBytes1 = last1 ? last1.memoryMB * MIB : null;
+    ours1.dispose();
+    const flash: EngineResult = {
+      engine: 'qe-flash',
+      threads: 1,
+      status: 'ok',
+      timing: timing1,
+      memoryBytes: workBytes1,
+      memoryHow: 'kernel working memory (arena high-water)',
+      maxAbsDiff: 0,
+      note: last1 ? `${last1.module} module, tiles ${last1.tileQ}x${last1.tileK}` : undefined,
+    };
+    this.log(`  qe-flash 1 thread: ${timing1.medianMs.toFixed(2)} ms`);
+
+    // Independent check against float64 on sampled rows.
+    const sample = [0, Math.floor(seqLen / 3), seqLen - 1].filter((v, i, a) => a.indexOf(v) === i);
+    let truthDiff = 0;
+    if (seqLen <= 4096) {
+      for (const [i, row] of referenceRows(inputs, shape, sample)) {
+        for (let c = 0; c < dim; c++) truthDiff = Math.max(truthDiff, Math.abs(reference[i * dim + c] - row[c]));
+      }
+    }
+    let crossCheckPassed = truthDiff <= CROSS_CHECK_TOLERANCE;
+    if (!crossCheckPassed) this.log(`  CROSS-CHECK FAILED: qe-flash differs from float64 by ${truthDiff}`);
+
+    // Ours on all cores.
+    let flashThreads = notRun('qe-flash', os.cpus().length, 'not built', 'threads not built yet');
+    const multi = this.threadCounts().filter((t) => t > 1);
+    for (const threads of multi) {
+      const engine = await this.engine(workload, threads);
+      if (engine === null) continue;
+      let out: Float32Array = new Float32Array(0);
+      const timing = await measure(() => {
+        out = engine.computeFlashAttentionSync(inputs.Q, inputs.K, inputs.V, seqLen, dim, options);
+      }, measureOptions);
+      const last = engine.getMetrics().pop();
+      engine.dispose();
+      const diff = maxAbsDiff(out, reference);
+      if (!(diff <= CROSS_CHECK_TOLERANCE)) {
+        crossCheckPassed = false;
+        this.log(`  CROSS-CHECK FAILED: qe-flash ${threads} threads differs by ${diff}`);
+      }
+      flashThreads = {
+        engine: 'qe-flash',
+        threads,
+        status: 'ok',
+        timing,
+        memoryBytes: last ? last.memoryMB * MIB : null,
+        memoryHow: 'kernel working memory, all workers (arena high-water)',
+        maxAbsDiff: diff,
+      };
+      this.log(`  qe-flash ${threads} threads: ${timing.medianMs.toFixed(2)} ms`);
+    }
+
+    // The naive baseline and the peers, same inputs.
+    let baseline = notRun('baseline', 1, 'skipped', `its ${seqLen} x ${seqLen} score matrix is ${((seqLen * seqLen * 4) / MIB).toFixed(0)} MiB`);
+    const peers: EngineResult[] = [];
+    if (withOthers) {
+      const resolved: ResolvedAttention = {
+        seqLen,
+        kvSeqLen: seqLen,
+        dim,
+        heads,
+        headDim: dim / heads,
+        scale: 1 / Math.sqrt(dim / heads),
+        causal: false,
+        validKeyLength: seqLen,
+      };
+      let out: Float32Array = new Float32Array(0);
+      const slow = { ...measureOptions, warmupCalls: 3, warmupMs: 0, minTimeMs: 0 };
+      const timing = await measure(() => {
+        out = naiveAttention(inputs.Q, inputs.K, inputs.V, resolved);
+      }, slow);
+      const diff = maxAbsDiff(out, reference);
+      if (!(diff <= CROSS_CHECK_TOLERANCE)) {
+        crossCheckPassed = false;
+        this.log(`  CROSS-CHECK FAILED: baseline differs by ${diff}`);
+      }
+      baseline = {
+        engine: 'baseline (naive JS)',
+        threads: 1,
+        status: 'ok',
+        timing,
+        memoryBytes: seqLen * seqLen * 4,
+        memoryHow: 'its score matrix',
+        maxAbsDiff: diff,
+      };
+      this.log(`  baseline: ${timing.medianMs.toFixed(2)} ms`);
+
+      for (const peer of this.options.peers ?? []) {
+        try {
+          const run = await peer.run(shape, inputs, measureOptions);
+          const diff = maxAbsDiff(run.output, reference);
+          if (!(diff <= CROSS_CHECK_TOLERANCE)) {
+            crossCheckPassed = false;
+            this.log(`  CROSS-CHECK FAILED: ${peer.name} (${peer.threads} threads) differs by ${diff}`);
+          }
+          peers.push({
+            engine: peer.name + (peer.version ? ` ${peer.version}` : ''),
+            threads: peer.threads,
+            status: 'ok',
+            timing: run.timing,
+            memoryBytes: Math.max(run.memory.arrayBuffersBytes, run.memory.rssBytes),
+            memoryHow: 'growth of process arrayBuffers / rss',
+            maxAbsDiff: diff,
+            note: `arrayBuffers +${(run.memory.arrayBuffersBytes / MIB).toFixed(1)} MiB, rss +${(run.memory.rssBytes / MIB).toFixed(1)} MiB`,
+          });
+          this.log(`  ${peer.name} ${peer.threads} thread(s): ${run.timing.medianMs.toFixed(2)} ms`);
+        } catch (err) {
+          peers.push(notRun(peer.name, peer.threads, 'failed', String((err as Error).message ?? err)));
+          crossCheckPassed = false;
+          this.log(`  ${peer.name} FAILED: ${(err as Error).message}`);
+        }
+      }
+    }
+
+    const best = [flash, flashThreads].filter((e) => e.timing).sort((a, b) => a.timing!.medianMs - b.timing!.medianMs)[0];
+    const speedup = baseline.timing && best.timing ? baseline.timing.medianMs / best.timing.medianMs : null;
+    const memoryReduction =
+      baseline.memoryBytes && best.memoryBytes !== null ? 1 - best.memoryBytes / baseline.memoryBytes : null;
+    const targets = withOthers
+      ? targetChecks(
+          workload,
+          best.timing!.medianMs,
+          best.memoryBytes !== null ? best.memoryBytes / MIB : null,
+          seqLen / (best.timing!.medianMs / 1000),
+          'tokens/s',
+        )
+      : null;
+    return {
+      workload,
+      label,
+      kind: 'attention',
+      shape: { ...shape },
+      baseline,
+      flash,
+      flashThreads,
+      peers,
+      speedup,
+      memoryReduction,
+      seedSpeedupReached: speedup === null ? null : speedup >= SEED_SPEEDUP_RANGE.min,
+      targets,
+      meetsTarget: allPass(targets),
+      flops,
+      crossCheckPassed,
+    };
+  }
+}
+
+function fmtMs(t: TimingStats | null): string {
+  if (!t) return '';
+  const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  return `${f(t.medianMs)} (${f(t.minMs)}-${f(t.maxMs)})`;
+}
+
+function cell(e: EngineResult | undefined, flops: number | null): string {
+  if (!e) return 'n/a';
+  if (e.status !== 'ok') return e.status;
+  const gf = flops && e.timing ? ` · ${(flops / e.timing.medianMs / 1e6).toFixed(1)} GF/s` : '';
+  return `${fmtMs(e.timing)}${gf}`;
+}
+
+function mib(bytes: number | null): string {
+  if (bytes === null) return '';
+  return bytes >= MIB ? `${(bytes / MIB).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(0)} KiB`;
+}
+
+function passFail(p: boolean | null): string {
+  return p === null ? 'n/a' : p ? 'PASS' : 'FAIL';
+}
+
+/** The report: machine, the timing table, memory, targets. */
+export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo): string {
+  const peerNames = [...new Set(results.flatMap((r) => r.peers.map((p) => `${p.engine}|${p.threads}`)))];
+  const lines: string[] = [];
+  lines.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; load average at start ${machine.loadAverage.join(' / ')}; ${machine.date}.`);
+  lines.push('');
+  lines.push('Times are medians in ms with (min-max) over at least 10 timed runs after warm-up; GF/s counts 4·N²·dim FLOPs.');
+  lines.push('');
+  const head = ['workload', 'what is timed', 'baseline (naive JS)', 'qe-flash 1 thread', 'qe-flash all cores', ...peerNames.map((p) => {
+    const [name, threads] = p.split('|');
+    return `${name} ${threads} thr`;
+  }), 'vs baseline', 'cross-check'];
+  lines.push(`| ${head.join(' | ')} |`);
+  lines.push(`|${head.map(() => '---').join('|')}|`);
+  for (const r of results) {
+    const peerCells = peerNames.map((p) => cell(r.peers.find((e) => `${e.engine}|${e.threads}` === p), r.flops));
+    const threadsCell = r.flashThreads.status === 'ok' ? `${cell(r.flashThreads, r.flops)} (${r.flashThreads.threads} thr)` : r.flashThreads.status;
+    const diffs = [r.baseline, r.flashThreads, ...r.peers].map((e) => e.maxAbsDiff).filter((d): d is number => d !== null);
+    const check = r.kind === 'attention' && r.flash.status === 'ok'
+      ? `${r.crossCheckPassed ? 'ok' : 'FAILED'}${diffs.length ? `, max diff ${Math.max(...diffs).toExponential(1)}` : ''}`
+      : r.flash.status === 'ok' ? (r.crossCheckPassed ? 'ok' : 'FAILED') : '';
+    lines.push(`| ${[
+      r.workload,
+      r.label,
+      cell(r.baseline, r.flops),
+      cell(r.flash, r.flops),
+      threadsCell,
+      ...peerCells,
+      r.speedup === null ? '' : `${r.speedup.toFixed(1)}x`,
+      check,
+    ].join(' | ')} |`);
+  }
+  lines.push('');
+  lines.push('Memory (working memory beyond inputs and outputs):');
+  lines.push('');
+  lines.push('| workload | what is timed | qe-flash | baseline | reduction | peers |');
+  lines.push('|---|---|---|---|---|---|');
+  for (const r of results.filter((x) => x.flash.status === 'ok')) {
+    const ours = r.flashThreads.status === 'ok' ? r.flashThreads : r.flash;
+    lines.push(`| ${r.workload} | ${r.label} | ${mib(ours.memoryBytes)} | ${r.baseline.status === 'ok' ? mib(r.baseline.memoryBytes) : r.baseline.note ?? r.baseline.status} | ${r.memoryReduction === null ? '' : `${(r.memoryReduction * 100).toFixed(1)}%`} | ${r.peers.filter((p) => p.status === 'ok').map((p) => `${p.engine} ${p.threads} thr: ${p.note}`).join('; ')} |`);
+  }
+  lines.push('');
+  lines.push('Targets (QE_PERFORMANCE_TARGETS: latency after, memory after, throughput minimum; judged on our best configuration):');
+  lines.push('');
+  lines.push('| workload | what is timed | latency | memory | throughput | seed speedup 2.49x-7.47x | verdict |');
+  lines.push('|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    if (!r.targets) {
+      if (r.flash.status !== 'ok') lines.push(`| ${r.workload} | ${r.label} | | | | | not built |`);
+      continue;
+    }
+    const t = r.targets;
+    lines.push(`| ${r.workload} | ${r.label} | ${t.latencyMs.measured?.toFixed(2)} ms <= ${t.latencyMs.target} ${passFail(t.latencyMs.pass)} | ${t.memoryMB.measured?.toFixed(2)} MB <= ${t.memoryMB.target} ${passFail(t.memoryMB.pass)} | ${Math.round(t.throughput.measured ?? 0)} ${t.throughput.unit} >= ${t.throughput.target} ${passFail(t.throughput.pass)} | ${r.speedup === null ? 'n/a' : `${r.speedup.toFixed(1)}x ${r.seedSpeedupReached ? 'reached' : 'not reached'}`} | ${passFail(r.meetsTarget)} |`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** Runs the whole suite with the given options; see FlashAttentionBenchmark. */
+export async function runFlashAttentionBenchmarks(options: FlashAttentionBenchmarkOptions = {}): Promise<BenchmarkResult[]> {
+  return new FlashAttentionBenchmark(options).runFullSuite();
+}
