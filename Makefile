@@ -16,6 +16,24 @@ EMFLAGS     := -O3 -std=c11 -Wall -Wextra -Werror -Icsrc \
 
 WASM_SIMD   := wasm/qe-flash-simd.wasm
 WASM_SCALAR := wasm/qe-flash-scalar.wasm
+WASM_MT     := wasm/qe-flash-simd-mt.wasm
+
+# The third module: SIMD128 plus atomics, on a shared memory that it imports,
+# so the main thread's instance and one per worker run on the same memory.
+# emcc refuses pthreads with STANDALONE_WASM, so: emcc compiles objects only,
+# and wasm-ld links them itself. No libc is linked: csrc/runtime/heap.c
+# (QE_OWN_HEAP) provides malloc/free/aligned_alloc; memcpy and memset become
+# memory.copy/fill (bulk memory). Exported: every qe_* entry, and
+# __stack_pointer so each worker instance can be given its own stack.
+WASM_LD     ?= wasm-ld-14
+MT_OBJDIR   := build/mt
+MT_OBJS     := $(patsubst csrc/%.c,$(MT_OBJDIR)/%.o,$(CSRC))
+MT_CFLAGS   := -O3 -std=c11 -Wall -Wextra -Werror -Icsrc -msimd128 -matomics -mbulk-memory \
+               -mmutable-globals -DQE_OWN_HEAP
+comma       := ,
+MT_LDFLAGS  := --no-entry --import-memory --shared-memory --initial-memory=16777216 \
+               --max-memory=4294967296 -z stack-size=1048576 --strip-debug \
+               --export=__stack_pointer $(patsubst _%,--export=%,$(subst $(comma), ,$(EXPORTS)))
 
 # Native build: the same kernels through SIMDe's SIMD128 implementation, with sanitizers.
 NATIVE_FLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -Icsrc -DQE_NATIVE_SIMDE \
@@ -29,7 +47,7 @@ TS_SRC      := $(sort $(wildcard js/*.ts types/*.ts))
 
 all: wasm dist
 
-wasm: $(WASM_SIMD) $(WASM_SCALAR)
+wasm: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT)
 
 $(WASM_SIMD): $(CSRC) $(CHDR) Makefile
 	@mkdir -p wasm
@@ -38,6 +56,16 @@ $(WASM_SIMD): $(CSRC) $(CHDR) Makefile
 $(WASM_SCALAR): $(CSRC) $(CHDR) Makefile
 	@mkdir -p wasm
 	$(EMCC) $(EMFLAGS) $(CSRC) -o $@
+
+$(MT_OBJDIR)/%.o: csrc/%.c $(CHDR) Makefile
+	@mkdir -p $(dir $@)
+	$(EMCC) $(MT_CFLAGS) -c $< -o $@
+
+$(WASM_MT): $(MT_OBJS) Makefile scripts/check-mt-module.cjs
+	@mkdir -p wasm
+	$(WASM_LD) $(MT_LDFLAGS) $(MT_OBJS) -o $(MT_OBJDIR)/linked.wasm
+	node scripts/check-mt-module.cjs $(MT_OBJDIR)/linked.wasm
+	cp $(MT_OBJDIR)/linked.wasm $@
 
 dist: dist/.stamp
 

@@ -78,4 +78,120 @@ QE_EXPORT int qe_attention(const float *q, const float *k, const float *v, float
 QE_EXPORT int32_t qe_attention_tile_q(void);
 QE_EXPORT int32_t qe_attention_tile_k(void);
 
+/* ------------------------------------------------------------------------
+ * Similarity search and code-embedding features (issue 5; implemented in
+ * csrc/api_search.c, kernels in csrc/search/ and csrc/embed/).
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A corpus for qe_cosine_topk is stored in panels of P = qe_corpus_panel_rows()
+ * (16) rows, dimension-major inside a panel: row r, element d is at float
+ * ((r / P) * dim + d) * P + r % P. A corpus of `capacity` rows (a multiple
+ * of P) takes capacity * dim floats, and its inverse norms `capacity`
+ * floats. Write it only through qe_corpus_store_rows and qe_corpus_move_row.
+ */
+QE_EXPORT int32_t qe_corpus_panel_rows(void);
+
+/*
+ * Stores rows [count x dim] (row-major) as corpus rows row0 .. row0 + count,
+ * and their inverse norms 1 / |row| in inv_norms[row0 ..]: 0 for a zero
+ * vector (norm below FLT_MIN), whose similarity to anything is then 0.
+ * QE_ERR_ARGUMENT when capacity is not a positive multiple of P, the rows
+ * do not fit, or a row has a non-finite element or a norm above FLT_MAX
+ * (the rows are stored all the same, such a row with inverse norm 0).
+ */
+QE_EXPORT int qe_corpus_store_rows(float *corpus, float *inv_norms, int32_t capacity, int32_t dim, int32_t row0, const float *rows, int32_t count);
+
+/* Copies corpus row `from` and its inverse norm over row `to` (compaction
+ * after a removal). QE_ERR_INDEX when either is outside [0, capacity). */
+QE_EXPORT int qe_corpus_move_row(float *corpus, float *inv_norms, int32_t capacity, int32_t dim, int32_t from, int32_t to);
+
+/*
+ * Exact cosine top-k of nq queries [nq x dim] (row-major) against the first
+ * n rows of a stored corpus. For query i, row out_idx[i * k + j] and its
+ * similarity out_score[i * k + j], j < min(k, n), best first: similarity
+ * descending, ties by lower row index. k > n is allowed: entries j >= n get
+ * index -1 and score 0. Similarity is dot(q, x) / (|q| |x|) clamped to
+ * [-1, 1], and 0 when either is a zero vector. QE_ERR_ARGUMENT for a
+ * non-finite query or one whose norm exceeds FLT_MAX. Working memory:
+ * about 64 * dim * 4 + 4 * nq bytes, whatever n is.
+ */
+QE_EXPORT int qe_cosine_topk(const float *queries, int32_t nq, const float *corpus, const float *inv_norms, int32_t n, int32_t dim, int32_t k, int32_t *out_idx, float *out_score);
+
+/*
+ * Fills table [rows x dim] with the deterministic feature-hashing table:
+ * element (r, c) is scale times a hash of (seed, r, c) mapped to
+ * [-sqrt(3), sqrt(3)) (variance 1). The same seed gives the same table in
+ * both builds. scale must be finite.
+ */
+QE_EXPORT int qe_feature_table_fill(float *table, int32_t rows, int32_t dim, uint32_t seed, float scale);
+
+/*
+ * Signed feature hashing, token by token: out[t] (dim floats) = sum over
+ * features f in [offsets[t], offsets[t + 1]) of weights[f] * table[rows[f]].
+ * offsets has tokens + 1 entries, ascending from 0 to features (a token may
+ * have none: a zero vector); rows and weights have `features` entries (a
+ * weight is the feature's sign times its weight; it must be finite).
+ * QE_ERR_ARGUMENT for bad offsets or weights, QE_ERR_INDEX for a row
+ * outside [0, table_rows).
+ */
+QE_EXPORT int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const float *weights, int32_t tokens, int32_t features, const float *table, int32_t table_rows, int32_t dim, float *out);
+
+/* ------------------------------------------------------------------------
+ * Attention jobs: one attention call shared by several threads (issue 4;
+ * implemented in csrc/api_threads.c). Used by the multi-threaded module
+ * wasm/qe-flash-simd-mt.wasm, whose instances (the main thread's and one per
+ * worker) share one linear memory; every module exports them, and without
+ * threads the participants just run one after another.
+ *
+ * Protocol: the main thread creates a job (the only step that allocates),
+ * hands the pointer to workers 1 .. workers-1 and calls
+ * qe_attention_job_work(job, 0) itself; each participant grabs tasks until
+ * none are left, then counts itself finished (and, in the threaded build,
+ * wakes waiters on qe_attention_job_finished_address with memory.atomic.notify).
+ * When the count reaches the number of participants that were started, the
+ * output is complete and the main thread destroys the job. Between create and
+ * destroy no other entry may use the arena (it holds the workspaces).
+ * ------------------------------------------------------------------------ */
+
+/* Most participants one job accepts. */
+#define QE_ATTENTION_JOB_MAX_WORKERS 64
+
+typedef struct qe_attention_job qe_attention_job;
+
+/* 1 when this build has WebAssembly atomics (the shared-memory module). */
+QE_EXPORT int qe_thread_support(void);
+
+/*
+ * A job computing exactly what qe_attention computes with the same arguments,
+ * for 1 <= workers <= QE_ATTENTION_JOB_MAX_WORKERS participants. NULL for any
+ * argument qe_attention rejects, a bad worker count, or no memory. The
+ * workspaces of min(workers, tasks) participants come from the arena, so
+ * qe_workspace_last_bytes reports them all.
+ */
+QE_EXPORT qe_attention_job *qe_attention_job_create(const float *q, const float *k, const float *v, float *o,
+                                                    int32_t nq, int32_t nk, int32_t dim, int32_t heads, float scale,
+                                                    int32_t causal, int32_t valid_k, int32_t block_q, int32_t block_k,
+                                                    int32_t workers);
+
+/* Participant `worker` (0 <= worker < workers, each at most once) runs tasks
+ * until none are left. Returns how many it ran, or a negative status. */
+QE_EXPORT int32_t qe_attention_job_work(qe_attention_job *job, int32_t worker);
+
+/* Participants done so far, and the address of that count (an int32 for
+ * Atomics.wait). */
+QE_EXPORT int32_t qe_attention_job_finished(const qe_attention_job *job);
+QE_EXPORT int32_t *qe_attention_job_finished_address(qe_attention_job *job);
+
+/* The job's task count and the tile sizes it uses. */
+QE_EXPORT int32_t qe_attention_job_task_count(const qe_attention_job *job);
+QE_EXPORT int32_t qe_attention_job_tile_q(const qe_attention_job *job);
+QE_EXPORT int32_t qe_attention_job_tile_k(const qe_attention_job *job);
+
+/* Frees the job (not the arena). QE_ERR_ARGUMENT, and nothing freed, while a
+ * participant that joined has not finished. NULL is a no-op. */
+QE_EXPORT int qe_attention_job_destroy(qe_attention_job *job);
+
+/* ---------------------------------------------------- end of attention jobs */
+
 #endif /* QE_API_H */

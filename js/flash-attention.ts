@@ -13,8 +13,10 @@ import type {
 } from '../types';
 import { naiveAttention } from './baseline';
 import { assertWorkloadType, cloneConfig, getQEFlashAttentionConfig, mergeConfig } from './config';
+import { MODULE_ENV_VAR } from './loader';
 import { MetricsRecorder } from './metrics';
 import { loadQEModule, type QEModule } from './module';
+import { defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './threads';
 import { validateAttention, type ResolvedAttention } from './validate';
 
 export class QEFlashAttention {
@@ -22,14 +24,20 @@ export class QEFlashAttention {
   private module: QEModule | null;
   private readonly metrics = new MetricsRecorder();
 
-  /** Use createQEFlashAttention(), which loads the module and builds the config. */
+  /**
+   * Use createQEFlashAttention(), which loads the module and builds the
+   * config. threads: the most threads a call may use (the module's worker
+   * pool permitting).
+   */
   constructor(
     private readonly workload: QEWorkloadType,
     config: FlashAttentionConfig,
     module: QEModule,
+    private readonly threads: number = 1,
   ) {
     this.config = cloneConfig(config);
     this.module = module;
+    if (threads > 1) module.pool?.retain();
   }
 
   /**
@@ -57,9 +65,11 @@ export class QEFlashAttention {
     options?: AttentionOptions,
   ): Float32Array {
     const module = this.live();
+    // Workers wake while the arguments are checked and copied.
+    if (this.threads > 1) module.pool?.wake(this.threads, estimateAttentionFlops(Q, K, dim));
     const shape = this.resolve(Q, K, V, seqLen, dim, options);
     const start = performance.now();
-    const run = module.attention(Q, K, V, shape, this.config.blocks.queryChunkSize, this.config.blocks.kvChunkSize);
+    const run = module.attention(Q, K, V, shape, this.config.blocks.queryChunkSize, this.config.blocks.kvChunkSize, this.threads);
     const timeMs = performance.now() - start;
     this.metrics.record({
       workload: this.workload,
@@ -70,6 +80,7 @@ export class QEFlashAttention {
       tileQ: run.tileQ,
       tileK: run.tileK,
       module: module.kind,
+      threads: run.threads,
     });
     return run.output;
   }
@@ -130,8 +141,18 @@ export class QEFlashAttention {
     return this.workload;
   }
 
-  /** Releases this instance; every later call throws. Calling it again does nothing. */
+  /** The most threads a call may use: 1 on the single-thread builds. */
+  getThreads(): number {
+    return this.live().pool !== null ? this.threads : 1;
+  }
+
+  /**
+   * Releases this instance; every later call throws. Calling it again does
+   * nothing. When it was the last instance using the worker threads, they
+   * are stopped (they never keep the process alive in any case).
+   */
   dispose(): void {
+    if (this.module !== null && this.threads > 1) this.module.pool?.release();
     this.module = null;
     this.metrics.reset();
   }
@@ -159,8 +180,21 @@ export class QEFlashAttention {
 }
 
 /**
+ * Threads asked for: loadOptions.threads when given; else min(2, cores)
+ * where threads can run and the build is left to 'auto' (no QE_FLASH_MODULE);
+ * else 1.
+ */
+async function resolveThreads(loadOptions: ModuleLoadOptions | undefined): Promise<number> {
+  if (loadOptions?.threads !== undefined) return validateThreadCount(loadOptions.threads, 'threads');
+  const auto = loadOptions?.module === undefined || loadOptions.module === 'auto';
+  const forced = typeof process !== 'undefined' && !!process.env?.[MODULE_ENV_VAR];
+  return auto && !forced && loadOptions?.wasmBytes === undefined ? defaultThreadCount() : 1;
+}
+
+/**
  * A QEFlashAttention for `workload`, its preset merged with customConfig.
- * loadOptions choose the build ('auto', 'simd', 'scalar') and where its bytes come from.
+ * loadOptions choose the build ('auto', 'simd', 'scalar'), where its bytes
+ * come from, and the threads (default min(2, cores) with 'auto').
  */
 export async function createQEFlashAttention(
   workload: QEWorkloadType,
@@ -169,6 +203,7 @@ export async function createQEFlashAttention(
 ): Promise<QEFlashAttention> {
   assertWorkloadType(workload);
   const config = getQEFlashAttentionConfig(workload, customConfig);
-  const module = await loadQEModule(loadOptions);
-  return new QEFlashAttention(workload, config, module);
+  const threads = await resolveThreads(loadOptions);
+  const module = await loadQEModule({ ...loadOptions, threads });
+  return new QEFlashAttention(workload, config, module, threads);
 }

@@ -4,12 +4,23 @@
  * Two builds of the same C exist: wasm/qe-flash-simd.wasm (SIMD128) and
  * wasm/qe-flash-scalar.wasm. The engine is probed with WebAssembly.validate on
  * tiny hand-assembled modules; 'auto' takes the SIMD build when the probe
- * validates. Node reads the bytes from the package's wasm/ folder; a browser
- * streams them from a URL the caller gives. One instance per build and
+ * validates. A third, wasm/qe-flash-simd-mt.wasm, is the SIMD build with
+ * atomics on a shared memory (js/threads.ts): it is loaded instead of the SIMD
+ * build when more than one thread is asked for and the engine can run it, and
+ * comes with a pool of workers. Node reads the bytes from the package's wasm/
+ * folder; a browser streams them from a URL the caller gives. One instance per build and
  * source is kept for the life of the process. No process handlers are
  * registered.
  */
 import type { ModuleChoice, ModuleKind, ModuleLoadOptions } from '../types';
+import {
+  THREADED_MODULE_FILE,
+  ThreadPool,
+  createThreadedMemory,
+  detectThreadSupport,
+  threadedImports,
+  validateThreadCount,
+} from './threads';
 
 export const MODULE_FILES: Readonly<Record<ModuleKind, string>> = Object.freeze({
   simd: 'qe-flash-simd.wasm',
@@ -116,6 +127,8 @@ export interface LoadedWasm {
   source: string;
   /** Called after the module's memory grows (its old ArrayBuffer is then detached). */
   onMemoryGrowth: Set<() => void>;
+  /** The threaded build on a shared memory, with its worker pool (null otherwise, or when workers cannot start). */
+  pool: ThreadPool | null;
 }
 
 function isNode(): boolean {
@@ -134,8 +147,12 @@ async function readNodeFile(path: string): Promise<Uint8Array<ArrayBuffer>> {
   return (await fs.readFile(path)) as Uint8Array<ArrayBuffer>;
 }
 
-async function findNodeModuleBytes(kind: ModuleKind): Promise<{ bytes: Uint8Array<ArrayBuffer>; source: string }> {
-  const file = MODULE_FILES[kind];
+/** The file of a build: the threaded one when `threaded`. */
+function fileOf(kind: ModuleKind, threaded: boolean): string {
+  return threaded ? THREADED_MODULE_FILE : MODULE_FILES[kind];
+}
+
+async function findNodeModuleBytes(file: string): Promise<{ bytes: Uint8Array<ArrayBuffer>; source: string }> {
   const tried: string[] = [];
   const pathModule = await import('node:path');
   for (const dir of candidateDirectories()) {
@@ -152,10 +169,15 @@ async function findNodeModuleBytes(kind: ModuleKind): Promise<{ bytes: Uint8Arra
   );
 }
 
-function createImports(onGrowth: Set<() => void>, module: WebAssembly.Module): WebAssembly.Imports {
+function importsMemory(module: WebAssembly.Module): boolean {
+  return WebAssembly.Module.imports(module).some((e) => e.kind === 'memory' && e.module === 'env' && e.name === 'memory');
+}
+
+function createImports(onGrowth: Set<() => void>, module: WebAssembly.Module, shared?: WebAssembly.Memory): WebAssembly.Imports {
   const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
   // Anything the module imports beyond the growth notice is unexpected; fail loudly if it is ever called.
   for (const entry of WebAssembly.Module.imports(module)) {
+    if (shared !== undefined && entry.kind === 'memory' && entry.module === 'env' && entry.name === 'memory') continue;
     if (entry.kind !== 'function') {
       throw new Error(`the module imports ${entry.kind} ${entry.module}.${entry.name}, which qe-flash does not provide`);
     }
@@ -165,9 +187,11 @@ function createImports(onGrowth: Set<() => void>, module: WebAssembly.Module): W
     };
   }
   imports.env ??= {};
-  imports.env.emscripten_notify_memory_growth = () => {
+  const notify = () => {
     for (const listener of onGrowth) listener();
   };
+  if (shared !== undefined) Object.assign(imports.env, threadedImports(shared, notify).env);
+  imports.env.emscripten_notify_memory_growth = notify;
   return imports;
 }
 
@@ -182,18 +206,18 @@ async function compileFromUrl(url: string): Promise<WebAssembly.Module> {
   return WebAssembly.compile(await response.arrayBuffer());
 }
 
-/** Resolves wasmUrl: a URL ending in '/' names the folder holding both builds. */
-function resolveUrl(wasmUrl: string | URL, kind: ModuleKind): string {
+/** Resolves wasmUrl: a URL ending in '/' names the folder holding the builds. */
+function resolveUrl(wasmUrl: string | URL, file: string): string {
   const href = wasmUrl instanceof URL ? wasmUrl.href : wasmUrl;
-  return href.endsWith('/') ? href + MODULE_FILES[kind] : href;
+  return href.endsWith('/') ? href + file : href;
 }
 
-async function compileModule(kind: ModuleKind, options: ModuleLoadOptions): Promise<{ module: WebAssembly.Module; source: string }> {
+async function compileModule(file: string, options: ModuleLoadOptions): Promise<{ module: WebAssembly.Module; source: string }> {
   if (options.wasmBytes !== undefined) {
     return { module: await WebAssembly.compile(options.wasmBytes), source: 'wasmBytes' };
   }
   if (options.wasmUrl !== undefined) {
-    const url = resolveUrl(options.wasmUrl, kind);
+    const url = resolveUrl(options.wasmUrl, file);
     if (isNode() && !/^(https?|data|blob):/i.test(url)) {
       const { fileURLToPath } = await import('node:url');
       const path = url.startsWith('file:') ? fileURLToPath(url) : url;
@@ -210,20 +234,40 @@ async function compileModule(kind: ModuleKind, options: ModuleLoadOptions): Prom
   if (!isNode()) {
     throw new Error('outside Node, pass wasmUrl (the .wasm file, or the folder holding both builds) or wasmBytes');
   }
-  const { bytes, source } = await findNodeModuleBytes(kind);
+  const { bytes, source } = await findNodeModuleBytes(file);
   return { module: await WebAssembly.compile(bytes), source };
 }
 
-async function instantiate(kind: ModuleKind, options: ModuleLoadOptions): Promise<LoadedWasm> {
-  const { module, source } = await compileModule(kind, options);
+async function instantiate(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): Promise<LoadedWasm> {
+  const { module, source } = await compileModule(fileOf(kind, threaded), options);
   const onMemoryGrowth = new Set<() => void>();
+  if (importsMemory(module)) {
+    // The threaded build: the main thread creates the shared memory; workers get the same one.
+    if (!detectThreadSupport()) throw new Error(`${source} is the threaded build, which this engine cannot run (no shared memory or workers)`);
+    const memory = createThreadedMemory();
+    const instance = await WebAssembly.instantiate(module, createImports(onMemoryGrowth, module, memory));
+    const exports = instance.exports;
+    let pool: ThreadPool | null = null;
+    try {
+      pool = await ThreadPool.start(module, memory, exports, 0);
+    } catch {
+      // Without a pool the threaded build still runs, on this thread.
+    }
+    return { kind, exports, memory, source, onMemoryGrowth, pool };
+  }
   const instance = await WebAssembly.instantiate(module, createImports(onMemoryGrowth, module));
   const exports = instance.exports;
   const memory = exports.memory;
   if (!(memory instanceof WebAssembly.Memory)) throw new Error(`${source} does not export its memory`);
   // A standalone module has no main: its constructors run in _initialize, before anything else.
   if (typeof exports._initialize === 'function') (exports._initialize as () => void)();
-  return { kind, exports, memory, source, onMemoryGrowth };
+  return { kind, exports, memory, source, onMemoryGrowth, pool: null };
+}
+
+/** With a pool, has it hold `threads - 1` workers; starting them may fail, and the module then runs on one thread. */
+async function withWorkers(loaded: LoadedWasm, threads: number): Promise<LoadedWasm> {
+  if (loaded.pool !== null && threads > 1) await loaded.pool.ensureWorkers(threads - 1).catch(() => undefined);
+  return loaded;
 }
 
 const instances = new Map<string, Promise<LoadedWasm>>();
@@ -233,19 +277,39 @@ const instances = new Map<string, Promise<LoadedWasm>>();
  * With wasmBytes the caller's bytes are used as given (not cached); the
  * kind reported is the one chosen, and module.ts checks it against the
  * build's own qe_simd_level().
+ *
+ * options.threads (default 1) above 1 loads the threaded build, with that
+ * many threads' worth of workers, where the engine can run it and SIMD was
+ * chosen; elsewhere, or when that build cannot be loaded, the single-thread
+ * build (the fallback). The scalar build asked for explicitly with more than
+ * one thread is an error.
  */
 export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
   let kind: ModuleKind;
+  let threads: number;
   try {
     kind = chooseModuleKind(options.module, readEnvChoice(), detectEngineFeatures());
+    threads = options.threads === undefined ? 1 : validateThreadCount(options.threads, 'threads');
+    if (threads > 1 && options.module === 'scalar') {
+      throw new RangeError(`threads: ${threads} needs the SIMD build; the scalar build runs on one thread`);
+    }
   } catch (error) {
     return Promise.reject(error);
   }
-  if (options.wasmBytes !== undefined) return instantiate(kind, options);
-  const key = options.wasmUrl === undefined ? kind : `${kind} ${resolveUrl(options.wasmUrl, kind)}`;
+  const threaded = threads > 1 && kind === 'simd' && detectThreadSupport();
+  if (options.wasmBytes !== undefined) return instantiate(kind, options, threaded).then((l) => withWorkers(l, threads));
+  const single = () => cached(kind, options, false);
+  // The threaded build falls back to the single-thread one when it cannot be had (file missing, engine refusing it).
+  const pending = threaded ? cached(kind, options, true).catch(single) : single();
+  return pending.then((l) => withWorkers(l, threads));
+}
+
+function cached(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): Promise<LoadedWasm> {
+  const name = threaded ? 'simd-mt' : kind;
+  const key = options.wasmUrl === undefined ? name : `${name} ${resolveUrl(options.wasmUrl, fileOf(kind, threaded))}`;
   let pending = instances.get(key);
   if (pending === undefined) {
-    pending = instantiate(kind, options);
+    pending = instantiate(kind, options, threaded);
     instances.set(key, pending);
     // A failed load is not remembered, so a later call may try again.
     pending.catch(() => instances.delete(key));

@@ -26,6 +26,8 @@ export interface MeasuredCall {
   tileQ: number;
   tileK: number;
   module: ModuleKind;
+  /** Threads the call ran on (default 1). */
+  threads?: number;
 }
 
 export class MetricsRecorder {
@@ -63,6 +65,7 @@ export class MetricsRecorder {
       tileQ: call.tileQ,
       tileK: call.tileK,
       module: call.module,
+      threads: call.threads ?? 1,
       timestamp: Date.now(),
     };
     this.entries.push(entry);

@@ -8,6 +8,7 @@
  */
 import type { ModuleKind, ModuleLoadOptions } from '../types';
 import { loadWasm, type LoadedWasm } from './loader';
+import type { ThreadPool } from './threads';
 import type { ResolvedAttention } from './validate';
 
 /** Status codes of csrc/qe_api.h. */
@@ -77,11 +78,15 @@ export interface AttentionRun {
   tileK: number;
   /** Bytes of working memory (arena) the kernel used. */
   workspaceBytes: number;
+  /** Threads the call ran on. */
+  threads: number;
 }
 
 export class QEModule {
   readonly kind: ModuleKind;
   readonly source: string;
+  /** The worker pool of the threaded build; null for the single-thread builds. */
+  readonly pool: ThreadPool | null;
   private readonly x: QEExports;
   private readonly memory: WebAssembly.Memory;
   private f32View: Float32Array | null = null;
@@ -103,6 +108,7 @@ export class QEModule {
       throw new Error(`${loaded.source} was loaded as the ${loaded.kind} build but reports itself as ${built}`);
     }
     this.kind = built;
+    this.pool = loaded.pool;
     loaded.onMemoryGrowth.add(() => {
       this.f32View = null;
       this.i32View = null;
@@ -193,13 +199,31 @@ export class QEModule {
     this.x.qe_workspace_release();
   }
 
-  /** Attention of validated arguments; blockQ and blockK are the tile sizes asked for. */
-  attention(Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, blockQ: number, blockK: number): AttentionRun {
+  /**
+   * Attention of validated arguments; blockQ and blockK are the tile sizes
+   * asked for. threads above 1 splits the work with the pool's workers (the
+   * threaded build only; elsewhere it runs on this thread).
+   */
+  attention(Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, blockQ: number, blockK: number, threads = 1): AttentionRun {
     return this.scope((s) => {
       const q = s.copyIn(Q);
       const k = s.copyIn(K);
       const v = s.copyIn(V);
       const o = s.allocFloats(p.seqLen * p.dim);
+      if (this.pool !== null && threads > 1) {
+        const run = this.pool.attention({
+          q, k, v, o, seqLen: p.seqLen, kvSeqLen: p.kvSeqLen, dim: p.dim, heads: p.heads, scale: p.scale,
+          causal: p.causal, validKeyLength: p.validKeyLength, blockQ, blockK,
+        }, threads);
+        checkStatus(run.status, 'qe_attention');
+        return {
+          output: s.readFloats(o, p.seqLen * p.dim),
+          tileQ: run.tileQ,
+          tileK: run.tileK,
+          workspaceBytes: this.workspaceLastBytes(),
+          threads: run.threads,
+        };
+      }
       const status = this.x.qe_attention(
         q, k, v, o, p.seqLen, p.kvSeqLen, p.dim, p.heads, p.scale,
         p.causal ? 1 : 0, p.validKeyLength, blockQ, blockK,
@@ -210,6 +234,7 @@ export class QEModule {
         tileQ: this.x.qe_attention_tile_q(),
         tileK: this.x.qe_attention_tile_k(),
         workspaceBytes: this.workspaceLastBytes(),
+        threads: 1,
       };
     });
   }

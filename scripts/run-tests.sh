@@ -27,17 +27,21 @@ echo "== Jest"
 jest_json=$(mktemp)
 npx jest --ci --json --outputFile="$jest_json" "$@"
 j_rc=$?
+counts=""
 if [ -s "$jest_json" ]; then
-  read -r jp jf < <(node -e '
-    const r = require(process.argv[1]);
+  counts=$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     // Suites that failed to run (syntax errors, crashes) count as failures too.
     const broken = r.testResults.filter(t => t.status === "failed" && t.assertionResults.length === 0).length;
     console.log(r.numPassedTests, r.numFailedTests + broken);
-  ' "$jest_json")
+  ' "$jest_json") || counts=""
+fi
+if [ -n "$counts" ]; then
+  read -r jp jf <<< "$counts"
   passed=$((passed + jp))
   failed=$((failed + jf))
 else
-  echo "Jest wrote no results" >&2
+  echo "Jest wrote no readable results" >&2
   failed=$((failed + 1))
 fi
 [ "$j_rc" -eq 0 ] || status=1

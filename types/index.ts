@@ -109,6 +109,8 @@ export interface FlashAttentionMetrics {
   tileQ: number;
   tileK: number;
   module: ModuleKind;
+  /** Threads the call ran on (1 when threads were not asked for, unavailable, or the shape was too small to split). */
+  threads: number;
   /** Date.now() at the end of the call. */
   timestamp: number;
 }
@@ -133,6 +135,17 @@ export interface ModuleLoadOptions {
   wasmUrl?: string | URL;
   /** The module's bytes, when the caller already has them. */
   wasmBytes?: BufferSource;
+  /**
+   * Threads for attention, the calling thread included (an integer, 1 to 64).
+   * Above 1, the threaded SIMD build (wasm/qe-flash-simd-mt.wasm) is loaded
+   * with threads - 1 workers sharing its memory, where SharedArrayBuffer and
+   * WebAssembly threads are available (in browsers: cross-origin isolation);
+   * elsewhere the single-thread build runs. 1: the single-thread build, no
+   * workers. Default for createQEFlashAttention: min(2, available cores) when
+   * the build is 'auto' and QE_FLASH_MODULE is unset, else 1; default for
+   * everything else: 1.
+   */
+  threads?: number;
 }
 
 /** Built-in operations that benchmarkOperation can time by name. */

@@ -46,7 +46,7 @@ void qe_check_close(const char *file, int line, const char *what, const float *g
 }
 
 int main(int argc, char **argv) {
-  const qe_test_suite *suites[] = {&qe_suite_kernels, &qe_suite_attention};
+  const qe_test_suite *suites[] = {&qe_suite_kernels, &qe_suite_attention, &qe_suite_search, &qe_suite_heap, &qe_suite_threads};
   const char *only = argc > 1 ? argv[1] : NULL;
   int passed = 0, failed = 0;
   for (size_t s = 0; s < sizeof suites / sizeof suites[0]; s++) {

@@ -1,0 +1,71 @@
+/*
+ * Exact cosine top-K search: a fused kernel that computes the dot products
+ * of a query with a panel of corpus rows in registers and feeds each score
+ * straight into a bounded heap per query. The queries x corpus score matrix
+ * never exists; working memory depends on the query group and the
+ * dimension, never on the corpus size.
+ *
+ * The corpus is stored in panels of QE_CORPUS_PANEL rows, dimension-major
+ * inside a panel: element (r, d) lives at
+ *     ((r / QE_CORPUS_PANEL) * dim + d) * QE_CORPUS_PANEL + r % QE_CORPUS_PANEL
+ * so a panel is one contiguous stream that a query reads front to back, one
+ * broadcast query element against four vectors of rows per step. A corpus
+ * of capacity rows (a multiple of QE_CORPUS_PANEL) takes capacity * dim
+ * floats; rows past the corpus size in the last panel are computed and
+ * ignored.
+ *
+ * Meaning of a result, for query q and corpus row x:
+ *   similarity = dot(q / |q|, x) * (1 / |x|), clamped to [-1, 1];
+ *   a zero vector (norm below FLT_MIN, the smallest normal float) has
+ *   similarity 0 with everything, itself included;
+ *   results are ordered by similarity descending, ties by lower row index.
+ * Each dot product is summed in increasing d by one lane, whatever else is
+ * computed alongside, so equal rows get equal scores to the bit and a query
+ * scores the same alone as in a batch.
+ */
+#ifndef QE_SIMILARITY_H
+#define QE_SIMILARITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Rows per corpus panel: four vectors of four. */
+#define QE_CORPUS_PANEL 16
+
+/* Queries normalized and searched per pass over the corpus. */
+#define QE_SIMILARITY_QUERY_GROUP 64
+
+/*
+ * inv_norms[i] = 1 / |row i| for `rows` rows of length dim (row stride ldx
+ * floats). A row whose norm is below FLT_MIN gets 0 (a zero vector). A row
+ * with a non-finite element or a norm above FLT_MAX also gets 0, and is
+ * counted: the return value is the number of such rows (0 when all are fine).
+ */
+size_t qe_f32_row_inv_norms(size_t rows, size_t dim, const float *x, size_t ldx,
+                            float *inv_norms);
+
+/* Writes count row-major rows (stride ldr) into the panel layout at rows
+ * row0 .. row0 + count of the corpus. */
+void qe_f32_corpus_store_rows(size_t dim, float *corpus, size_t row0, size_t count,
+                              const float *rows, size_t ldr);
+
+/* Copies corpus row `from` over row `to`. */
+void qe_f32_corpus_move_row(size_t dim, float *corpus, size_t from, size_t to);
+
+/* Bytes of workspace qe_f32_cosine_topk needs (independent of n). */
+size_t qe_f32_cosine_topk_workspace_bytes(size_t nq, size_t dim);
+
+/*
+ * For each of nq queries (row stride ldq, inverse norms q_inv_norms), the
+ * min(k, n) corpus rows of highest cosine similarity, best first, written to
+ * out_idx[i * ldo + j] and out_score[i * ldo + j] for j < min(k, n); entries
+ * min(k, n) <= j < k get index -1 and score 0. The corpus holds n rows of
+ * length dim in the panel layout, with their inverse norms (n entries).
+ * nq, n, dim, k >= 1; ldo >= k. Outputs must not overlap the inputs.
+ */
+void qe_f32_cosine_topk(size_t nq, size_t n, size_t dim, size_t k, const float *queries,
+                        size_t ldq, const float *q_inv_norms, const float *corpus,
+                        const float *inv_norms, int32_t *out_idx, float *out_score, size_t ldo,
+                        void *workspace);
+
+#endif /* QE_SIMILARITY_H */

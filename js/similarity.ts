@@ -1,0 +1,515 @@
+/**
+ * Exact cosine top-K search in module memory: a resident, growable corpus
+ * (createSimilarityIndex) and one-shot helpers (cosineTopK, the core of
+ * computeTestSimilarity; matchPatterns, the core of matchDefectPattern).
+ *
+ * What a result means, everywhere in this file:
+ *   similarity = dot(q, x) / (|q| |x|), computed in float32 and clamped to
+ *   [-1, 1]; 0 when either vector is all zeros (norm below 1.18e-38);
+ *   results are best first, ties broken by the lower index (or, in an index,
+ *   the lower id); asking for more results than there are rows returns all.
+ *
+ * The kernel is csrc/search/similarity.c: dot products of queries with
+ * panels of corpus rows feeding a bounded heap per query, so the queries x
+ * corpus score matrix is never built and working memory does not grow with
+ * the corpus. The corpus lives in module memory in the kernel's panel layout
+ * (rows of 16 interleaved by dimension, written by qe_corpus_store_rows), so
+ * a query streams it front to back; the one-shot helpers store the corpus
+ * for the call, the index keeps it.
+ */
+import { checkStatus, QE_STATUS, type QEModule } from './module';
+import { describe, MAX_INT32, validateFiniteElements, validateFiniteNumber, validateFloat32Array, validatePositiveInteger } from './validate';
+
+/** One result of the one-shot helpers: a row of the corpus given. */
+export interface SimilarityResult {
+  index: number;
+  similarity: number;
+}
+
+/** One result of a resident index: the id add() returned. */
+export interface IndexSearchResult {
+  id: number;
+  similarity: number;
+}
+
+/** A corpus as separate vectors, or as one flat row-major array (with its row count when the dimension is not known). */
+export type CorpusInput = readonly Float32Array[] | Float32Array | { data: Float32Array; count: number };
+
+/** A pattern match: cosine score and its softmax(score / temperature) probability. */
+export interface PatternMatch {
+  index: number;
+  score: number;
+  probability: number;
+}
+
+/** Default temperature of matchPatterns: probabilities are softmax(cosine / 0.1). */
+export const DEFAULT_PATTERN_TEMPERATURE = 0.1;
+
+// ---------------------------------------------------------------------------
+// The module entries of issue 5 at pointer level.
+//
+// TEMPORARY BRIDGE: QEModule (js/module.ts) does not expose these exports
+// yet. Until it does, searchEntries reads them from its export table, in this
+// one function; replace its body with QEModule's accessor once it exists.
+
+/** The issue-5 entries of csrc/qe_api.h, pointer level. */
+export interface SearchEntries {
+  /** Rows per corpus panel; a stored corpus holds a multiple of it. */
+  corpusPanelRows(): number;
+  corpusStoreRows(corpus: number, invNorms: number, capacity: number, dim: number, row0: number, rows: number, count: number): number;
+  corpusMoveRow(corpus: number, invNorms: number, capacity: number, dim: number, from: number, to: number): number;
+  cosineTopK(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number): number;
+  featureTableFill(table: number, rows: number, dim: number, seed: number, scale: number): number;
+  featureHashEmbed(offsets: number, rows: number, weights: number, tokens: number, features: number, table: number, tableRows: number, dim: number, out: number): number;
+}
+
+const entriesCache = new WeakMap<QEModule, SearchEntries>();
+
+export function searchEntries(module: QEModule): SearchEntries {
+  let entries = entriesCache.get(module);
+  if (entries === undefined) {
+    const table = (module as unknown as { x: Record<string, unknown> }).x;
+    const get = (name: string): ((...args: number[]) => number) => {
+      const fn = table?.[name];
+      if (typeof fn !== 'function') throw new Error(`${module.source} lacks the export ${name}; rebuild it with 'make wasm'`);
+      return fn as (...args: number[]) => number;
+    };
+    const panel = get('qe_corpus_panel_rows');
+    const store = get('qe_corpus_store_rows');
+    const move = get('qe_corpus_move_row');
+    const topk = get('qe_cosine_topk');
+    const fill = get('qe_feature_table_fill');
+    const hash = get('qe_feature_hash_embed');
+    entries = {
+      corpusPanelRows: () => panel(),
+      corpusStoreRows: (c, inv, capacity, dim, row0, rows, count) => store(c, inv, capacity, dim, row0, rows, count),
+      corpusMoveRow: (c, inv, capacity, dim, from, to) => move(c, inv, capacity, dim, from, to),
+      cosineTopK: (q, nq, c, invNorms, n, dim, k, oi, os) => topk(q, nq, c, invNorms, n, dim, k, oi, os),
+      featureTableFill: (t, rows, dim, seed, scale) => fill(t, rows, dim, seed, scale),
+      featureHashEmbed: (o, r, w, tokens, features, t, tableRows, dim, out) =>
+        hash(o, r, w, tokens, features, t, tableRows, dim, out),
+    };
+    entriesCache.set(module, entries);
+  }
+  return entries;
+}
+
+/** Rows copied through the staging buffer at a time when storing a corpus (about 4 MB). */
+function stagingRows(dim: number): number {
+  return Math.max(1, Math.floor((4 << 20) / (dim * 4)));
+}
+
+/**
+ * Stores `count` vectors (a flat row-major array, or a list) as rows row0 ..
+ * of a stored corpus, through a bounded staging buffer; computes their
+ * inverse norms. Throws a RangeError for a norm beyond float range.
+ */
+function storeRows(
+  module: QEModule,
+  entries: SearchEntries,
+  corpus: number,
+  invNorms: number,
+  capacity: number,
+  dim: number,
+  row0: number,
+  vectors: Float32Array | readonly Float32Array[],
+  count: number,
+): void {
+  const chunk = Math.min(count, stagingRows(dim));
+  module.scope((s) => {
+    const staging = s.allocFloats(chunk * dim);
+    for (let first = 0; first < count; first += chunk) {
+      const rows = Math.min(chunk, count - first);
+      const f32 = module.f32();
+      if (vectors instanceof Float32Array) {
+        f32.set(vectors.subarray(first * dim, (first + rows) * dim), staging >>> 2);
+      } else {
+        for (let i = 0; i < rows; i++) f32.set(vectors[first + i], (staging >>> 2) + i * dim);
+      }
+      const status = entries.corpusStoreRows(corpus, invNorms, capacity, dim, row0 + first, staging, rows);
+      if (status === QE_STATUS.ERR_ARGUMENT) {
+        // Sizes were checked and elements are finite: only a norm beyond float range is left.
+        throw new RangeError(`a vector's norm exceeds the float32 range (3.4e38); scale the vectors down`);
+      }
+      checkStatus(status, 'qe_corpus_store_rows');
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Argument checks
+
+/** Checks a vector of length dim with finite elements. */
+function validateVector(name: string, value: unknown, dim: number): asserts value is Float32Array {
+  validateFloat32Array(name, value);
+  if (value.length !== dim) throw new RangeError(`${name} has length ${value.length} but the dimension is ${dim}`);
+  validateFiniteElements(name, value);
+}
+
+function validateK(name: string, k: unknown): asserts k is number {
+  validatePositiveInteger(name, k);
+}
+
+/** A batch of vectors of length dim: an array of them, or one flat array of a multiple of dim. Returns the row count. */
+function validateBatch(name: string, value: unknown, dim: number): number {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => validateVector(`${name}[${i}]`, v, dim));
+    return value.length;
+  }
+  validateFloat32Array(name, value);
+  if (value.length % dim !== 0) {
+    throw new RangeError(`${name} has length ${value.length}, which is not a multiple of the dimension ${dim}`);
+  }
+  validateFiniteElements(name, value);
+  return value.length / dim;
+}
+
+/** Resolves a corpus (argument `name`) against the query's dimension: its rows, as a flat array or a list. */
+function validateCorpus(value: unknown, dim: number, name = 'corpusEmbeddings'): { count: number; rows: readonly Float32Array[] | null; flat: Float32Array | null } {
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw new RangeError(`${name} is empty; it needs at least one vector`);
+    value.forEach((v, i) => validateVector(`${name}[${i}]`, v, dim));
+    return { count: value.length, rows: value as Float32Array[], flat: null };
+  }
+  if (value instanceof Float32Array) {
+    if (value.length === 0 || value.length % dim !== 0) {
+      throw new RangeError(`${name} has length ${value.length}, which is not a positive multiple of the dimension ${dim}`);
+    }
+    validateFiniteElements(name, value);
+    return { count: value.length / dim, rows: null, flat: value };
+  }
+  if (value !== null && typeof value === 'object' && 'data' in value && 'count' in value) {
+    const { data, count } = value as { data: unknown; count: unknown };
+    validateFloat32Array(`${name}.data`, data);
+    validatePositiveInteger(`${name}.count`, count);
+    if (data.length !== count * dim) {
+      throw new RangeError(`${name}.data has length ${data.length} but count x dim = ${count} x ${dim} = ${count * dim}`);
+    }
+    validateFiniteElements(`${name}.data`, data);
+    return { count, rows: null, flat: data };
+  }
+  throw new TypeError(`${name} must be an array of Float32Array, a Float32Array, or { data, count }, got ${describe(value)}`);
+}
+
+function checkBytes(what: string, count: number): void {
+  if (count * 4 > 0xffffffff) throw new RangeError(`${what} needs ${count * 4} bytes, more than module memory can hold (4 GiB)`);
+}
+
+// ---------------------------------------------------------------------------
+// One-shot search
+
+/**
+ * Exact top-k of each query against a corpus given as a flat array or rows,
+ * all copied into module memory for the call. Results per query, best first.
+ */
+function topKOnce(module: QEModule, queries: Float32Array, nq: number, dim: number, corpus: ReturnType<typeof validateCorpus>, k: number): SimilarityResult[][] {
+  const n = corpus.count;
+  const kk = Math.min(k, n);
+  const entries = searchEntries(module);
+  const panel = entries.corpusPanelRows();
+  const capacity = Math.ceil(n / panel) * panel;
+  checkBytes('the corpus', capacity * dim);
+  checkBytes('the results', nq * kk);
+  return module.scope((s) => {
+    const pq = s.copyIn(queries);
+    const pc = s.allocFloats(capacity * dim);
+    const inv = s.allocFloats(capacity);
+    const oi = s.alloc(nq * kk * 4);
+    const os = s.allocFloats(nq * kk);
+    // The last panel's spare rows are computed and ignored; zero them so they hold no stale bits.
+    module.f32().fill(0, (pc >>> 2) + (capacity - panel) * dim, (pc >>> 2) + capacity * dim);
+    storeRows(module, entries, pc, inv, capacity, dim, 0, corpus.flat ?? (corpus.rows as Float32Array[]), n);
+    checkStatus(entries.cosineTopK(pq, nq, pc, inv, n, dim, kk, oi, os), 'qe_cosine_topk');
+    const idx = module.i32().slice(oi >>> 2, (oi >>> 2) + nq * kk);
+    const score = s.readFloats(os, nq * kk);
+    const out: SimilarityResult[][] = [];
+    for (let i = 0; i < nq; i++) {
+      const row: SimilarityResult[] = new Array(kk);
+      for (let j = 0; j < kk; j++) row[j] = { index: idx[i * kk + j], similarity: score[i * kk + j] };
+      out.push(row);
+    }
+    return out;
+  });
+}
+
+/**
+ * The exact top-K rows of `corpus` by cosine similarity to `query`, best
+ * first, ties by lower index; min(topK, corpus size) results. The corpus is
+ * Float32Array[] (each of query.length), one flat Float32Array whose length
+ * is a multiple of query.length, or { data, count }.
+ */
+export function cosineTopK(module: QEModule, query: Float32Array, corpus: CorpusInput, topK = 5): SimilarityResult[] {
+  validateFloat32Array('testEmbedding', query);
+  if (query.length === 0) throw new RangeError('testEmbedding is empty');
+  if (query.length > MAX_INT32) throw new RangeError(`testEmbedding has length ${query.length}, more than ${MAX_INT32}`);
+  validateFiniteElements('testEmbedding', query);
+  validateK('topK', topK);
+  const resolved = validateCorpus(corpus, query.length);
+  return topKOnce(module, query, 1, query.length, resolved, topK)[0];
+}
+
+/** cosineTopK for many queries at once (one pass over the corpus per 64 queries). */
+export function cosineTopKBatch(module: QEModule, queries: readonly Float32Array[] | Float32Array, corpus: CorpusInput, topK: number, dim?: number): SimilarityResult[][] {
+  let d: number;
+  if (dim !== undefined) {
+    validatePositiveInteger('dim', dim);
+    d = dim;
+  } else if (Array.isArray(queries) && queries.length > 0 && queries[0] instanceof Float32Array) {
+    d = (queries[0] as Float32Array).length;
+  } else {
+    throw new TypeError('cosineTopKBatch needs dim when the queries are one flat Float32Array');
+  }
+  if (d < 1) throw new RangeError('the query dimension must be at least 1');
+  const nq = validateBatch('queries', queries, d);
+  validateK('topK', topK);
+  const resolved = validateCorpus(corpus, d);
+  if (nq === 0) return [];
+  return topKOnce(module, flatten(queries, nq, d), nq, d, resolved, topK);
+}
+
+/**
+ * Every pattern scored against the query, best first (ties by lower index):
+ * score is the cosine similarity, probability the softmax of score /
+ * temperature over all patterns (computed by the module's qe_softmax), so
+ * the probabilities sum to 1. temperature > 0; default 0.1.
+ */
+export function matchPatterns(module: QEModule, query: Float32Array, patterns: CorpusInput, temperature = DEFAULT_PATTERN_TEMPERATURE): PatternMatch[] {
+  validateFiniteNumber('temperature', temperature);
+  if (!(temperature > 0)) throw new RangeError(`temperature must be greater than 0, got ${temperature}`);
+  validateFloat32Array('defectEmbedding', query);
+  if (query.length === 0) throw new RangeError('defectEmbedding is empty');
+  validateFiniteElements('defectEmbedding', query);
+  const resolved = validateCorpus(patterns, query.length, 'patterns');
+  const ranked = topKOnce(module, query, 1, query.length, resolved, resolved.count)[0];
+  const logits = new Float32Array(ranked.length);
+  ranked.forEach((r, i) => (logits[i] = r.similarity / temperature));
+  // Cosines lie in [-1, 1], so the logits stay finite for any temperature above ~3e-38.
+  validateFiniteElements('similarity / temperature', logits);
+  const p = module.softmax(logits, 1, logits.length);
+  return ranked.map((r, i) => ({ index: r.index, score: r.similarity, probability: p[i] }));
+}
+
+function flatten(vectors: readonly Float32Array[] | Float32Array, count: number, dim: number): Float32Array {
+  if (vectors instanceof Float32Array) return vectors;
+  const flat = new Float32Array(count * dim);
+  vectors.forEach((v, i) => flat.set(v, i * dim));
+  return flat;
+}
+
+// ---------------------------------------------------------------------------
+// The resident index
+
+/** A corpus kept in module memory; see createSimilarityIndex. */
+export interface SimilarityIndex {
+  /** Length of every vector. */
+  readonly dim: number;
+  /** Vectors currently held. */
+  readonly size: number;
+  /** Rows the module memory reserved for the corpus holds (it doubles when full). */
+  readonly capacity: number;
+  /**
+   * Adds one vector (length dim), or a batch: an array of vectors, or one
+   * flat array of a multiple of dim. Returns their ids, in order. Ids are
+   * never reused, and stay valid until removed.
+   */
+  add(vectors: Float32Array | readonly Float32Array[]): number[];
+  /** Removes the vector with this id; false when no such id is held. */
+  remove(id: number): boolean;
+  has(id: number): boolean;
+  /** The exact top-k vectors by cosine similarity, best first, ties by lower id; min(k, size) results. */
+  search(query: Float32Array, k: number): IndexSearchResult[];
+  /** search() for many queries (array, or flat with a multiple of dim) in one pass over the corpus per 64 queries. */
+  searchBatch(queries: Float32Array | readonly Float32Array[], k: number): IndexSearchResult[][];
+  /** Frees the module memory; every later call throws. Calling it again does nothing. */
+  dispose(): void;
+}
+
+const INITIAL_CAPACITY = 64;
+
+class ResidentSimilarityIndex implements SimilarityIndex {
+  private module: QEModule | null;
+  private readonly entries: SearchEntries;
+  private rowsPtr = 0;
+  private normsPtr = 0;
+  private rowCapacity = 0;
+  private count = 0;
+  private nextId = 0;
+  /** idOfRow[r]: the id stored at row r (r < count). */
+  private idOfRow = new Int32Array(0);
+  private readonly rowOfId = new Map<number, number>();
+
+  constructor(module: QEModule, readonly dim: number) {
+    this.module = module;
+    this.entries = searchEntries(module);
+  }
+
+  get size(): number {
+    this.live();
+    return this.count;
+  }
+
+  get capacity(): number {
+    this.live();
+    return this.rowCapacity;
+  }
+
+  add(vectors: Float32Array | readonly Float32Array[]): number[] {
+    const module = this.live();
+    const m = validateBatch('vectors', vectors, this.dim);
+    if (m === 0) return [];
+    if (this.nextId + m > MAX_INT32) throw new RangeError('this index has handed out 2^31 - 1 ids; create a new one');
+    this.reserve(this.count + m);
+    storeRows(module, this.entries, this.rowsPtr, this.normsPtr, this.rowCapacity, this.dim, this.count, vectors, m);
+    const ids: number[] = new Array(m);
+    for (let i = 0; i < m; i++) {
+      const id = this.nextId++;
+      this.idOfRow[this.count + i] = id;
+      this.rowOfId.set(id, this.count + i);
+      ids[i] = id;
+    }
+    this.count += m;
+    return ids;
+  }
+
+  remove(id: number): boolean {
+    this.live();
+    const row = this.rowOfId.get(id);
+    if (row === undefined) return false;
+    const last = this.count - 1;
+    if (row !== last) {
+      // Compact: the last row moves into the gap; its id keeps pointing at it.
+      checkStatus(this.entries.corpusMoveRow(this.rowsPtr, this.normsPtr, this.rowCapacity, this.dim, last, row), 'qe_corpus_move_row');
+      const moved = this.idOfRow[last];
+      this.idOfRow[row] = moved;
+      this.rowOfId.set(moved, row);
+    }
+    this.rowOfId.delete(id);
+    this.count = last;
+    return true;
+  }
+
+  has(id: number): boolean {
+    this.live();
+    return this.rowOfId.has(id);
+  }
+
+  search(query: Float32Array, k: number): IndexSearchResult[] {
+    this.live();
+    validateVector('query', query, this.dim);
+    validateK('k', k);
+    return this.run(query, 1, k)[0];
+  }
+
+  searchBatch(queries: Float32Array | readonly Float32Array[], k: number): IndexSearchResult[][] {
+    this.live();
+    const nq = validateBatch('queries', queries, this.dim);
+    validateK('k', k);
+    if (nq === 0) return [];
+    return this.run(flatten(queries, nq, this.dim), nq, k);
+  }
+
+  dispose(): void {
+    const module = this.module;
+    if (module === null) return;
+    this.module = null;
+    if (this.rowsPtr !== 0) module.free(this.rowsPtr);
+    if (this.normsPtr !== 0) module.free(this.normsPtr);
+    this.rowsPtr = this.normsPtr = 0;
+    this.rowOfId.clear();
+    this.count = 0;
+  }
+
+  /**
+   * Top-k by (similarity desc, id asc). The kernel breaks ties by row, and
+   * rows stop following ids once a removal moves a row; so each query asks
+   * for one result more than it needs, and when the last two tie, asks again
+   * with twice as many until the tie group is whole, then re-sorts by id.
+   */
+  private run(queries: Float32Array, nq: number, k: number): IndexSearchResult[][] {
+    const module = this.live();
+    if (this.count === 0) return Array.from({ length: nq }, () => []);
+    const n = this.count;
+    const want = Math.min(k, n);
+    const ask = Math.min(want + 1, n);
+    checkBytes('the results', nq * ask);
+    return module.scope((s) => {
+      const pq = s.copyIn(queries);
+      const search = (query: number, count: number, k1: number): { idx: Int32Array; score: Float32Array } => {
+        const oi = s.alloc(count * k1 * 4);
+        const os = s.allocFloats(count * k1);
+        checkStatus(this.entries.cosineTopK(query, count, this.rowsPtr, this.normsPtr, n, this.dim, k1, oi, os), 'qe_cosine_topk');
+        return { idx: module.i32().slice(oi >>> 2, (oi >>> 2) + count * k1), score: s.readFloats(os, count * k1) };
+      };
+      const first = search(pq, nq, ask);
+      const results: IndexSearchResult[][] = [];
+      for (let i = 0; i < nq; i++) {
+        let idx = first.idx.subarray(i * ask, (i + 1) * ask);
+        let score = first.score.subarray(i * ask, (i + 1) * ask);
+        let got = ask;
+        // A tie across the cut: widen this query's search until the tie group is whole.
+        while (got > want && got < n && score[got - 1] === score[want - 1]) {
+          got = Math.min(got * 2, n);
+          ({ idx, score } = search(pq + i * this.dim * 4, 1, got));
+        }
+        const all: IndexSearchResult[] = new Array(got);
+        for (let j = 0; j < got; j++) all[j] = { id: this.idOfRow[idx[j]], similarity: score[j] };
+        all.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
+        all.length = want;
+        results.push(all);
+      }
+      return results;
+    });
+  }
+
+  /** Makes room for `rows` rows, doubling the capacity (the old rows move once). */
+  private reserve(rows: number): void {
+    const module = this.live();
+    if (rows <= this.rowCapacity) return;
+    const panel = this.entries.corpusPanelRows();
+    let capacity = Math.max(this.rowCapacity, INITIAL_CAPACITY);
+    while (capacity < rows) capacity *= 2;
+    // Near the 4 GiB ceiling, take what is needed rather than double.
+    if (capacity * this.dim * 4 > 0xffffffff) capacity = Math.ceil(rows / panel) * panel;
+    checkBytes('the corpus', capacity * this.dim);
+    const rowsPtr = module.alloc(capacity * this.dim * 4);
+    let normsPtr: number;
+    try {
+      normsPtr = module.alloc(capacity * 4);
+    } catch (error) {
+      module.free(rowsPtr);
+      throw error;
+    }
+    // The layout depends only on the row and dim, so the used panels move as one block.
+    const used = Math.ceil(this.count / panel) * panel;
+    const f32 = module.f32();
+    if (used > 0) {
+      f32.copyWithin(rowsPtr >>> 2, this.rowsPtr >>> 2, (this.rowsPtr >>> 2) + used * this.dim);
+      f32.copyWithin(normsPtr >>> 2, this.normsPtr >>> 2, (this.normsPtr >>> 2) + used);
+    }
+    f32.fill(0, (rowsPtr >>> 2) + used * this.dim, (rowsPtr >>> 2) + capacity * this.dim);
+    f32.fill(0, (normsPtr >>> 2) + used, (normsPtr >>> 2) + capacity);
+    if (this.rowsPtr !== 0) module.free(this.rowsPtr);
+    if (this.normsPtr !== 0) module.free(this.normsPtr);
+    this.rowsPtr = rowsPtr;
+    this.normsPtr = normsPtr;
+    const ids = new Int32Array(capacity);
+    ids.set(this.idOfRow.subarray(0, this.count));
+    this.idOfRow = ids;
+    this.rowCapacity = capacity;
+  }
+
+  private live(): QEModule {
+    if (this.module === null) throw new Error('this similarity index has been disposed; create a new one with createSimilarityIndex()');
+    return this.module;
+  }
+}
+
+/**
+ * A resident corpus of `dim`-length vectors in module memory: vectors are
+ * copied in once (add), searched many times (search, searchBatch), and
+ * removed in O(dim) by moving the last row into the gap; ids stay stable.
+ */
+export function createSimilarityIndex(module: QEModule, dim: number): SimilarityIndex {
+  validatePositiveInteger('dim', dim);
+  return new ResidentSimilarityIndex(module, dim);
+}

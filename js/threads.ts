@@ -1,0 +1,649 @@
+/**
+ * Both cores: a pool of workers running the multi-threaded module
+ * (wasm/qe-flash-simd-mt.wasm) on one shared WebAssembly.Memory.
+ *
+ * How it works
+ * - The main thread instantiates the module on a shared memory it creates
+ *   (createThreadedMemory) and owns every allocation; workers never allocate.
+ * - Each worker (worker_threads in Node; a Web Worker in a cross-origin
+ *   isolated browser) instantiates the same compiled module on the same
+ *   memory, points its __stack_pointer at a 256 KiB stack the main thread
+ *   allocated for it, marks itself ready in its control slot and blocks in
+ *   Atomics.wait on that slot.
+ * - A job (csrc/api_threads.c) is dispatched by writing the job pointer and
+ *   a participant index into each chosen worker's slot and bumping its
+ *   sequence numbers (Atomics.notify if it sleeps): no postMessage per job,
+ *   so dispatch costs microseconds. The main thread runs participant 0
+ *   itself; every participant grabs (query tile, head) tasks from the job's
+ *   atomic counter until none are left and counts itself finished (the C side
+ *   notifies); the main thread spins briefly for the last tasks, then waits
+ *   for the count (Atomics.wait where the thread may block; a browser's main
+ *   thread keeps spinning).
+ * - Waking a sleeping thread costs tens of microseconds, at times
+ *   milliseconds on a busy virtual machine. So a call nudges sleeping workers
+ *   as it starts (wake), before its arguments are checked and copied, and a
+ *   worker watches for its next job for 2 ms after each job before sleeping.
+ * - Workers are unref()'d: an idle pool never keeps Node alive, so Jest and
+ *   scripts exit by themselves. terminateThreadPools() ends them explicitly.
+ *
+ * This file is on the ground floor: it imports nothing of the package.
+ */
+
+/** The multi-threaded build's file name (in the package's wasm/ folder). */
+export const THREADED_MODULE_FILE = 'qe-flash-simd-mt.wasm';
+
+/** Pages the module asks for at least (its link-time --initial-memory, 16 MiB). */
+export const THREADED_INITIAL_PAGES = 256;
+/** Largest memory the module links against (4 GiB). */
+export const THREADED_MAXIMUM_PAGES = 65536;
+
+/** Stack bytes given to each worker instance. */
+export const WORKER_STACK_BYTES = 256 * 1024;
+
+/** Most threads (workers + the main thread) one call may use; the C side allows 64. */
+export const MAX_THREADS = 64;
+
+/**
+ * Below this many floating-point operations (4 * seqLen * kvSeqLen * dim) a
+ * call runs on the calling thread alone: waking workers would cost more than
+ * it saves. About 0.1 ms of work on one core.
+ */
+export const MIN_PARALLEL_FLOPS = 4e6;
+
+// A module importing a one-page shared memory, with one function doing an i32.atomic.load.
+export const THREADS_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // type: () -> i32
+  0x02, 0x09, 0x01, 0x01, 0x6d, 0x01, 0x6d, 0x02, 0x03, 0x01, 0x01, // import "m" "m" (memory shared 1 1)
+  0x03, 0x02, 0x01, 0x00, // one function of type 0
+  0x0a, 0x0a, 0x01, 0x08, 0x00, 0x41, 0x00, 0xfe, 0x10, 0x02, 0x00, 0x0b, // i32.const 0; i32.atomic.load; end
+]);
+
+/** The exports of csrc/qe_api.h that the pool uses. Pointers are byte offsets. */
+export interface ThreadedExports {
+  qe_alloc(bytes: number): number;
+  qe_free(ptr: number): void;
+  qe_thread_support(): number;
+  qe_attention(
+    q: number, k: number, v: number, o: number,
+    nq: number, nk: number, dim: number, heads: number, scale: number,
+    causal: number, validK: number, blockQ: number, blockK: number,
+  ): number;
+  qe_attention_tile_q(): number;
+  qe_attention_tile_k(): number;
+  qe_attention_job_create(
+    q: number, k: number, v: number, o: number,
+    nq: number, nk: number, dim: number, heads: number, scale: number,
+    causal: number, validK: number, blockQ: number, blockK: number, workers: number,
+  ): number;
+  qe_attention_job_work(job: number, worker: number): number;
+  qe_attention_job_finished(job: number): number;
+  qe_attention_job_finished_address(job: number): number;
+  qe_attention_job_task_count(job: number): number;
+  qe_attention_job_tile_q(job: number): number;
+  qe_attention_job_tile_k(job: number): number;
+  qe_attention_job_destroy(job: number): number;
+}
+
+const JOB_EXPORTS: readonly (keyof ThreadedExports)[] = [
+  'qe_alloc', 'qe_free', 'qe_thread_support', 'qe_attention', 'qe_attention_tile_q', 'qe_attention_tile_k',
+  'qe_attention_job_create', 'qe_attention_job_work',
+  'qe_attention_job_finished', 'qe_attention_job_finished_address', 'qe_attention_job_task_count',
+  'qe_attention_job_tile_q', 'qe_attention_job_tile_k', 'qe_attention_job_destroy',
+];
+
+/* ------------------------------------------------------------------ detection */
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+}
+
+let cachedSupport: boolean | undefined;
+
+/**
+ * True when this engine can run the threaded module: SharedArrayBuffer (in
+ * a browser, only under cross-origin isolation), shared WebAssembly memory
+ * with atomics (validated on a tiny module), and a way to start workers.
+ */
+export function detectThreadSupport(): boolean {
+  if (cachedSupport === undefined) cachedSupport = probeThreads();
+  return cachedSupport;
+}
+
+function probeThreads(): boolean {
+  try {
+    if (typeof WebAssembly !== 'object' || typeof SharedArrayBuffer !== 'function' || typeof Atomics !== 'object') return false;
+    const g = globalThis as { crossOriginIsolated?: boolean; Worker?: unknown };
+    if (!isNode()) {
+      if (g.crossOriginIsolated === false) return false;
+      if (typeof g.Worker !== 'function') return false;
+    }
+    if (!WebAssembly.validate(THREADS_PROBE)) return false;
+    // Engines may validate the probe yet refuse to create shared memory.
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true } as WebAssembly.MemoryDescriptor);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Public name of detectThreadSupport: whether `threads` above 1 can take
+ * effect here (the package's index re-exports it).
+ */
+export function threadsAvailable(): boolean {
+  return detectThreadSupport();
+}
+
+/** Logical cores this process may use (1 when unknown). */
+export async function availableCores(): Promise<number> {
+  if (isNode()) {
+    try {
+      const os = await import('node:os');
+      const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+      return Math.max(1, n | 0);
+    } catch {
+      return 1;
+    }
+  }
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  return Math.max(1, (nav?.hardwareConcurrency ?? 1) | 0);
+}
+
+/** The default thread count: min(2, available cores), and 1 where threads cannot run. */
+export async function defaultThreadCount(): Promise<number> {
+  if (!detectThreadSupport()) return 1;
+  return Math.min(2, await availableCores());
+}
+
+/** Checks a requested thread count: an integer in [1, MAX_THREADS]. */
+export function validateThreadCount(threads: unknown, what = 'threads'): number {
+  if (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    throw new RangeError(`${what} must be an integer from 1 to ${MAX_THREADS}, got ${String(threads)}`);
+  }
+  return threads;
+}
+
+/* ------------------------------------------------------------------ memory */
+
+/**
+ * The shared memory for the threaded module: at least `initialPages`, and the
+ * largest maximum the engine agrees to reserve (4 GiB, else 2 GiB, else 1 GiB).
+ */
+export function createThreadedMemory(initialPages: number = THREADED_INITIAL_PAGES): WebAssembly.Memory {
+  let lastError: unknown;
+  for (const maximum of [THREADED_MAXIMUM_PAGES, 32768, 16384]) {
+    try {
+      return new WebAssembly.Memory({ initial: Math.max(initialPages, THREADED_INITIAL_PAGES), maximum, shared: true } as WebAssembly.MemoryDescriptor);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw new Error(`cannot create a shared WebAssembly memory for the threaded module: ${(lastError as Error)?.message ?? lastError}`);
+}
+
+/**
+ * Imports for an instance of the threaded module: its shared memory, and the
+ * growth notice (the main thread passes the loader's; workers need none).
+ */
+export function threadedImports(memory: WebAssembly.Memory, onGrowth: () => void = () => {}): WebAssembly.Imports {
+  return { env: { memory, emscripten_notify_memory_growth: onGrowth } };
+}
+
+/* ------------------------------------------------------------------ workers */
+
+// Control slot of one worker: 16 int32 (64 bytes, one cache line each).
+//
+// The main thread posts a job by writing JOB and PART, then bumping JOBSEQ
+// (the commit) and SEQ (what a sleeping worker waits on), and notifying. A
+// worker has at most one job posted and not yet taken: the next can only be
+// posted once the job it is in has finished, which needs this worker. SEQ
+// alone, without JOBSEQ, is a nudge ("a job is coming: stop sleeping and
+// watch"), sent when a call starts, so waking overlaps the argument checks
+// and copies. CMD_EXIT ends the worker.
+const SLOT_INTS = 16;
+const SLOT_BYTES = SLOT_INTS * 4;
+const SEQ = 0; // bumped for every post, nudge or exit
+const JOB = 1; // job pointer
+const CMD = 2; // 0, or CMD_EXIT
+const STATE = 3; // written by the worker: STARTING, READY, FAILED, EXITED
+const PART = 4; // the worker's participant index in the job
+const SPIN_US = 5; // how long the worker watches for a job before it sleeps (microseconds)
+const JOBSEQ = 6; // bumped for every job posted
+const ASLEEP = 7; // 1 while the worker is (about to be) in Atomics.wait
+const CMD_EXIT = 2;
+const STARTING = 0;
+const READY = 1;
+const FAILED = 2;
+const EXITED = 3;
+
+/**
+ * The worker's whole program, as text: started with `eval: true` in Node and
+ * from a Blob URL in browsers, so it works the same from js/ under ts-jest,
+ * from dist/ and from a bundle, with no file to locate. It never returns to
+ * its event loop until told to exit, and needs none: it sleeps in Atomics.wait.
+ */
+export const WORKER_SOURCE = `'use strict';
+(function () {
+  var SEQ = ${SEQ}, JOB = ${JOB}, CMD = ${CMD}, STATE = ${STATE}, PART = ${PART}, SPIN_US = ${SPIN_US};
+  var JOBSEQ = ${JOBSEQ}, ASLEEP = ${ASLEEP}, CMD_EXIT = ${CMD_EXIT}, READY = ${READY}, FAILED = ${FAILED}, EXITED = ${EXITED};
+  function start(d) {
+    var ctrl = new Int32Array(d.memory.buffer, d.slot, ${SLOT_INTS});
+    var x;
+    try {
+      x = new WebAssembly.Instance(d.module, { env: { memory: d.memory, emscripten_notify_memory_growth: function () {} } }).exports;
+      x.__stack_pointer.value = d.stackTop;
+    } catch (e) {
+      Atomics.store(ctrl, STATE, FAILED);
+      Atomics.notify(ctrl, STATE);
+      throw e;
+    }
+    var lastJob = Atomics.load(ctrl, JOBSEQ);
+    var watch = false;
+    Atomics.store(ctrl, STATE, READY);
+    Atomics.notify(ctrl, STATE);
+    for (;;) {
+      if (Atomics.load(ctrl, CMD) === CMD_EXIT) break;
+      if (Atomics.load(ctrl, JOBSEQ) !== lastJob) {
+        lastJob = Atomics.load(ctrl, JOBSEQ);
+        var job = Atomics.load(ctrl, JOB);
+        try {
+          x.qe_attention_job_work(job, Atomics.load(ctrl, PART));
+        } catch (e) {
+          // Count this participant in so the main thread stops waiting, and say so.
+          Atomics.store(ctrl, STATE, FAILED);
+          var i32 = new Int32Array(d.memory.buffer);
+          var at = x.qe_attention_job_finished_address(job) >>> 2;
+          Atomics.add(i32, at, 1);
+          Atomics.notify(i32, at);
+          throw e;
+        }
+        watch = true;
+        continue;
+      }
+      if (watch) {
+        // After a job or a nudge another job is likely soon (a loop of
+        // calls): watch for it a while, as waking from Atomics.wait costs
+        // tens of microseconds, and at times milliseconds on a busy host.
+        watch = false;
+        var until = performance.now() + Atomics.load(ctrl, SPIN_US) / 1000;
+        for (var n = 1; Atomics.load(ctrl, JOBSEQ) === lastJob && Atomics.load(ctrl, CMD) !== CMD_EXIT; n++) {
+          if ((n & 1023) === 0 && performance.now() >= until) break;
+        }
+        continue;
+      }
+      var seq = Atomics.load(ctrl, SEQ);
+      Atomics.store(ctrl, ASLEEP, 1);
+      if (Atomics.load(ctrl, JOBSEQ) === lastJob && Atomics.load(ctrl, CMD) !== CMD_EXIT) Atomics.wait(ctrl, SEQ, seq);
+      Atomics.store(ctrl, ASLEEP, 0);
+      watch = true;
+    }
+    Atomics.store(ctrl, STATE, EXITED);
+    Atomics.notify(ctrl, STATE);
+  }
+  if (typeof process === 'object' && process && process.versions && process.versions.node) {
+    start(require('node:worker_threads').workerData);
+  } else {
+    self.onmessage = function (event) { self.onmessage = null; start(event.data); };
+  }
+})();
+`;
+
+/** What the pool needs from a platform's worker. */
+interface WorkerHandle {
+  terminate(): Promise<void>;
+}
+
+interface WorkerRecord {
+  handle: WorkerHandle | null;
+  slot: number; // byte offset of the control slot
+  stack: number; // base of its stack allocation
+  error: unknown;
+  stopping: boolean; // told to exit: never given another job
+}
+
+interface StartData {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  slot: number;
+  stackTop: number;
+}
+
+const spin = {
+  /** How long (microseconds) an idle worker watches for the next job before it sleeps. */
+  workerUs: 2000,
+  /** The same after a nudge: the call's checks and copies come first (about 4 ms at N = 1024, dim 512). */
+  nudgeUs: 10000,
+  /** How long (ms) the calling thread spins for the workers' last tasks before it sleeps (where it may). */
+  mainMs: 20,
+};
+
+/** Tuning for measurements: how long workers (microseconds) and the caller (ms) spin before sleeping. */
+export function setSpinTimes(workerUs: number, mainMs: number, nudgeUs = spin.nudgeUs): void {
+  spin.workerUs = Math.max(0, Math.floor(workerUs));
+  spin.mainMs = Math.max(0, mainMs);
+  spin.nudgeUs = Math.max(0, Math.floor(nudgeUs));
+}
+
+/** 4 * seqLen * kvSeqLen * dim from unchecked attention arguments (0 when they make no sense). */
+export function estimateAttentionFlops(Q: unknown, K: unknown, dim: unknown): number {
+  if (!(Q instanceof Float32Array) || !(K instanceof Float32Array) || typeof dim !== 'number' || !(dim >= 1)) return 0;
+  return (4 * Q.length * K.length) / dim;
+}
+
+async function spawnWorker(data: StartData, record: WorkerRecord): Promise<WorkerHandle> {
+  if (isNode()) {
+    const { Worker } = await import('node:worker_threads');
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: data, name: 'qe-flash' } as ConstructorParameters<typeof Worker>[1]);
+    // Idle workers must never keep the process alive.
+    worker.unref();
+    worker.on('error', (error) => {
+      record.error = error;
+    });
+    return { terminate: async () => void (await worker.terminate()) };
+  }
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+  try {
+    const worker = new Worker(url, { name: 'qe-flash' });
+    worker.addEventListener('error', (event) => {
+      record.error = event instanceof ErrorEvent ? event.error ?? new Error(event.message) : new Error('worker error');
+    });
+    worker.postMessage(data);
+    return { terminate: async () => worker.terminate() };
+  } finally {
+    // The worker has fetched its script by the time it runs; revoking later would leak the URL.
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+}
+
+let mainThreadCanBlock: boolean | undefined;
+
+/** Whether Atomics.wait is allowed on this thread (not on a browser's main thread). */
+function canBlock(): boolean {
+  if (mainThreadCanBlock === undefined) {
+    try {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+      mainThreadCanBlock = true;
+    } catch {
+      mainThreadCanBlock = false;
+    }
+  }
+  return mainThreadCanBlock;
+}
+
+/** Arguments of one attention call, pointers already in module memory. */
+export interface ThreadedAttentionCall {
+  q: number;
+  k: number;
+  v: number;
+  o: number;
+  seqLen: number;
+  kvSeqLen: number;
+  dim: number;
+  heads: number;
+  scale: number;
+  causal: boolean;
+  validKeyLength: number;
+  blockQ: number;
+  blockK: number;
+}
+
+/** What a threaded attention call reports: the status and tiles of the C side, and the threads it used. */
+export interface ThreadedAttentionResult {
+  status: number;
+  tileQ: number;
+  tileK: number;
+  threads: number;
+}
+
+const pools = new Set<ThreadPool>();
+
+/**
+ * Workers sharing one instance's memory. Create with ThreadPool.start; grow
+ * with ensureWorkers. Jobs are synchronous on the calling thread, so only one
+ * runs at a time and nothing else touches the module meanwhile. Starting and
+ * stopping workers are queued, one after another.
+ */
+export class ThreadPool {
+  private readonly workers: WorkerRecord[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  private broken: Error | null = null;
+  private users = 0;
+
+  private constructor(
+    private readonly module: WebAssembly.Module,
+    private readonly memory: WebAssembly.Memory,
+    private readonly x: ThreadedExports,
+  ) {}
+
+  /**
+   * A pool for the instance `x` of `module` on `memory` (the main thread's
+   * instance), with `workers` workers ready (or failed to start: the pool
+   * then runs with those that did).
+   */
+  static async start(module: WebAssembly.Module, memory: WebAssembly.Memory, x: WebAssembly.Exports, workers: number): Promise<ThreadPool> {
+    for (const name of JOB_EXPORTS) {
+      if (typeof x[name] !== 'function') throw new Error(`the threaded module lacks the export ${name}; rebuild it with 'make wasm'`);
+    }
+    const exports = x as unknown as ThreadedExports;
+    if (exports.qe_thread_support() !== 1) throw new Error('this module was not built with WebAssembly atomics');
+    const pool = new ThreadPool(module, memory, exports);
+    pools.add(pool);
+    await pool.ensureWorkers(workers);
+    return pool;
+  }
+
+  /** Workers started and not stopped (ready or not). */
+  get size(): number {
+    return this.workers.filter((r) => !r.stopping).length;
+  }
+
+  /** Workers ready to take a job now. */
+  get readyWorkers(): number {
+    return this.ready().length;
+  }
+
+  /** The error that disabled the pool, if one did (calls then run on one thread). */
+  get failure(): Error | null {
+    return this.broken;
+  }
+
+  /** Counts a user (a QEFlashAttention); see release. */
+  retain(): void {
+    this.users++;
+  }
+
+  /**
+   * Uncounts a user; when none is left (still none when the queue gets to
+   * it) the workers are stopped. They start again on demand.
+   */
+  release(): void {
+    if (this.users > 0 && --this.users === 0) {
+      void this.enqueue(() => (this.users === 0 ? this.stop() : undefined)).catch(() => undefined);
+    }
+  }
+
+  /** Starts workers until there are `count`, and waits for them to be ready. */
+  ensureWorkers(count: number): Promise<void> {
+    return this.enqueue(() => this.grow(count));
+  }
+
+  /** Stops every worker and frees their stacks; ensureWorkers starts new ones. */
+  terminate(): Promise<void> {
+    return this.enqueue(() => this.stop());
+  }
+
+  private enqueue(op: () => Promise<void> | undefined): Promise<void> {
+    const run = this.queue.then(op);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async grow(count: number): Promise<void> {
+    const fresh: WorkerRecord[] = [];
+    while (this.size < Math.min(count, MAX_THREADS - 1)) {
+      const slot = this.x.qe_alloc(SLOT_BYTES) >>> 0;
+      const stack = this.x.qe_alloc(WORKER_STACK_BYTES) >>> 0;
+      if (slot === 0 || stack === 0) {
+        if (slot) this.x.qe_free(slot);
+        if (stack) this.x.qe_free(stack);
+        throw new RangeError('out of module memory while starting worker threads');
+      }
+      new Int32Array(this.memory.buffer, slot, SLOT_INTS).fill(0);
+      const record: WorkerRecord = { handle: null, slot, stack, error: undefined, stopping: false };
+      this.workers.push(record);
+      fresh.push(record);
+      try {
+        record.handle = await spawnWorker(
+          { module: this.module, memory: this.memory, slot, stackTop: stack + WORKER_STACK_BYTES },
+          record,
+        );
+      } catch (error) {
+        record.error = error;
+        Atomics.store(this.slot(record), STATE, FAILED);
+      }
+    }
+    // Ready when each has marked its slot (or failed). Polled: no message
+    // channel is kept open, and the caller awaits this once.
+    const deadline = Date.now() + 30000;
+    for (;;) {
+      const pending = fresh.filter((r) => Atomics.load(this.slot(r), STATE) === STARTING && r.error === undefined);
+      if (pending.length === 0) break;
+      if (Date.now() > deadline) {
+        for (const r of pending) {
+          r.error = new Error('worker did not start within 30 s');
+          Atomics.store(this.slot(r), STATE, FAILED);
+        }
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  private async stop(): Promise<void> {
+    // Marked and told to exit in one synchronous step: jobs run synchronously
+    // on this thread, so none can reach a worker in between.
+    const records = this.workers.filter((r) => !r.stopping);
+    for (const r of records) {
+      r.stopping = true;
+      const s = this.slot(r);
+      Atomics.store(s, CMD, CMD_EXIT);
+      Atomics.add(s, SEQ, 1);
+      Atomics.notify(s, SEQ);
+    }
+    await Promise.all(records.map((r) => r.handle?.terminate().catch(() => undefined)));
+    for (const r of records) {
+      this.x.qe_free(r.slot);
+      this.x.qe_free(r.stack);
+      this.workers.splice(this.workers.indexOf(r), 1);
+    }
+  }
+
+  private slot(r: WorkerRecord): Int32Array {
+    return new Int32Array(this.memory.buffer, r.slot, SLOT_INTS);
+  }
+
+  private ready(): WorkerRecord[] {
+    if (this.broken !== null) return [];
+    return this.workers.filter((r) => !r.stopping && r.error === undefined && Atomics.load(this.slot(r), STATE) === READY);
+  }
+
+  /**
+   * Tells up to threads - 1 sleeping workers that a call of about `flops`
+   * operations is on its way, so they are awake by the time its job is
+   * posted. Does nothing for calls too small to split.
+   */
+  wake(threads: number, flops: number): void {
+    if (!(flops >= MIN_PARALLEL_FLOPS) || threads < 2) return;
+    for (const r of this.ready().slice(0, threads - 1)) {
+      const s = this.slot(r);
+      if (Atomics.load(s, ASLEEP) !== 1) continue;
+      Atomics.store(s, SPIN_US, spin.nudgeUs);
+      Atomics.add(s, SEQ, 1);
+      Atomics.notify(s, SEQ, 1);
+    }
+  }
+
+  /**
+   * Attention on up to `threads` threads (the caller's plus workers that are
+   * ready). Small problems run on the calling thread alone. A status other
+   * than 0 comes from qe_attention on the same arguments: job creation only
+   * fails where qe_attention would, or for memory, and then the single
+   * thread call either reports why or does the work.
+   */
+  attention(c: ThreadedAttentionCall, threads: number): ThreadedAttentionResult {
+    // Workers stopped while this pool still has users come back for later calls.
+    if (this.users > 0 && this.broken === null && this.size < Math.min(threads, MAX_THREADS) - 1) {
+      void this.ensureWorkers(threads - 1).catch(() => undefined);
+    }
+    const flops = 4 * c.seqLen * c.kvSeqLen * c.dim;
+    const helpers = flops < MIN_PARALLEL_FLOPS ? [] : this.ready().slice(0, Math.max(0, threads - 1));
+    if (helpers.length === 0) return this.single(c);
+    const participants = helpers.length + 1;
+    const x = this.x;
+    const job = x.qe_attention_job_create(
+      c.q, c.k, c.v, c.o, c.seqLen, c.kvSeqLen, c.dim, c.heads, c.scale,
+      c.causal ? 1 : 0, c.validKeyLength, c.blockQ, c.blockK, participants,
+    ) >>> 0;
+    if (job === 0) return this.single(c);
+    const tileQ = x.qe_attention_job_tile_q(job);
+    const tileK = x.qe_attention_job_tile_k(job);
+    let failed: WorkerRecord | undefined;
+    try {
+      if (x.qe_attention_job_task_count(job) < 2) {
+        for (let i = 0; i < participants; i++) x.qe_attention_job_work(job, i);
+        return { status: 0, tileQ, tileK, threads: 1 };
+      }
+      helpers.forEach((r, i) => {
+        const s = this.slot(r);
+        Atomics.store(s, SPIN_US, spin.workerUs);
+        Atomics.store(s, JOB, job);
+        Atomics.store(s, PART, i + 1);
+        Atomics.add(s, JOBSEQ, 1);
+        Atomics.add(s, SEQ, 1);
+        if (Atomics.load(s, ASLEEP) === 1) Atomics.notify(s, SEQ, 1);
+      });
+      x.qe_attention_job_work(job, 0);
+      this.waitFinished(job, participants);
+      failed = helpers.find((r) => Atomics.load(this.slot(r), STATE) !== READY);
+    } finally {
+      // All participants have counted themselves out (or a failure did it for
+      // one), so nothing uses the job any more.
+      x.qe_attention_job_destroy(job);
+    }
+    if (failed !== undefined) {
+      this.broken = new Error(`a worker thread failed during attention: ${String((failed.error as Error)?.message ?? 'unknown error')}`);
+      throw this.broken;
+    }
+    return { status: 0, tileQ, tileK, threads: participants };
+  }
+
+  private single(c: ThreadedAttentionCall): ThreadedAttentionResult {
+    const status = this.x.qe_attention(
+      c.q, c.k, c.v, c.o, c.seqLen, c.kvSeqLen, c.dim, c.heads, c.scale,
+      c.causal ? 1 : 0, c.validKeyLength, c.blockQ, c.blockK,
+    );
+    return { status, tileQ: this.x.qe_attention_tile_q(), tileK: this.x.qe_attention_tile_k(), threads: 1 };
+  }
+
+  private waitFinished(job: number, participants: number): void {
+    const i32 = new Int32Array(this.memory.buffer);
+    const at = this.x.qe_attention_job_finished_address(job) >>> 2;
+    const block = canBlock();
+    const until = performance.now() + spin.mainMs;
+    let spinning = true;
+    for (let n = 1; ; n++) {
+      const done = Atomics.load(i32, at);
+      if (done >= participants) return;
+      // What is left is about one task: spin for it, then (if a worker was
+      // held up) sleep until the C side notifies.
+      if (spinning && (n & 1023) === 0) spinning = performance.now() < until;
+      if (!spinning && block) Atomics.wait(i32, at, done, 100);
+    }
+  }
+}
+
+/** Stops the workers of every pool in this process (they are unref()'d anyway; this ends them now). */
+export async function terminateThreadPools(): Promise<void> {
+  await Promise.all([...pools].map((p) => p.terminate()));
+}

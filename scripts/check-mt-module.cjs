@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Checks a freshly linked wasm/qe-flash-simd-mt.wasm before the Makefile
+// installs it: it validates, imports nothing but its shared memory and the
+// growth notice (so no libc symbol was left undefined), and exports
+// __stack_pointer and every qe_* entry that scripts/wasm-exports.sh lists.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+const file = process.argv[2];
+if (!file) {
+  console.error('usage: check-mt-module.cjs module.wasm');
+  process.exit(2);
+}
+const bytes = fs.readFileSync(file);
+const fail = (message) => {
+  console.error(`${file}: ${message}`);
+  process.exit(1);
+};
+if (!WebAssembly.validate(bytes)) fail('does not validate');
+const wasmModule = new WebAssembly.Module(bytes);
+
+const imports = WebAssembly.Module.imports(wasmModule).map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
+const allowed = ['env.emscripten_notify_memory_growth:function', 'env.memory:memory'];
+for (const entry of imports) if (!allowed.includes(entry)) fail(`unexpected import ${entry}`);
+if (!imports.includes('env.memory:memory')) fail('does not import its memory');
+
+const exported = new Map(WebAssembly.Module.exports(wasmModule).map((e) => [e.name, e.kind]));
+if (exported.get('__stack_pointer') !== 'global') fail('does not export __stack_pointer');
+if (exported.has('memory')) fail('exports a memory of its own');
+const listed = execFileSync('bash', [path.join(__dirname, 'wasm-exports.sh')], { encoding: 'utf8' })
+  .trim().split(',').map((name) => name.replace(/^_/, ''));
+for (const name of listed) if (exported.get(name) !== 'function') fail(`lacks the export ${name}`);
+
+// The memory it imports must be shared: instantiate against a non-shared one and expect refusal.
+const stub = { emscripten_notify_memory_growth() {} };
+try {
+  new WebAssembly.Instance(wasmModule, { env: { ...stub, memory: new WebAssembly.Memory({ initial: 256, maximum: 65536 }) } });
+  fail('accepted a non-shared memory');
+} catch (error) {
+  if (!(error instanceof WebAssembly.LinkError)) throw error;
+}
+const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+const instance = new WebAssembly.Instance(wasmModule, { env: { ...stub, memory } });
+if (instance.exports.qe_thread_support() !== 1) fail('qe_thread_support() is not 1');
+if (instance.exports.qe_simd_level() !== 1) fail('qe_simd_level() is not 1');
+console.log(`${file}: ok (${listed.length} entries, shared memory, ${bytes.length} bytes)`);
