@@ -26,7 +26,7 @@ async function main() {
   const quick = args.has('--quick');
   const cores = os.cpus().length;
   const allCores = Math.max(1, cores);
-  const threadCounts = typeof api.threadsAvailable === 'function' && api.threadsAvailable() && allCores > 1 ? [1, allCores] : [1];
+  const threadCounts = api.threadsAvailable() && allCores > 1 ? [1, allCores] : [1];
   const ortThreads = allCores > 1 ? [1, allCores] : [1];
   const { peers, reason } = createOnnxRuntimePeers(ortThreads);
   if (reason) console.log(`note: ${reason}; its columns will be empty`);
@@ -38,8 +38,7 @@ async function main() {
     longSequence: !quick,
     measure: quick ? { warmupCalls: 3, warmupMs: 100, minRuns: 5, minTimeMs: 0 } : {},
     log: (line) => console.log(line),
-    createEngine: (workload, threads) =>
-      threads === 1 ? api.createQEFlashAttention(workload) : api.createQEFlashAttention(workload, undefined, { threads }),
+    createEngine: (workload, threads) => api.createQEFlashAttention(workload, undefined, { threads }),
   });
   try {
     await suite.runFullSuite();

@@ -9,11 +9,13 @@
  * Peers (onnxruntime-web) are passed in by the caller: the package itself
  * depends on none of them. See bench/run.js.
  */
-import * as os from 'os';
 import type { QEWorkloadType } from '../types';
 import { naiveAttention } from './baseline';
 import { QE_PERFORMANCE_TARGETS } from './config';
 import { createQEFlashAttention, type QEFlashAttention } from './flash-attention';
+import { loadQEModule, type QEModule } from './module';
+import { createSimilarityIndex, matchPatterns } from './similarity';
+import { threadsAvailable } from './threads';
 import type { ResolvedAttention } from './validate';
 
 const MIB = 1024 * 1024;
@@ -37,6 +39,12 @@ export const REFERENCE_SHAPES: Readonly<Record<'test-similarity' | 'code-embeddi
     'code-embedding': { seqLen: 1024, dim: 512, heads: 4 },
     'defect-matching': { seqLen: 256, dim: 384, heads: 12 },
   });
+
+/** The search shapes: a resident corpus of test embeddings, and a defect-pattern library. */
+export const SEARCH_SHAPES = Object.freeze({
+  corpus: Object.freeze({ n: 10000, dim: 384, k: 10, batch: 512 }),
+  patterns: Object.freeze({ n: 2000, dim: 384 }),
+});
 
 /** The long-sequence row: only an O(N) memory engine can run it. */
 export const LONG_SEQUENCE_SHAPE: Readonly<AttentionShape> = Object.freeze({ seqLen: 16384, dim: 384, heads: 8 });
@@ -190,7 +198,14 @@ export interface MachineInfo {
   date: string;
 }
 
+/** Node's os module; the benchmark runs in Node (browsers have no machine description to give). */
+function nodeOs(): typeof import('os') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('os');
+}
+
 export function describeMachine(): MachineInfo {
+  const os = nodeOs();
   const cpus = os.cpus();
   return {
     cpu: cpus[0]?.model.trim() ?? 'unknown',
@@ -207,7 +222,7 @@ export function describeMachine(): MachineInfo {
 export interface FlashAttentionBenchmarkOptions {
   /** Peer engines, run on the same inputs. */
   peers?: AttentionPeer[];
-  /** Thread counts of ours to run (default [1], plus all cores once the module has threads). */
+  /** Thread counts of ours to run (default [1], plus all cores where threads can run). */
   threadCounts?: number[];
   measure?: MeasureOptions;
   /** Include the N = 16384 row (default true). */
@@ -264,6 +279,57 @@ function referenceRows(inputs: AttentionInputs, shape: AttentionShape, rows: num
   return out;
 }
 
+/**
+ * The naive search the search rows compare against: every cosine in
+ * JavaScript (float64 accumulation), then a full sort. Ties by lower index.
+ */
+function naiveCosineTopK(queries: Float32Array, count: number, corpus: Float32Array, n: number, dim: number, k: number) {
+  const norms = new Float64Array(n);
+  for (let r = 0; r < n; r++) {
+    let s = 0;
+    for (let c = 0; c < dim; c++) s += corpus[r * dim + c] * corpus[r * dim + c];
+    norms[r] = Math.sqrt(s);
+  }
+  const out: { index: number; similarity: number }[][] = [];
+  for (let q = 0; q < count; q++) {
+    let qn = 0;
+    for (let c = 0; c < dim; c++) qn += queries[q * dim + c] * queries[q * dim + c];
+    qn = Math.sqrt(qn);
+    const scored: { index: number; similarity: number }[] = [];
+    for (let r = 0; r < n; r++) {
+      let dot = 0;
+      for (let c = 0; c < dim; c++) dot += queries[q * dim + c] * corpus[r * dim + c];
+      scored.push({ index: r, similarity: qn > 0 && norms[r] > 0 ? dot / (qn * norms[r]) : 0 });
+    }
+    scored.sort((a, b) => b.similarity - a.similarity || a.index - b.index);
+    out.push(scored.slice(0, k));
+  }
+  return out;
+}
+
+/**
+ * Largest difference between our top-k lists and the naive ones: position by
+ * position (the sorted scores must agree), and each row we name against the
+ * naive score of that same row (so a swap of two rows whose scores differ by
+ * rounding is allowed, a wrong row is not).
+ */
+function compareTopK(ours: { index: number; similarity: number }[][], truth: { index: number; similarity: number }[][]): number {
+  if (ours.length !== truth.length) return Number.POSITIVE_INFINITY;
+  let worst = 0;
+  for (let q = 0; q < ours.length; q++) {
+    if (ours[q].length !== truth[q].length) return Number.POSITIVE_INFINITY;
+    const byIndex = new Map(truth[q].map((t) => [t.index, t.similarity]));
+    for (let i = 0; i < ours[q].length; i++) {
+      worst = Math.max(worst, Math.abs(ours[q][i].similarity - truth[q][i].similarity));
+      const own = byIndex.get(ours[q][i].index);
+      // A row outside the naive top-k must tie with its last entry.
+      const reference = own ?? truth[q][truth[q].length - 1].similarity;
+      worst = Math.max(worst, Math.abs(ours[q][i].similarity - reference));
+    }
+  }
+  return worst;
+}
+
 function notRun(engine: string, threads: number, status: EngineStatus, note: string): EngineResult {
   return { engine, threads, status, timing: null, memoryBytes: null, memoryHow: '', maxAbsDiff: null, note };
 }
@@ -318,6 +384,8 @@ export class FlashAttentionBenchmark {
     const rows: BenchmarkResult[] = [];
     if (workload === 'test-similarity' || workload === 'code-embedding' || workload === 'defect-matching') {
       rows.push(await this.attentionRow(workload, REFERENCE_SHAPES[workload], true));
+      if (workload === 'test-similarity') rows.push(...(await this.corpusSearchRows()));
+      if (workload === 'defect-matching') rows.push(await this.patternMatchRow());
     } else if (workload === 'coverage-analysis') {
       rows.push(this.notBuiltRow(workload, 'index', 'HNSW top-10 query in 100,000 x 384', { n: 100000, dim: 384, k: 10 }));
     } else {
@@ -366,12 +434,14 @@ export class FlashAttentionBenchmark {
   }
 
   private threadCounts(): number[] {
-    return this.options.threadCounts ?? [1];
+    if (this.options.threadCounts) return this.options.threadCounts;
+    const cores = nodeOs().cpus().length;
+    return threadsAvailable() && cores > 1 ? [1, cores] : [1];
   }
 
   private async engine(workload: QEWorkloadType, threads: number): Promise<QEFlashAttention | null> {
     if (this.options.createEngine) return this.options.createEngine(workload, threads);
-    return threads === 1 ? createQEFlashAttention(workload) : null;
+    return createQEFlashAttention(workload, undefined, { threads });
   }
 
   private notBuiltRow(
@@ -397,6 +467,122 @@ export class FlashAttentionBenchmark {
       meetsTarget: null,
       flops: null,
       crossCheckPassed: true,
+    };
+  }
+
+  private async searchModule(): Promise<QEModule> {
+    return loadQEModule();
+  }
+
+  /** Top-10 by cosine in a resident 10,000 x 384 corpus: 1 query, then 512 at once. */
+  private async corpusSearchRows(): Promise<BenchmarkResult[]> {
+    const { n, dim, k, batch } = SEARCH_SHAPES.corpus;
+    const corpus = seededUniform(n * dim, 11);
+    const queries = seededUniform(batch * dim, 12);
+    const module = await this.searchModule();
+    const index = createSimilarityIndex(module, dim);
+    try {
+      index.add(corpus);
+      const rows: BenchmarkResult[] = [];
+      for (const count of [1, batch]) {
+        const label = `top-${k} search, ${count === 1 ? '1 query' : `${count} queries`}, resident ${n.toLocaleString('en-US')} x ${dim}`;
+        this.log(`test-similarity: ${label}`);
+        const q = queries.subarray(0, count * dim);
+        let ours: { id: number; similarity: number }[][] = [];
+        module.resetWorkspaceHighWater();
+        const timing = await measure(() => {
+          ours = count === 1 ? [index.search(q, k)] : index.searchBatch(q, k);
+        }, this.options.measure ?? {});
+        const workBytes = module.workspaceHighWaterBytes();
+        this.log(`  qe-flash: ${timing.medianMs.toFixed(3)} ms`);
+        let truth: { index: number; similarity: number }[][] = [];
+        const slow = count === 1 ? this.options.measure ?? {} : { warmupCalls: 1, warmupMs: 0, minRuns: 5, minTimeMs: 0 };
+        const baseTiming = await measure(() => {
+          truth = naiveCosineTopK(q, count, corpus, n, dim, k);
+        }, slow);
+        this.log(`  baseline: ${baseTiming.medianMs.toFixed(3)} ms`);
+        const diff = compareTopK(ours.map((r) => r.map((x) => ({ index: x.id, similarity: x.similarity }))), truth);
+        if (!(diff <= CROSS_CHECK_TOLERANCE)) this.log(`  CROSS-CHECK FAILED: search results differ (${diff})`);
+        rows.push(this.searchRow('test-similarity', label, { n, dim, k, queries: count }, timing, workBytes, baseTiming, n * 8 * count, diff, count));
+      }
+      return rows;
+    } finally {
+      index.dispose();
+    }
+  }
+
+  /** One defect embedding against a 2,000-pattern library: cosine scores and softmax probabilities. */
+  private async patternMatchRow(): Promise<BenchmarkResult> {
+    const { n, dim } = SEARCH_SHAPES.patterns;
+    const library = seededUniform(n * dim, 21);
+    const defect = seededUniform(dim, 22);
+    const label = `match 1 defect against ${n.toLocaleString('en-US')} patterns, dim ${dim}`;
+    this.log(`defect-matching: ${label}`);
+    const module = await this.searchModule();
+    let ours: { index: number; score: number; probability: number }[] = [];
+    module.resetWorkspaceHighWater();
+    const timing = await measure(() => {
+      ours = matchPatterns(module, defect, { data: library, count: n });
+    }, this.options.measure ?? {});
+    const workBytes = module.workspaceHighWaterBytes();
+    this.log(`  qe-flash: ${timing.medianMs.toFixed(3)} ms`);
+    let truth: { index: number; similarity: number }[][] = [];
+    const baseTiming = await measure(() => {
+      truth = naiveCosineTopK(defect, 1, library, n, dim, n);
+    }, this.options.measure ?? {});
+    this.log(`  baseline: ${baseTiming.medianMs.toFixed(3)} ms`);
+    const diff = compareTopK([ours.map((m) => ({ index: m.index, similarity: m.score }))], truth);
+    if (!(diff <= CROSS_CHECK_TOLERANCE)) this.log(`  CROSS-CHECK FAILED: pattern scores differ (${diff})`);
+    return this.searchRow('defect-matching', label, { n, dim }, timing, workBytes, baseTiming, n * 8, diff, 1);
+  }
+
+  private searchRow(
+    workload: QEWorkloadType,
+    label: string,
+    shape: Record<string, number>,
+    timing: TimingStats,
+    workBytes: number,
+    baseTiming: TimingStats,
+    baseBytes: number,
+    diff: number,
+    queries: number,
+  ): BenchmarkResult {
+    const flash: EngineResult = {
+      engine: 'qe-flash',
+      threads: 1,
+      status: 'ok',
+      timing,
+      memoryBytes: workBytes,
+      memoryHow: 'kernel working memory (arena high-water); the corpus itself is input',
+      maxAbsDiff: 0,
+    };
+    const baseline: EngineResult = {
+      engine: 'baseline (naive JS)',
+      threads: 1,
+      status: 'ok',
+      timing: baseTiming,
+      memoryBytes: baseBytes,
+      memoryHow: 'its score array',
+      maxAbsDiff: diff,
+    };
+    const targets = targetChecks(workload, timing.medianMs, workBytes / MIB, queries / (timing.medianMs / 1000), 'queries/s');
+    const speedup = baseTiming.medianMs / timing.medianMs;
+    return {
+      workload,
+      label,
+      kind: 'search',
+      shape,
+      baseline,
+      flash,
+      flashThreads: notRun('qe-flash', 1, 'skipped', 'search runs on one thread'),
+      peers: [],
+      speedup,
+      memoryReduction: 1 - workBytes / baseBytes,
+      seedSpeedupReached: speedup >= SEED_SPEEDUP_RANGE.min,
+      targets,
+      meetsTarget: allPass(targets),
+      flops: null,
+      crossCheckPassed: diff <= CROSS_CHECK_TOLERANCE,
     };
   }
 
@@ -443,7 +629,7 @@ export class FlashAttentionBenchmark {
     if (!crossCheckPassed) this.log(`  CROSS-CHECK FAILED: qe-flash differs from float64 by ${truthDiff}`);
 
     // Ours on all cores.
-    let flashThreads = notRun('qe-flash', os.cpus().length, 'not built', 'threads not built yet');
+    let flashThreads = notRun('qe-flash', nodeOs().cpus().length, 'not built', 'threads not built yet');
     const multi = this.threadCounts().filter((t) => t > 1);
     for (const threads of multi) {
       const engine = await this.engine(workload, threads);

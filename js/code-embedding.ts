@@ -43,7 +43,6 @@
  */
 import { QE_FLASH_ATTENTION_CONFIG } from './config';
 import { checkStatus, type QEModule } from './module';
-import { searchEntries } from './similarity';
 import { tokenizeCode, type CodeLanguage, type CodeToken } from './tokenizer';
 import { describe, validateAttention, validateFiniteNumber, validateFloat32Array, validateMatrix, validatePositiveInteger } from './validate';
 
@@ -280,7 +279,7 @@ function featureTable(module: QEModule, tableRows: number, dim: number, seed: nu
   if (ptr === undefined) {
     if (tableRows * dim * 4 > 0xffffffff) throw new RangeError(`a feature table of ${tableRows} x ${dim} does not fit in module memory`);
     ptr = module.alloc(tableRows * dim * 4);
-    const status = searchEntries(module).featureTableFill(ptr, tableRows, dim, seed >>> 0, FEATURE_TABLE_SCALE);
+    const status = module.searchEntries().qe_feature_table_fill(ptr, tableRows, dim, seed >>> 0, FEATURE_TABLE_SCALE);
     if (status !== 0) {
       module.free(ptr);
       checkStatus(status, 'qe_feature_table_fill');
@@ -303,14 +302,14 @@ export function hashedTokenVectors(module: QEModule, features: HashedFeatures, t
   const tokens = features.offsets.length - 1;
   if (tokens < 1) throw new RangeError('there are no tokens to embed');
   const table = featureTable(module, tableRows, dim, seed);
-  const entries = searchEntries(module);
+  const entries = module.searchEntries();
   return module.scope((s) => {
     const offsets = s.copyInInt32(features.offsets);
     const rows = s.copyInInt32(features.rows);
     const weights = s.copyIn(features.weights.length > 0 ? features.weights : new Float32Array(1));
     const out = s.allocFloats(tokens * dim);
     checkStatus(
-      entries.featureHashEmbed(offsets, rows, weights, tokens, features.rows.length, table, tableRows, dim, out),
+      entries.qe_feature_hash_embed(offsets, rows, weights, tokens, features.rows.length, table, tableRows, dim, out),
       'qe_feature_hash_embed',
     );
     return s.readFloats(out, tokens * dim);

@@ -5,6 +5,9 @@
  */
 import type {
   AttentionOptions,
+  DefectMatch,
+  DefectMatchOptions,
+  PatternLibrary,
   FlashAttentionConfig,
   FlashAttentionConfigOverrides,
   FlashAttentionMetrics,
@@ -14,10 +17,21 @@ import type {
 import { naiveAttention } from './baseline';
 import { assertWorkloadType, cloneConfig, getQEFlashAttentionConfig, mergeConfig } from './config';
 import { MODULE_ENV_VAR } from './loader';
-import { MetricsRecorder } from './metrics';
+import { embedSource, embedTokens } from './code-embedding';
+import { MetricsRecorder, type MeasuredOperation } from './metrics';
 import { loadQEModule, type QEModule } from './module';
 import { defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './threads';
-import { validateAttention, type ResolvedAttention } from './validate';
+import {
+  cosineTopK,
+  cosineTopKBatch,
+  createSimilarityIndex,
+  matchPatterns,
+  matchPatternsInIndex,
+  type CorpusInput,
+  type SimilarityIndex,
+  type SimilarityResult,
+} from './similarity';
+import { describe, validateAttention, type ResolvedAttention } from './validate';
 
 export class QEFlashAttention {
   private config: FlashAttentionConfig;
@@ -104,6 +118,120 @@ export class QEFlashAttention {
     const output = naiveAttention(Q, K, V, shape);
     this.metrics.recordBaseline(shape, performance.now() - start);
     return output;
+  }
+
+  /**
+   * The topK corpus vectors most like testEmbedding by cosine similarity,
+   * exact, best first, ties broken by lower index. The corpus is a list of
+   * vectors or one flat row-major Float32Array ({ data, count } when its
+   * dimension is not testEmbedding's length). topK may exceed the corpus:
+   * then every row is returned. For a corpus searched many times, keep it
+   * resident with createSimilarityIndex().
+   */
+  async computeTestSimilarity(testEmbedding: Float32Array, corpusEmbeddings: CorpusInput, topK = 5): Promise<SimilarityResult[]> {
+    return this.computeTestSimilaritySync(testEmbedding, corpusEmbeddings, topK);
+  }
+
+  computeTestSimilaritySync(testEmbedding: Float32Array, corpusEmbeddings: CorpusInput, topK = 5): SimilarityResult[] {
+    const module = this.live();
+    return this.measured('test-similarity', corpusRows(corpusEmbeddings, testEmbedding), testEmbedding?.length ?? 0, 0, () =>
+      cosineTopK(module, testEmbedding, corpusEmbeddings, topK),
+    );
+  }
+
+  /** computeTestSimilarity for many queries (a list, or flat row-major) in one pass over the corpus. */
+  computeTestSimilarityBatch(queries: readonly Float32Array[] | Float32Array, corpusEmbeddings: CorpusInput, topK = 5, dim?: number): SimilarityResult[][] {
+    const module = this.live();
+    const d = dim ?? (queries instanceof Float32Array ? this.config.dim : queries[0]?.length ?? 0);
+    return this.measured('test-similarity', corpusRows(corpusEmbeddings, new Float32Array(d)), d, 0, () =>
+      cosineTopKBatch(module, queries, corpusEmbeddings, topK, dim),
+    );
+  }
+
+  /**
+   * Scores defectEmbedding against every pattern: `score` is the cosine
+   * similarity, `probability` the attention weight softmax(score /
+   * temperature) over the library (they sum to 1), best first. The library is
+   * a list of embeddings, a list of objects with an `embedding`, one flat
+   * Float32Array, or a resident SimilarityIndex (the fast form for repeated
+   * matching; `pattern` is then the id). Default temperature 0.1.
+   */
+  async matchDefectPattern<P = unknown>(defectEmbedding: Float32Array, patternLibrary: PatternLibrary<P>, options: DefectMatchOptions = {}): Promise<DefectMatch<P>[]> {
+    return this.matchDefectPatternSync(defectEmbedding, patternLibrary, options);
+  }
+
+  matchDefectPatternSync<P = unknown>(defectEmbedding: Float32Array, patternLibrary: PatternLibrary<P>, options: DefectMatchOptions = {}): DefectMatch<P>[] {
+    const module = this.live();
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    const temperature = options.temperature ?? DEFAULT_DEFECT_TEMPERATURE;
+    const dim = defectEmbedding?.length ?? 0;
+    if (isSimilarityIndex(patternLibrary)) {
+      const library = patternLibrary;
+      return this.measured('defect-matching', library.size, dim, 0, () =>
+        matchPatternsInIndex(module, defectEmbedding, library, temperature).map((m) => ({ ...m, pattern: m.index as unknown as P })),
+      );
+    }
+    const { corpus, pattern } = patternCorpus(patternLibrary, dim);
+    return this.measured('defect-matching', corpusRows(corpus, defectEmbedding), dim, 0, () =>
+      matchPatterns(module, defectEmbedding, corpus, temperature).map((m) => ({ ...m, pattern: pattern(m.index) })),
+    );
+  }
+
+  /**
+   * An L2-normalized embedding of a piece of code, of the workload's dim.
+   * From token embeddings: codeTokens is seqLen x dim (and positionEmbeddings,
+   * when given, too; sinusoidal positions otherwise); multi-head
+   * self-attention over tokens + positions, a residual connection and layer
+   * norm, mean pooling, L2 normalization. From source text: the built-in
+   * tokenizer and signed feature hashing of tokens and their bigrams and
+   * trigrams give the token embeddings, then the same. Deterministic; no
+   * model download.
+   */
+  async generateCodeEmbedding(code: Float32Array | string, positionEmbeddings?: Float32Array): Promise<Float32Array> {
+    return this.generateCodeEmbeddingSync(code, positionEmbeddings);
+  }
+
+  generateCodeEmbeddingSync(code: Float32Array | string, positionEmbeddings?: Float32Array): Float32Array {
+    const module = this.live();
+    const { dim, blocks } = this.config;
+    const common = { heads: blocks.headsPerBlock, blockQ: blocks.queryChunkSize, blockK: blocks.kvChunkSize };
+    if (typeof code === 'string') {
+      if (positionEmbeddings !== undefined) throw new TypeError('positionEmbeddings applies to token embeddings, not to source text');
+      return this.measured('code-embedding', code.length, dim, blocks.headsPerBlock, () => embedSource(module, code, { ...common, dim }));
+    }
+    const rows = code instanceof Float32Array && dim > 0 ? Math.floor(code.length / dim) : 0;
+    return this.measured('code-embedding', rows, dim, blocks.headsPerBlock, () =>
+      embedTokens(module, code, dim, { ...common, positionEmbeddings }),
+    );
+  }
+
+  /**
+   * A resident corpus in this instance's module memory (default dim: the
+   * workload's): add vectors once, search many times. Dispose it when done.
+   */
+  createSimilarityIndex(dim: number = this.config.dim): SimilarityIndex {
+    return createSimilarityIndex(this.live(), dim);
+  }
+
+  /** Runs a QE method and records its metrics. */
+  private measured<T>(operation: MeasuredOperation['operation'], rows: number, dim: number, heads: number, run: () => T): T {
+    const module = this.live();
+    module.resetWorkspaceHighWater();
+    const start = performance.now();
+    const result = run();
+    const timeMs = performance.now() - start;
+    this.metrics.recordOperation({
+      operation,
+      workload: this.workload,
+      rows,
+      dim,
+      heads,
+      timeMs,
+      workspaceBytes: module.workspaceHighWaterBytes(),
+      memoryBytes: module.memoryBytes,
+      module: module.kind,
+    });
+    return result;
   }
 
   /** Copies of the metrics of every recorded call, oldest first. */
@@ -206,4 +334,41 @@ export async function createQEFlashAttention(
   const threads = await resolveThreads(loadOptions);
   const module = await loadQEModule({ ...loadOptions, threads });
   return new QEFlashAttention(workload, config, module, threads);
+}
+
+/** Default temperature of matchDefectPattern: probabilities are softmax(cosine / 0.1). */
+export const DEFAULT_DEFECT_TEMPERATURE = 0.1;
+
+function isSimilarityIndex(x: unknown): x is SimilarityIndex {
+  return typeof x === 'object' && x !== null && typeof (x as SimilarityIndex).search === 'function' && typeof (x as SimilarityIndex).add === 'function';
+}
+
+/** Rows of a corpus argument, for the metrics (0 when it is malformed: validation reports that). */
+function corpusRows(corpus: CorpusInput, query: Float32Array): number {
+  if (Array.isArray(corpus)) return corpus.length;
+  if (corpus instanceof Float32Array) return query?.length ? Math.floor(corpus.length / query.length) : 0;
+  const sized = corpus as { count?: unknown };
+  return typeof sized?.count === 'number' ? sized.count : 0;
+}
+
+/** The corpus of a pattern library, and how to name pattern i in the results. */
+function patternCorpus<P>(library: PatternLibrary<P>, dim: number): { corpus: CorpusInput; pattern: (i: number) => P } {
+  if (Array.isArray(library)) {
+    const list = library as readonly unknown[];
+    if (list.length > 0 && !(list[0] instanceof Float32Array)) {
+      const embeddings = list.map((entry, i) => {
+        const e = (entry as { embedding?: unknown })?.embedding;
+        if (!(e instanceof Float32Array)) throw new TypeError(`patternLibrary[${i}] must be a Float32Array or an object with a Float32Array embedding, got ${describe(entry)}`);
+        return e;
+      });
+      return { corpus: embeddings, pattern: (i) => list[i] as P };
+    }
+    return { corpus: list as readonly Float32Array[], pattern: (i) => list[i] as P };
+  }
+  if (library instanceof Float32Array) {
+    return { corpus: library, pattern: (i) => library.subarray(i * dim, (i + 1) * dim) as unknown as P };
+  }
+  const flat = library as { data: Float32Array; count: number };
+  const rowLength = flat && flat.count > 0 && flat.data instanceof Float32Array ? flat.data.length / flat.count : dim;
+  return { corpus: flat, pattern: (i) => flat.data.subarray(i * rowLength, (i + 1) * rowLength) as unknown as P };
 }

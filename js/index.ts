@@ -3,6 +3,10 @@
  */
 export type {
   AttentionOptions,
+  DefectMatch,
+  DefectMatchOptions,
+  PatternLibrary,
+  QEOperation,
   AttentionStrategy,
   BackendOperation,
   BenchmarkOptions,
@@ -28,5 +32,20 @@ export {
   getQEFlashAttentionConfig,
   getWorkloadTypes,
 } from './config';
-export { QEFlashAttention, createQEFlashAttention } from './flash-attention';
+export { DEFAULT_DEFECT_TEMPERATURE, QEFlashAttention, createQEFlashAttention } from './flash-attention';
 export { WASMSIMDBackend, getWASMSIMDBackend } from './backend';
+export type { CorpusInput, IndexSearchResult, SimilarityIndex, SimilarityResult } from './similarity';
+export { tokenizeCode, splitIdentifier, type CodeLanguage, type CodeToken, type CodeTokenKind } from './tokenizer';
+export { threadsAvailable, terminateThreadPools } from './threads';
+export {
+  CROSS_CHECK_TOLERANCE,
+  FlashAttentionBenchmark,
+  REFERENCE_SHAPES,
+  formatMarkdown,
+  runFlashAttentionBenchmarks,
+  type AttentionPeer,
+  type BenchmarkResult,
+  type EngineResult,
+  type FlashAttentionBenchmarkOptions,
+  type TimingStats,
+} from './benchmark';

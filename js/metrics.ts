@@ -4,7 +4,7 @@
  * reports it, module memory, and a speedup only where a baseline ran on the
  * same shape in this instance.
  */
-import type { FlashAttentionMetrics, ModuleKind, QEWorkloadType } from '../types';
+import type { FlashAttentionMetrics, ModuleKind, QEOperation, QEWorkloadType } from '../types';
 import type { ResolvedAttention } from './validate';
 
 const MIB = 1024 * 1024;
@@ -30,6 +30,20 @@ export interface MeasuredCall {
   threads?: number;
 }
 
+/** One call of a QE method (similarity, defect matching, code embedding). */
+export interface MeasuredOperation {
+  operation: Exclude<QEOperation, 'attention'>;
+  workload: QEWorkloadType;
+  /** Rows processed: corpus vectors, patterns, or code tokens. */
+  rows: number;
+  dim: number;
+  heads: number;
+  timeMs: number;
+  workspaceBytes: number;
+  memoryBytes: number;
+  module: ModuleKind;
+}
+
 export class MetricsRecorder {
   private entries: FlashAttentionMetrics[] = [];
   private readonly baselineMs = new Map<string, number>();
@@ -50,6 +64,7 @@ export class MetricsRecorder {
     // A timer too coarse to see the call (browsers round to 0.1 ms) leaves the ratio unknown.
     const resolved = call.timeMs > 0;
     const entry: FlashAttentionMetrics = {
+      operation: 'attention',
       workload: call.workload,
       seqLen: call.shape.seqLen,
       kvSeqLen: call.shape.kvSeqLen,
@@ -66,6 +81,33 @@ export class MetricsRecorder {
       tileK: call.tileK,
       module: call.module,
       threads: call.threads ?? 1,
+      timestamp: Date.now(),
+    };
+    this.entries.push(entry);
+    if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
+    return { ...entry };
+  }
+
+  /** Records a QE method call; its speedup is unknown (no baseline runs for these). */
+  recordOperation(call: MeasuredOperation): FlashAttentionMetrics {
+    const entry: FlashAttentionMetrics = {
+      operation: call.operation,
+      workload: call.workload,
+      seqLen: call.rows,
+      kvSeqLen: call.rows,
+      dim: call.dim,
+      heads: call.heads,
+      causal: false,
+      timeMs: call.timeMs,
+      memoryMB: call.workspaceBytes / MIB,
+      peakMemoryMB: call.memoryBytes / MIB,
+      throughput: call.timeMs > 0 ? call.rows / (call.timeMs / 1000) : Number.POSITIVE_INFINITY,
+      speedup: null,
+      baselineTimeMs: null,
+      tileQ: 0,
+      tileK: 0,
+      module: call.module,
+      threads: 1,
       timestamp: Date.now(),
     };
     this.entries.push(entry);

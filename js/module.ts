@@ -42,13 +42,26 @@ export interface QEExports {
   ): number;
   qe_attention_tile_q(): number;
   qe_attention_tile_k(): number;
+  qe_corpus_panel_rows(): number;
+  qe_corpus_store_rows(corpus: number, invNorms: number, capacity: number, dim: number, row0: number, rows: number, count: number): number;
+  qe_corpus_move_row(corpus: number, invNorms: number, capacity: number, dim: number, from: number, to: number): number;
+  qe_cosine_topk(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number): number;
+  qe_feature_table_fill(table: number, rows: number, dim: number, seed: number, scale: number): number;
+  qe_feature_hash_embed(offsets: number, rows: number, weights: number, tokens: number, features: number, table: number, tableRows: number, dim: number, out: number): number;
 }
+
+/** The search and feature-hashing entries (csrc/api_search.c), pointer level. */
+export type SearchEntries = Pick<
+  QEExports,
+  'qe_corpus_panel_rows' | 'qe_corpus_store_rows' | 'qe_corpus_move_row' | 'qe_cosine_topk' | 'qe_feature_table_fill' | 'qe_feature_hash_embed'
+>;
 
 const REQUIRED_EXPORTS: readonly (keyof QEExports)[] = [
   'qe_alloc', 'qe_free', 'qe_simd_level', 'qe_workspace_last_bytes', 'qe_workspace_high_water_bytes',
   'qe_workspace_reset_high_water', 'qe_workspace_reserved_bytes', 'qe_workspace_release', 'qe_vec_add',
   'qe_matmul', 'qe_embedding_lookup', 'qe_softmax', 'qe_layer_norm', 'qe_attention', 'qe_attention_tile_q',
-  'qe_attention_tile_k',
+  'qe_attention_tile_k', 'qe_corpus_panel_rows', 'qe_corpus_store_rows', 'qe_corpus_move_row', 'qe_cosine_topk',
+  'qe_feature_table_fill', 'qe_feature_hash_embed',
 ];
 
 const MAX_ALLOCATION_BYTES = 0xffffffff;
@@ -178,6 +191,11 @@ export class QEModule {
   }
 
   /** Bytes of working memory the last kernel call used. */
+  /** The search entries at pointer level, for js/similarity.ts and js/code-embedding.ts. */
+  searchEntries(): SearchEntries {
+    return this.x;
+  }
+
   workspaceLastBytes(): number {
     return this.x.qe_workspace_last_bytes() >>> 0;
   }

@@ -17,7 +17,7 @@
  * a query streams it front to back; the one-shot helpers store the corpus
  * for the call, the index keeps it.
  */
-import { checkStatus, QE_STATUS, type QEModule } from './module';
+import { checkStatus, QE_STATUS, type QEModule, type SearchEntries } from './module';
 import { describe, MAX_INT32, validateFiniteElements, validateFiniteNumber, validateFloat32Array, validatePositiveInteger } from './validate';
 
 /** One result of the one-shot helpers: a row of the corpus given. */
@@ -44,55 +44,6 @@ export interface PatternMatch {
 
 /** Default temperature of matchPatterns: probabilities are softmax(cosine / 0.1). */
 export const DEFAULT_PATTERN_TEMPERATURE = 0.1;
-
-// ---------------------------------------------------------------------------
-// The module entries of issue 5 at pointer level.
-//
-// TEMPORARY BRIDGE: QEModule (js/module.ts) does not expose these exports
-// yet. Until it does, searchEntries reads them from its export table, in this
-// one function; replace its body with QEModule's accessor once it exists.
-
-/** The issue-5 entries of csrc/qe_api.h, pointer level. */
-export interface SearchEntries {
-  /** Rows per corpus panel; a stored corpus holds a multiple of it. */
-  corpusPanelRows(): number;
-  corpusStoreRows(corpus: number, invNorms: number, capacity: number, dim: number, row0: number, rows: number, count: number): number;
-  corpusMoveRow(corpus: number, invNorms: number, capacity: number, dim: number, from: number, to: number): number;
-  cosineTopK(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number): number;
-  featureTableFill(table: number, rows: number, dim: number, seed: number, scale: number): number;
-  featureHashEmbed(offsets: number, rows: number, weights: number, tokens: number, features: number, table: number, tableRows: number, dim: number, out: number): number;
-}
-
-const entriesCache = new WeakMap<QEModule, SearchEntries>();
-
-export function searchEntries(module: QEModule): SearchEntries {
-  let entries = entriesCache.get(module);
-  if (entries === undefined) {
-    const table = (module as unknown as { x: Record<string, unknown> }).x;
-    const get = (name: string): ((...args: number[]) => number) => {
-      const fn = table?.[name];
-      if (typeof fn !== 'function') throw new Error(`${module.source} lacks the export ${name}; rebuild it with 'make wasm'`);
-      return fn as (...args: number[]) => number;
-    };
-    const panel = get('qe_corpus_panel_rows');
-    const store = get('qe_corpus_store_rows');
-    const move = get('qe_corpus_move_row');
-    const topk = get('qe_cosine_topk');
-    const fill = get('qe_feature_table_fill');
-    const hash = get('qe_feature_hash_embed');
-    entries = {
-      corpusPanelRows: () => panel(),
-      corpusStoreRows: (c, inv, capacity, dim, row0, rows, count) => store(c, inv, capacity, dim, row0, rows, count),
-      corpusMoveRow: (c, inv, capacity, dim, from, to) => move(c, inv, capacity, dim, from, to),
-      cosineTopK: (q, nq, c, invNorms, n, dim, k, oi, os) => topk(q, nq, c, invNorms, n, dim, k, oi, os),
-      featureTableFill: (t, rows, dim, seed, scale) => fill(t, rows, dim, seed, scale),
-      featureHashEmbed: (o, r, w, tokens, features, t, tableRows, dim, out) =>
-        hash(o, r, w, tokens, features, t, tableRows, dim, out),
-    };
-    entriesCache.set(module, entries);
-  }
-  return entries;
-}
 
 /** Rows copied through the staging buffer at a time when storing a corpus (about 4 MB). */
 function stagingRows(dim: number): number {
@@ -126,7 +77,7 @@ function storeRows(
       } else {
         for (let i = 0; i < rows; i++) f32.set(vectors[first + i], (staging >>> 2) + i * dim);
       }
-      const status = entries.corpusStoreRows(corpus, invNorms, capacity, dim, row0 + first, staging, rows);
+      const status = entries.qe_corpus_store_rows(corpus, invNorms, capacity, dim, row0 + first, staging, rows);
       if (status === QE_STATUS.ERR_ARGUMENT) {
         // Sizes were checked and elements are finite: only a norm beyond float range is left.
         throw new RangeError(`a vector's norm exceeds the float32 range (3.4e38); scale the vectors down`);
@@ -205,8 +156,8 @@ function checkBytes(what: string, count: number): void {
 function topKOnce(module: QEModule, queries: Float32Array, nq: number, dim: number, corpus: ReturnType<typeof validateCorpus>, k: number): SimilarityResult[][] {
   const n = corpus.count;
   const kk = Math.min(k, n);
-  const entries = searchEntries(module);
-  const panel = entries.corpusPanelRows();
+  const entries = module.searchEntries();
+  const panel = entries.qe_corpus_panel_rows();
   const capacity = Math.ceil(n / panel) * panel;
   checkBytes('the corpus', capacity * dim);
   checkBytes('the results', nq * kk);
@@ -219,7 +170,7 @@ function topKOnce(module: QEModule, queries: Float32Array, nq: number, dim: numb
     // The last panel's spare rows are computed and ignored; zero them so they hold no stale bits.
     module.f32().fill(0, (pc >>> 2) + (capacity - panel) * dim, (pc >>> 2) + capacity * dim);
     storeRows(module, entries, pc, inv, capacity, dim, 0, corpus.flat ?? (corpus.rows as Float32Array[]), n);
-    checkStatus(entries.cosineTopK(pq, nq, pc, inv, n, dim, kk, oi, os), 'qe_cosine_topk');
+    checkStatus(entries.qe_cosine_topk(pq, nq, pc, inv, n, dim, kk, oi, os), 'qe_cosine_topk');
     const idx = module.i32().slice(oi >>> 2, (oi >>> 2) + nq * kk);
     const score = s.readFloats(os, nq * kk);
     const out: SimilarityResult[][] = [];
@@ -289,6 +240,23 @@ export function matchPatterns(module: QEModule, query: Float32Array, patterns: C
   return ranked.map((r, i) => ({ index: r.index, score: r.similarity, probability: p[i] }));
 }
 
+/**
+ * matchPatterns against a resident library: the patterns stay in module
+ * memory between calls, so a match costs one pass over them. Results carry
+ * the index's ids in `index`.
+ */
+export function matchPatternsInIndex(module: QEModule, query: Float32Array, library: SimilarityIndex, temperature = DEFAULT_PATTERN_TEMPERATURE): PatternMatch[] {
+  validateFiniteNumber('temperature', temperature);
+  if (!(temperature > 0)) throw new RangeError(`temperature must be greater than 0, got ${temperature}`);
+  if (library.size === 0) throw new RangeError('the pattern library is empty');
+  const ranked = library.search(query, library.size);
+  const logits = new Float32Array(ranked.length);
+  ranked.forEach((r, i) => (logits[i] = r.similarity / temperature));
+  validateFiniteElements('similarity / temperature', logits);
+  const p = module.softmax(logits, 1, logits.length);
+  return ranked.map((r, i) => ({ index: r.id, score: r.similarity, probability: p[i] }));
+}
+
 function flatten(vectors: readonly Float32Array[] | Float32Array, count: number, dim: number): Float32Array {
   if (vectors instanceof Float32Array) return vectors;
   const flat = new Float32Array(count * dim);
@@ -340,7 +308,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
 
   constructor(module: QEModule, readonly dim: number) {
     this.module = module;
-    this.entries = searchEntries(module);
+    this.entries = module.searchEntries();
   }
 
   get size(): number {
@@ -378,7 +346,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
     const last = this.count - 1;
     if (row !== last) {
       // Compact: the last row moves into the gap; its id keeps pointing at it.
-      checkStatus(this.entries.corpusMoveRow(this.rowsPtr, this.normsPtr, this.rowCapacity, this.dim, last, row), 'qe_corpus_move_row');
+      checkStatus(this.entries.qe_corpus_move_row(this.rowsPtr, this.normsPtr, this.rowCapacity, this.dim, last, row), 'qe_corpus_move_row');
       const moved = this.idOfRow[last];
       this.idOfRow[row] = moved;
       this.rowOfId.set(moved, row);
@@ -437,7 +405,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
       const search = (query: number, count: number, k1: number): { idx: Int32Array; score: Float32Array } => {
         const oi = s.alloc(count * k1 * 4);
         const os = s.allocFloats(count * k1);
-        checkStatus(this.entries.cosineTopK(query, count, this.rowsPtr, this.normsPtr, n, this.dim, k1, oi, os), 'qe_cosine_topk');
+        checkStatus(this.entries.qe_cosine_topk(query, count, this.rowsPtr, this.normsPtr, n, this.dim, k1, oi, os), 'qe_cosine_topk');
         return { idx: module.i32().slice(oi >>> 2, (oi >>> 2) + count * k1), score: s.readFloats(os, count * k1) };
       };
       const first = search(pq, nq, ask);
@@ -465,7 +433,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
   private reserve(rows: number): void {
     const module = this.live();
     if (rows <= this.rowCapacity) return;
-    const panel = this.entries.corpusPanelRows();
+    const panel = this.entries.qe_corpus_panel_rows();
     let capacity = Math.max(this.rowCapacity, INITIAL_CAPACITY);
     while (capacity < rows) capacity *= 2;
     // Near the 4 GiB ceiling, take what is needed rather than double.

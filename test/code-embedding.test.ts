@@ -18,10 +18,9 @@ import {
   sinusoidalPositions,
   SOURCE_POSITION_SCALE,
 } from '../js/code-embedding';
-import { searchEntries } from '../js/similarity';
 import { detectLanguage, splitIdentifier, tokenizeCode } from '../js/tokenizer';
 import { expectThrow, loadModule, MODULE_KINDS } from './helpers';
-import { attentionShape, referenceAttention, referenceLayerNorm, uniform } from './reference';
+import { attentionShape, referenceAttention, referenceCosine as cosine, referenceLayerNorm, uniform } from './reference';
 
 // ------------------------------------------------------------------ test files written for the purpose
 
@@ -324,18 +323,6 @@ func TestSlugifyLowercasesAndJoins(t *testing.T) {
 
 // ------------------------------------------------------------------ float64 references
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let x = 0;
-  let y = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += a[i] * b[i];
-    x += a[i] * a[i];
-    y += b[i] * b[i];
-  }
-  return x === 0 || y === 0 ? 0 : d / Math.sqrt(x * y);
-}
-
 /** Form 1 in float64: X = tokens + positions; LayerNorm(X + Attention(X, X, X)); mean; L2-normalize. */
 function referenceEmbedTokens(tokens: ArrayLike<number>, positions: ArrayLike<number>, seqLen: number, dim: number, heads: number): Float64Array {
   const x = Float64Array.from({ length: seqLen * dim }, (_, i) => tokens[i] + positions[i]);
@@ -504,7 +491,7 @@ describe.each(MODULE_KINDS)('embedSource (form 2) on the %s build', (kind) => {
     const dim = 19;
     const got = m.scope((s) => {
       const p = s.allocFloats(rows * dim);
-      expect(searchEntries(m).featureTableFill(p, rows, dim, 12345, FEATURE_TABLE_SCALE)).toBe(0);
+      expect(m.searchEntries().qe_feature_table_fill(p, rows, dim, 12345, FEATURE_TABLE_SCALE)).toBe(0);
       return s.readFloats(p, rows * dim);
     });
     expect(got).toEqual(referenceTable(rows, dim, 12345, FEATURE_TABLE_SCALE));

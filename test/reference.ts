@@ -181,3 +181,26 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1
   }
   return m;
 }
+
+export function referenceNorm(x: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return Math.sqrt(s);
+}
+
+/** Cosine similarity as the library documents it: 0 when either side is a zero vector (norm below FLT_MIN). */
+export function referenceCosine(q: ArrayLike<number>, x: ArrayLike<number>): number {
+  const nq = referenceNorm(q);
+  const nx = referenceNorm(x);
+  if (nq < 1.1754943508222875e-38 || nx < 1.1754943508222875e-38) return 0;
+  let d = 0;
+  for (let i = 0; i < q.length; i++) d += q[i] * x[i];
+  return d / (nq * nx);
+}
+
+/** Every row ranked by cosine: similarity descending, ties by lower index. */
+export function referenceCosineRanking(q: ArrayLike<number>, rows: readonly ArrayLike<number>[]): { index: number; similarity: number }[] {
+  return rows
+    .map((x, index) => ({ index, similarity: referenceCosine(q, x) }))
+    .sort((a, b) => b.similarity - a.similarity || a.index - b.index);
+}

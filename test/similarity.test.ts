@@ -15,32 +15,7 @@ import {
   type SimilarityIndex,
 } from '../js/similarity';
 import { expectThrow, loadModule, MODULE_KINDS } from './helpers';
-import { rng } from './reference';
-
-// ---------------------------------------------------------------- float64 reference
-
-function norm(x: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return Math.sqrt(s);
-}
-
-/** The documented similarity: 0 when either side is a zero vector (norm below FLT_MIN). */
-function cosine(q: ArrayLike<number>, x: ArrayLike<number>): number {
-  const nq = norm(q);
-  const nx = norm(x);
-  if (nq < 1.1754943508222875e-38 || nx < 1.1754943508222875e-38) return 0;
-  let d = 0;
-  for (let i = 0; i < q.length; i++) d += q[i] * x[i];
-  return d / (nq * nx);
-}
-
-/** Every row ranked: similarity descending, ties by lower index. */
-function referenceRanking(q: Float32Array, rows: readonly Float32Array[]): { index: number; similarity: number }[] {
-  return rows
-    .map((x, index) => ({ index, similarity: cosine(q, x) }))
-    .sort((a, b) => b.similarity - a.similarity || a.index - b.index);
-}
+import { referenceCosine as cosine, referenceCosineRanking as referenceRanking, referenceNorm as norm, rng } from './reference';
 
 // ---------------------------------------------------------------- planted data
 

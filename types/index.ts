@@ -86,8 +86,18 @@ export interface AttentionOptions {
   kvSeqLen?: number;
 }
 
-/** What one computeFlashAttention call measured. */
+/** Which method a metrics record is about. */
+export type QEOperation = 'attention' | 'test-similarity' | 'defect-matching' | 'code-embedding';
+
+/**
+ * What one call measured. For attention, seqLen and kvSeqLen are the query
+ * and key rows and throughput is query tokens per second; for the QE
+ * methods, seqLen is the rows processed (corpus vectors, patterns, or code
+ * tokens), throughput is those rows per second, and heads/tiles are 0 where
+ * no attention ran.
+ */
 export interface FlashAttentionMetrics {
+  operation: QEOperation;
   workload: QEWorkloadType;
   seqLen: number;
   kvSeqLen: number;
@@ -170,3 +180,28 @@ export interface BenchmarkOptions {
   /** Label for a function operation (default 'custom'). */
   name?: string;
 }
+
+/** Options of matchDefectPattern. */
+export interface DefectMatchOptions {
+  /** Softmax temperature applied to the cosine scores; default 0.1. Must be > 0. */
+  temperature?: number;
+}
+
+/** One pattern's match: the library entry, its position (or id), cosine score, and softmax probability. */
+export interface DefectMatch<P = unknown> {
+  pattern: P;
+  index: number;
+  score: number;
+  probability: number;
+}
+
+/**
+ * A defect-pattern library: embeddings, objects carrying an `embedding`, one
+ * flat row-major array (with its count), or a resident similarity index.
+ */
+export type PatternLibrary<P = unknown> =
+  | readonly Float32Array[]
+  | readonly (P & { embedding: Float32Array })[]
+  | Float32Array
+  | { data: Float32Array; count: number }
+  | { search: (...args: never[]) => unknown; add: (...args: never[]) => unknown; size: number };
