@@ -20,6 +20,7 @@ const bench = require(path.join(root, 'dist', 'cjs', 'js', 'benchmark.js'));
 const { createOnnxRuntimePeers } = require('./peers/onnxruntime');
 const { barChartSvg } = require('./chart');
 const { judgeGoals, goalsMarkdown } = require('./goals');
+const { runCliSimilarBenchmark, cliSimilarMarkdown } = require('./cli-similar');
 
 async function main() {
   const args = new Set(process.argv.slice(2));
@@ -47,6 +48,9 @@ async function main() {
   }
   const results = suite.getResults();
   const machine = suite.getMachine();
+  console.log('qe-flash similar: 10,000 generated test cases');
+  const similar = runCliSimilarBenchmark();
+  console.log(`  ${similar.seconds.toFixed(1)} s, planted pair first: ${similar.plantedFirst}`);
   const goals = judgeGoals(results);
   const elapsed = ((Date.now() - started) / 1000).toFixed(0);
 
@@ -55,13 +59,16 @@ async function main() {
     'Performance goals (issue "Performance: 1.7x faster than onnxruntime-web"), judged on this run:',
     '',
     goalsMarkdown(goals),
+    'Duplicate-test finder (issue "QE workloads that mean something"):',
+    '',
+    cliSimilarMarkdown(similar),
     `Produced by \`make bench\` in ${elapsed} s${quick ? ' (--quick)' : ''}. Reproduce with the same command.`,
     '',
   ].join('\n');
 
   const outDir = path.join(root, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals }, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar }, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'latest.md'), `# qe-flash benchmark\n\n${report}`);
 
   const attention = results.filter((r) => r.kind === 'attention' && r.baseline.status === 'ok');

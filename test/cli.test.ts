@@ -1,10 +1,9 @@
 /**
  * qe-flash similar (js/cli.ts): finding test cases in each language,
  * reporting planted near-duplicates first with file:line, options, the
- * progress bar, and errors. Set QE_CLI_BENCH=1 to also run the 10,000-case
- * timing of the issue (planted pair first, under 20 s).
+ * progress bar, and errors. The 10,000-case timing is in the benchmark
+ * (bench/cli-similar.js, run by make bench).
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
@@ -12,6 +11,9 @@ import type { QEModule } from '../js/module';
 import { collectFiles, extractTestCases, findDuplicatePairs, runCli } from '../js/cli';
 import { releaseFeatureTables } from '../js/code-embedding';
 import { loadModule } from './helpers';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { writeGeneratedSuite } = require('../bench/test-suite-generator');
 
 let m: QEModule;
 let root: string;
@@ -42,53 +44,9 @@ function io(tty = false, clock?: () => number) {
   };
 }
 
-// A small deterministic generator of distinct Jest test cases of about 30 lines.
-function generator(seed: number) {
-  let s = seed >>> 0;
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
-  const words = 'user order cart invoice payment account session token profile address product price discount coupon shipment stock item review rating comment message queue worker job task event ticket booking route cache entry record table index query filter page cursor batch stream buffer request response header status error retry timeout limit plan feature flag metric counter span trace config theme layout grid matrix graph node edge tree commit build release version label file folder image video track report chart alert rule role group team region cluster volume secret'.split(' ');
-  const verbs = 'create update delete fetch load save parse format validate compute merge split apply revert publish archive restore sync export import render resolve approve cancel refund notify encode decode'.split(' ');
-  const pick = <T>(a: T[]): T => a[Math.floor(rnd() * a.length)];
-  const cap = (w: string) => w[0].toUpperCase() + w.slice(1);
-  const value = () => (rnd() < 0.5 ? String(Math.floor(rnd() * 1000)) : `'${pick(words)}-${Math.floor(rnd() * 100)}'`);
-  return (): string => {
-    const v = pick(words) + cap(pick(words));
-    const lines = [`  it('${pick(verbs)}s the ${pick(words)} when ${pick(words)} is ${pick(words)}', async () => {`, `    const ${v} = new ${cap(pick(words))}${cap(pick(words))}({ ${pick(words)}: ${value()} });`];
-    for (let i = 0; i < 26; i++) {
-      const r = rnd();
-      if (r < 0.3) lines.push(`    const ${pick(words)}${cap(pick(words))} = await ${v}.${pick(verbs)}${cap(pick(words))}(${value()});`);
-      else if (r < 0.6) lines.push(`    expect(${v}.${pick(words)}).${pick(['toBe', 'toEqual', 'toContain', 'toBeGreaterThan'])}(${value()});`);
-      else if (r < 0.8) lines.push(`    ${v}.${pick(words)} = ${value()};`);
-      else lines.push(`    for (const ${pick(words)} of ${v}.${pick(words)}s) ${pick(verbs)}${cap(pick(words))}(${pick(words)});`);
-    }
-    lines.push('  });');
-    return lines.join('\n');
-  };
-}
-
-/** Writes files x perFile generated cases under dir; plants a re-formatted copy of one case in another file. */
+/** Writes generated cases under root/dir with one planted near-duplicate (bench/test-suite-generator.js). */
 function generateSuite(dir: string, files: number, perFile: number): { original: string; copy: string } {
-  const next = generator(files * 31 + perFile);
-  let planted = '';
-  const where = { original: '', copy: '' };
-  for (let f = 0; f < files; f++) {
-    const cases: string[] = [];
-    for (let c = 0; c < perFile; c++) cases.push(next());
-    const rel = nodePath.join(dir, `group${f % 7}`, `feature${f}.test.js`);
-    const header = `const api = require('../api');\n\ndescribe('feature ${f}', () => {\n`;
-    if (f === 3) {
-      planted = cases[2];
-      const line = header.split('\n').length - 1 + cases.slice(0, 2).join('\n\n').split('\n').length + 1 + 1;
-      where.original = `${rel}:${line}`;
-    }
-    if (f === files - 2) {
-      cases[1] = `  // copied\n${planted.split('\n').map((l) => `    ${l.replace(/, /g, ',   ')}`).join('\n')}`;
-      const line = header.split('\n').length - 1 + cases[0].split('\n').length + 1 + 2;
-      where.copy = `${rel}:${line}`;
-    }
-    write(rel, `${header}${cases.join('\n\n')}\n});\n`);
-  }
-  return { original: nodePath.join(root, where.original), copy: nodePath.join(root, where.copy) };
+  return writeGeneratedSuite(root, dir, files, perFile);
 }
 
 describe('extractTestCases', () => {
@@ -200,22 +158,6 @@ describe('qe-flash similar', () => {
     write('walk/.git/c.js', 'x');
     write('walk/README.md', '# no');
     expect(collectFiles([nodePath.join(root, 'walk')])).toEqual([nodePath.join(root, 'walk/src/a.test.ts')]);
-  });
-
-  // The timing runs the built command (make dist) in its own process, as a user would.
-  (process.env.QE_CLI_BENCH === '1' ? it : it.skip)('handles 10,000 cases of ~30 lines in under 20 s with the planted pair first', () => {
-    const cli = nodePath.join(__dirname, '..', 'dist', 'cjs', 'js', 'cli.js');
-    if (!fs.existsSync(cli)) throw new Error(`${cli} is missing; run 'make dist' first`);
-    const where = generateSuite('big', 400, 25);
-    const start = performance.now();
-    const run = spawnSync(process.execPath, [cli, 'similar', nodePath.join(root, 'big'), '--top', '3'], { encoding: 'utf8' });
-    const seconds = (performance.now() - start) / 1000;
-    process.stdout.write(`qe-flash similar over 10,000 cases: ${seconds.toFixed(1)} s\n${run.stdout}`);
-    expect(run.status).toBe(0);
-    const lines = run.stdout.split('\n');
-    expect(lines[0]).toMatch(/^10000 test cases in 400 files/);
-    expect([lines[1].trim().split(/\s+/)[1], lines[2].trim().split(/\s+/)[0]].sort()).toEqual([where.original, where.copy].sort());
-    expect(seconds).toBeLessThan(20);
   });
 });
 
