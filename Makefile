@@ -1,4 +1,4 @@
-# qe-flash: build the two WebAssembly modules, the TypeScript package, and
+# qe-flash: build the WebAssembly modules, the TypeScript package, and
 # the native test build of the same C. `make test` and `make bench` install
 # whatever is missing first (see scripts/ensure-deps.sh).
 
@@ -17,6 +17,7 @@ EMFLAGS     := -O3 -std=c11 -Wall -Wextra -Werror -Icsrc \
 WASM_SIMD   := wasm/qe-flash-simd.wasm
 WASM_SCALAR := wasm/qe-flash-scalar.wasm
 WASM_MT     := wasm/qe-flash-simd-mt.wasm
+WASM_RELAXED := wasm/qe-flash-relaxed-mt.wasm
 
 # The third module: SIMD128 plus atomics, on a shared memory that it imports,
 # so the main thread's instance and one per worker run on the same memory.
@@ -35,6 +36,22 @@ MT_LDFLAGS  := --no-entry --import-memory --shared-memory --initial-memory=16777
                --max-memory=4294967296 -z stack-size=1048576 --strip-debug \
                --export=__stack_pointer $(patsubst _%,--export=%,$(subst $(comma), ,$(EXPORTS)))
 
+# The fourth module: the threaded one again, with relaxed SIMD (csrc/simd.h's
+# qe_f32x4_madd becomes f32x4.relaxed_madd, fused where the hardware has
+# FMA). clang-14 knows only a pre-standard opcode, so clang-19 compiles it,
+# against emscripten's sysroot headers as emcc would, and wasm-ld-19 links
+# it exactly as above. Not through the clang-19 driver's link step: that runs
+# Debian's wasm-opt 108, which cannot parse relaxed opcodes. Engines without
+# relaxed SIMD refuse the whole module, so js/loader.ts loads it only where
+# a probe validates.
+CLANG19     ?= clang-19
+WASM_LD19   ?= wasm-ld-19
+# Debian's emscripten sysroot; else ask emcc (0.4 s, so only when needed).
+EM_SYSROOT  ?= $(or $(wildcard /usr/share/emscripten/cache/sysroot),$(patsubst --sysroot=%,%,$(filter --sysroot=%,$(shell $(EMCC) --cflags 2>/dev/null))))
+RELAXED_OBJDIR := build/relaxed-mt
+RELAXED_OBJS   := $(patsubst csrc/%.c,$(RELAXED_OBJDIR)/%.o,$(CSRC))
+RELAXED_CFLAGS := --target=wasm32-unknown-emscripten --sysroot=$(EM_SYSROOT) $(MT_CFLAGS) -mrelaxed-simd
+
 # Native build: the same kernels through SIMDe's SIMD128 implementation, with sanitizers.
 NATIVE_FLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -Icsrc -DQE_NATIVE_SIMDE \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -43,11 +60,14 @@ CTEST_BIN   := build/native/qe-ctests
 
 TS_SRC      := $(sort $(wildcard js/*.ts types/*.ts))
 
+# Node 20 runs relaxed SIMD only with this V8 flag (Node >= 21 by default).
+NODE_RELAXED := $(shell node -e 'process.stdout.write(process.versions.node.split(".")[0] === "20" ? "--experimental-wasm-relaxed-simd" : "")' 2>/dev/null)
+
 .PHONY: all wasm dist deps test test-c test-js bench clean
 
 all: wasm dist
 
-wasm: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT)
+wasm: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED)
 
 $(WASM_SIMD): $(CSRC) $(CHDR) Makefile
 	@mkdir -p wasm
@@ -66,6 +86,17 @@ $(WASM_MT): $(MT_OBJS) Makefile scripts/check-mt-module.cjs
 	$(WASM_LD) $(MT_LDFLAGS) $(MT_OBJS) -o $(MT_OBJDIR)/linked.wasm
 	node scripts/check-mt-module.cjs $(MT_OBJDIR)/linked.wasm
 	cp $(MT_OBJDIR)/linked.wasm $@
+
+$(RELAXED_OBJDIR)/%.o: csrc/%.c $(CHDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CLANG19) $(RELAXED_CFLAGS) -c $< -o $@
+
+# Node 20 validates relaxed SIMD only behind a flag (NODE_RELAXED below).
+$(WASM_RELAXED): $(RELAXED_OBJS) Makefile scripts/check-mt-module.cjs
+	@mkdir -p wasm
+	$(WASM_LD19) $(MT_LDFLAGS) $(RELAXED_OBJS) -o $(RELAXED_OBJDIR)/linked.wasm
+	node $(NODE_RELAXED) scripts/check-mt-module.cjs $(RELAXED_OBJDIR)/linked.wasm --relaxed
+	cp $(RELAXED_OBJDIR)/linked.wasm $@
 
 dist: dist/.stamp
 
@@ -94,11 +125,11 @@ test-c: $(CTEST_BIN)
 	$(CTEST_BIN)
 
 test-js: all
-	npx jest
+	node $(NODE_RELAXED) node_modules/jest/bin/jest.js
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	node bench/run.js
+	node $(NODE_RELAXED) bench/run.js
 
 clean:
 	rm -rf build dist wasm/*.wasm

@@ -31,7 +31,7 @@ void *qe_alloc(size_t bytes) {
 
 void qe_free(void *ptr) { free(ptr); }
 
-int qe_simd_level(void) { return QE_SIMD_LANES_NATIVE; }
+int qe_simd_level(void) { return QE_SIMD_LEVEL; }
 
 size_t qe_workspace_last_bytes(void) { return qe_arena_last_bytes(); }
 size_t qe_workspace_high_water_bytes(void) { return qe_arena_high_water_bytes(); }

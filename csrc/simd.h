@@ -19,7 +19,11 @@
 
 #if defined(__wasm_simd128__)
 #  include <wasm_simd128.h>
-#  define QE_SIMD_NAME "wasm-simd128"
+#  if defined(__wasm_relaxed_simd__)
+#    define QE_SIMD_NAME "wasm-relaxed-simd"
+#  else
+#    define QE_SIMD_NAME "wasm-simd128"
+#  endif
 #  define QE_SIMD_LANES_NATIVE 1
 #elif defined(QE_NATIVE_SIMDE)
 #  define SIMDE_ENABLE_NATIVE_ALIASES
@@ -137,6 +141,32 @@ QE_SCALAR_INLINE int wasm_v128_any_true(v128_t a) {
 #endif
 
 /* Helpers shared by every build, written against the vocabulary above. */
+
+/*
+ * a * b + c, the one fused step of the vocabulary. The relaxed-SIMD build
+ * (clang-19 -mrelaxed-simd, wasm/qe-flash-relaxed-mt.wasm) emits
+ * f32x4.relaxed_madd, which the engine runs as a fused multiply-add or as a
+ * multiply then an add, whichever the hardware has: the same choice for
+ * every call on one machine, so two sums written with this step in the same
+ * order agree bitwise. Every other build (SIMD128, SIMDe native, the scalar
+ * stand-ins) multiplies, rounds, then adds.
+ */
+static inline v128_t qe_f32x4_madd(v128_t a, v128_t b, v128_t c) {
+#if defined(__wasm_relaxed_simd__)
+  return wasm_f32x4_relaxed_madd(a, b, c);
+#else
+  return wasm_f32x4_add(c, wasm_f32x4_mul(a, b));
+#endif
+}
+
+/* Which build this is, for qe_simd_level(): 0 scalar, 1 SIMD128 (or SIMDe),
+ * 2 SIMD128 with relaxed SIMD. */
+#if defined(__wasm_relaxed_simd__)
+#  define QE_SIMD_LEVEL 2
+#else
+#  define QE_SIMD_LEVEL QE_SIMD_LANES_NATIVE
+#endif
+
 static inline float qe_f32x4_hsum(v128_t v) {
   /* Fixed order, so the SIMD and scalar builds round identically. */
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +

@@ -83,14 +83,14 @@ export class WASMSIMDBackend {
       supported: features.webAssembly,
       simd128: features.simd128,
       relaxedSimd: features.relaxedSimd,
-      vectorOps: this.module.kind === 'simd' ? [...VECTOR_OPS] : [],
+      vectorOps: this.module.kind !== 'scalar' ? [...VECTOR_OPS] : [],
       module: this.module.kind,
     };
   }
 
   /** True when the loaded module computes with SIMD128 (false for the scalar build). */
   isSIMDAvailable(): boolean {
-    return this.module.kind === 'simd';
+    return this.module.kind !== 'scalar';
   }
 
   /**

@@ -7,7 +7,14 @@
  * validates. A third, wasm/qe-flash-simd-mt.wasm, is the SIMD build with
  * atomics on a shared memory (js/threads.ts): it is loaded instead of the SIMD
  * build when more than one thread is asked for and the engine can run it, and
- * comes with a pool of workers. Node reads the bytes from the package's wasm/
+ * comes with a pool of workers. A fourth, wasm/qe-flash-relaxed-mt.wasm (kind
+ * 'relaxed'), is that threaded build compiled with relaxed SIMD (fused
+ * multiply-add in the kernels' inner loops): 'auto' prefers it, for any
+ * thread count, wherever the relaxed-SIMD probe validates and shared memory
+ * works; with one thread it runs without workers. Engines without relaxed
+ * SIMD refuse the whole module, hence the probe (Node 20 has relaxed SIMD only
+ * with --experimental-wasm-relaxed-simd; Node >= 21, Chrome >= 114 and
+ * Firefox >= 145 by default). Node reads the bytes from the package's wasm/
  * folder; a browser streams them from a URL the caller gives. One instance per build and
  * source is kept for the life of the process. No process handlers are
  * registered.
@@ -25,7 +32,11 @@ import {
 export const MODULE_FILES: Readonly<Record<ModuleKind, string>> = Object.freeze({
   simd: 'qe-flash-simd.wasm',
   scalar: 'qe-flash-scalar.wasm',
+  // Threaded (shared memory) only: it serves one thread and several.
+  relaxed: 'qe-flash-relaxed-mt.wasm',
 });
+
+const MODULE_KIND_NAMES: readonly ModuleKind[] = ['simd', 'scalar', 'relaxed'];
 
 /** Environment variable that forces a build when the caller asks for 'auto'. */
 export const MODULE_ENV_VAR = 'QE_FLASH_MODULE';
@@ -43,13 +54,18 @@ export const SIMD128_PROBE = new Uint8Array([
   0x0b, // end
 ]);
 
-/** As SIMD128_PROBE, with an i8x16.relaxed_swizzle (opcode 0xfd 0x100) of two splats. */
+/**
+ * As SIMD128_PROBE, with an f32x4.relaxed_madd (opcode 0xfd 0x105, LEB128
+ * 0x85 0x02 in the standard encoding) of three splats: the instruction the
+ * relaxed build's kernels use.
+ */
 export const RELAXED_SIMD_PROBE = new Uint8Array([
   ...PROBE_PREFIX,
-  0x0a, 0x12, 0x01, 0x10, 0x00,
+  0x0a, 0x16, 0x01, 0x14, 0x00,
   0x41, 0x00, 0xfd, 0x0f, // i32.const 0; i8x16.splat
   0x41, 0x00, 0xfd, 0x0f, // i32.const 0; i8x16.splat
-  0xfd, 0x80, 0x02, // i8x16.relaxed_swizzle
+  0x41, 0x00, 0xfd, 0x0f, // i32.const 0; i8x16.splat
+  0xfd, 0x85, 0x02, // f32x4.relaxed_madd
   0xfd, 0x16, 0x00, // i8x16.extract_lane_u 0
   0x0b,
 ]);
@@ -88,32 +104,54 @@ function readEnvChoice(): string | undefined {
   return env === undefined || env === '' ? undefined : env;
 }
 
+function isModuleKind(value: unknown): value is ModuleKind {
+  return (MODULE_KIND_NAMES as readonly unknown[]).includes(value);
+}
+
 /**
- * The build to load: an explicit 'simd' or 'scalar' wins, then QE_FLASH_MODULE,
- * then SIMD when the engine validates it. Asking for SIMD on an engine
- * without it is an error, not a silent fallback.
+ * The build to load: an explicit 'simd', 'scalar' or 'relaxed' wins, then
+ * QE_FLASH_MODULE, then the fastest the engine runs: relaxed SIMD where it
+ * validates and shared memory works (`threadSupport`: the relaxed build is
+ * threaded, on a shared memory), else SIMD128, else scalar. Asking for a
+ * build the engine cannot run is an error, not a silent fallback.
  */
 export function chooseModuleKind(
   choice: ModuleChoice | undefined,
   envChoice: string | undefined,
   features: EngineFeatures,
+  threadSupport: boolean = detectThreadSupport(),
 ): ModuleKind {
-  if (choice !== undefined && choice !== 'auto' && choice !== 'simd' && choice !== 'scalar') {
-    throw new RangeError(`module must be 'auto', 'simd' or 'scalar', got ${JSON.stringify(choice)}`);
+  if (choice !== undefined && choice !== 'auto' && !isModuleKind(choice)) {
+    throw new RangeError(`module must be 'auto', 'simd', 'scalar' or 'relaxed', got ${JSON.stringify(choice)}`);
   }
-  let kind: ModuleKind | undefined = choice === 'simd' || choice === 'scalar' ? choice : undefined;
+  let kind: ModuleKind | undefined = choice === 'auto' ? undefined : choice;
   let reason = `module: '${kind}'`;
   if (kind === undefined && envChoice !== undefined) {
-    if (envChoice !== 'simd' && envChoice !== 'scalar') {
-      throw new RangeError(`${MODULE_ENV_VAR} must be 'simd' or 'scalar', got ${JSON.stringify(envChoice)}`);
+    if (!isModuleKind(envChoice)) {
+      throw new RangeError(`${MODULE_ENV_VAR} must be 'simd', 'scalar' or 'relaxed', got ${JSON.stringify(envChoice)}`);
     }
     kind = envChoice;
     reason = `${MODULE_ENV_VAR}=${envChoice}`;
   }
   if (!features.webAssembly) throw new Error('qe-flash needs WebAssembly, which this engine does not provide');
-  if (kind === undefined) return features.simd128 ? 'simd' : 'scalar';
-  if (kind === 'simd' && !features.simd128) {
-    throw new Error(`the SIMD module was requested (${reason}) but this engine does not support WebAssembly SIMD128`);
+  if (kind === undefined) {
+    if (features.simd128 && features.relaxedSimd && threadSupport) return 'relaxed';
+    return features.simd128 ? 'simd' : 'scalar';
+  }
+  if ((kind === 'simd' || kind === 'relaxed') && !features.simd128) {
+    throw new Error(`the ${kind === 'simd' ? 'SIMD' : 'relaxed-SIMD'} module was requested (${reason}) but this engine does not support WebAssembly SIMD128`);
+  }
+  if (kind === 'relaxed' && !features.relaxedSimd) {
+    throw new Error(
+      `the relaxed-SIMD module was requested (${reason}) but this engine does not support WebAssembly relaxed SIMD` +
+        ' (Node 20 needs --experimental-wasm-relaxed-simd; Node >= 21, Chrome >= 114 and Firefox >= 145 have it)',
+    );
+  }
+  if (kind === 'relaxed' && !threadSupport) {
+    throw new Error(
+      `the relaxed-SIMD module was requested (${reason}) but it runs on a shared memory, which this engine cannot provide` +
+        ' (SharedArrayBuffer and WebAssembly threads; in browsers, cross-origin isolation)',
+    );
   }
   return kind;
 }
@@ -147,8 +185,9 @@ async function readNodeFile(path: string): Promise<Uint8Array<ArrayBuffer>> {
   return (await fs.readFile(path)) as Uint8Array<ArrayBuffer>;
 }
 
-/** The file of a build: the threaded one when `threaded`. */
+/** The file of a build: the threaded one when `threaded` (the relaxed build is always threaded). */
 function fileOf(kind: ModuleKind, threaded: boolean): string {
+  if (kind === 'relaxed') return MODULE_FILES.relaxed;
   return threaded ? THREADED_MODULE_FILE : MODULE_FILES[kind];
 }
 
@@ -232,21 +271,31 @@ async function compileModule(file: string, options: ModuleLoadOptions): Promise<
     return { module: await compileFromUrl(url), source: url };
   }
   if (!isNode()) {
-    throw new Error('outside Node, pass wasmUrl (the .wasm file, or the folder holding both builds) or wasmBytes');
+    throw new Error('outside Node, pass wasmUrl (the .wasm file, or the folder holding the builds) or wasmBytes');
   }
   const { bytes, source } = await findNodeModuleBytes(file);
   return { module: await WebAssembly.compile(bytes), source };
 }
 
+/** qe_simd_level() of the relaxed-SIMD build. */
+const RELAXED_SIMD_LEVEL = 2;
+
 async function instantiate(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): Promise<LoadedWasm> {
   const { module, source } = await compileModule(fileOf(kind, threaded), options);
   const onMemoryGrowth = new Set<() => void>();
+  // A wasmUrl naming one file may name another build: refuse it here, so that
+  // 'auto' falls back to the SIMD builds rather than mislabel it.
+  const notRelaxed = () => new Error(`${source} is not the relaxed-SIMD build (${MODULE_FILES.relaxed})`);
+  if (kind === 'relaxed' && options.wasmBytes === undefined && !importsMemory(module)) throw notRelaxed();
   if (importsMemory(module)) {
     // The threaded build: the main thread creates the shared memory; workers get the same one.
     if (!detectThreadSupport()) throw new Error(`${source} is the threaded build, which this engine cannot run (no shared memory or workers)`);
     const memory = createThreadedMemory();
     const instance = await WebAssembly.instantiate(module, createImports(onMemoryGrowth, module, memory));
     const exports = instance.exports;
+    if (kind === 'relaxed' && options.wasmBytes === undefined && (exports.qe_simd_level as () => number)?.() !== RELAXED_SIMD_LEVEL) {
+      throw notRelaxed();
+    }
     let pool: ThreadPool | null = null;
     try {
       pool = await ThreadPool.start(module, memory, exports, 0);
@@ -278,17 +327,23 @@ const instances = new Map<string, Promise<LoadedWasm>>();
  * kind reported is the one chosen, and module.ts checks it against the
  * build's own qe_simd_level().
  *
- * options.threads (default 1) above 1 loads the threaded build, with that
- * many threads' worth of workers, where the engine can run it and SIMD was
- * chosen; elsewhere, or when that build cannot be loaded, the single-thread
- * build (the fallback). The scalar build asked for explicitly with more than
- * one thread is an error.
+ * The relaxed build is threaded: it comes with a pool, which holds
+ * `threads - 1` workers (none for one thread). When 'auto' chose it and it
+ * cannot be loaded (file missing, engine refusing it), the choice falls back
+ * to the SIMD builds below; asked for explicitly, its failure is the error.
+ *
+ * Otherwise options.threads (default 1) above 1 loads the threaded build,
+ * with that many threads' worth of workers, where the engine can run it and
+ * SIMD was chosen; elsewhere, or when that build cannot be loaded, the
+ * single-thread build (the fallback). The scalar build asked for explicitly
+ * with more than one thread is an error.
  */
 export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
   let kind: ModuleKind;
   let threads: number;
+  const envChoice = readEnvChoice();
   try {
-    kind = chooseModuleKind(options.module, readEnvChoice(), detectEngineFeatures());
+    kind = chooseModuleKind(options.module, envChoice, detectEngineFeatures());
     threads = options.threads === undefined ? 1 : validateThreadCount(options.threads, 'threads');
     if (threads > 1 && options.module === 'scalar') {
       throw new RangeError(`threads: ${threads} needs the SIMD build; the scalar build runs on one thread`);
@@ -296,16 +351,25 @@ export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
   } catch (error) {
     return Promise.reject(error);
   }
-  const threaded = threads > 1 && kind === 'simd' && detectThreadSupport();
+  const simdThreaded = threads > 1 && detectThreadSupport();
+  const threaded = kind === 'relaxed' || (kind === 'simd' && simdThreaded);
   if (options.wasmBytes !== undefined) return instantiate(kind, options, threaded).then((l) => withWorkers(l, threads));
-  const single = () => cached(kind, options, false);
-  // The threaded build falls back to the single-thread one when it cannot be had (file missing, engine refusing it).
-  const pending = threaded ? cached(kind, options, true).catch(single) : single();
+  // SIMD128: the threaded build for several threads, falling back to the
+  // single-thread one when it cannot be had (file missing, engine refusing it).
+  const simd = () => (simdThreaded ? cached('simd', options, true).catch(() => cached('simd', options, false)) : cached('simd', options, false));
+  let pending: Promise<LoadedWasm>;
+  if (kind === 'relaxed') {
+    const chosenByAuto = (options.module === undefined || options.module === 'auto') && envChoice === undefined;
+    pending = cached('relaxed', options, true);
+    if (chosenByAuto) pending = pending.catch(simd);
+  } else {
+    pending = kind === 'simd' ? simd() : cached(kind, options, false);
+  }
   return pending.then((l) => withWorkers(l, threads));
 }
 
 function cached(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): Promise<LoadedWasm> {
-  const name = threaded ? 'simd-mt' : kind;
+  const name = threaded ? `${kind}-mt` : kind;
   const key = options.wasmUrl === undefined ? name : `${name} ${resolveUrl(options.wasmUrl, fileOf(kind, threaded))}`;
   let pending = instances.get(key);
   if (pending === undefined) {

@@ -116,7 +116,8 @@ export class QEModule {
     this.x = loaded.exports as unknown as QEExports;
     this.memory = loaded.memory;
     this.source = loaded.source;
-    const built: ModuleKind = this.x.qe_simd_level() === 1 ? 'simd' : 'scalar';
+    const level = this.x.qe_simd_level();
+    const built: ModuleKind = level === 2 ? 'relaxed' : level === 1 ? 'simd' : 'scalar';
     if (loaded.source !== 'wasmBytes' && built !== loaded.kind) {
       throw new Error(`${loaded.source} was loaded as the ${loaded.kind} build but reports itself as ${built}`);
     }

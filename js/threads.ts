@@ -1,6 +1,8 @@
 /**
  * Both cores: a pool of workers running the multi-threaded module
- * (wasm/qe-flash-simd-mt.wasm) on one shared WebAssembly.Memory.
+ * (wasm/qe-flash-simd-mt.wasm, or its relaxed-SIMD twin
+ * wasm/qe-flash-relaxed-mt.wasm, chosen in js/loader.ts) on one shared
+ * WebAssembly.Memory.
  *
  * How it works
  * - The main thread instantiates the module on a shared memory it creates

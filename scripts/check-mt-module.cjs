@@ -1,16 +1,22 @@
 #!/usr/bin/env node
-// Checks a freshly linked wasm/qe-flash-simd-mt.wasm before the Makefile
-// installs it: it validates, imports nothing but its shared memory and the
-// growth notice (so no libc symbol was left undefined), and exports
-// __stack_pointer and every qe_* entry that scripts/wasm-exports.sh lists.
+// Checks a freshly linked wasm/qe-flash-simd-mt.wasm (or, with --relaxed,
+// wasm/qe-flash-relaxed-mt.wasm) before the Makefile installs it: it
+// validates, imports nothing but its shared memory and the growth notice (so
+// no libc symbol was left undefined), exports __stack_pointer and every qe_*
+// entry that scripts/wasm-exports.sh lists, and reports its SIMD level (1;
+// 2 for the relaxed-SIMD build, which must also hold relaxed instructions).
+// The relaxed build validates only where the engine has relaxed SIMD: on
+// Node 20, run this with --experimental-wasm-relaxed-simd.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
 
-const file = process.argv[2];
+const args = process.argv.slice(2);
+const relaxed = args.includes('--relaxed');
+const file = args.find((a) => a !== '--relaxed');
 if (!file) {
-  console.error('usage: check-mt-module.cjs module.wasm');
+  console.error('usage: check-mt-module.cjs module.wasm [--relaxed]');
   process.exit(2);
 }
 const bytes = fs.readFileSync(file);
@@ -18,7 +24,16 @@ const fail = (message) => {
   console.error(`${file}: ${message}`);
   process.exit(1);
 };
-if (!WebAssembly.validate(bytes)) fail('does not validate');
+if (!WebAssembly.validate(bytes)) {
+  fail(relaxed && Number(process.versions.node.split('.')[0]) < 21 && !process.execArgv.includes('--experimental-wasm-relaxed-simd')
+    ? 'does not validate (Node 20 needs --experimental-wasm-relaxed-simd for relaxed SIMD)'
+    : 'does not validate');
+}
+// A crude byte search for f32x4.relaxed_madd (0xfd 0x85 0x02): catches a
+// relaxed build whose kernels lost the intrinsic. qe_simd_level() below is
+// the real check that the build was compiled with relaxed SIMD.
+const hasRelaxedMadd = bytes.includes(Buffer.from([0xfd, 0x85, 0x02]));
+if (relaxed && !hasRelaxedMadd) fail('holds no f32x4.relaxed_madd');
 const wasmModule = new WebAssembly.Module(bytes);
 
 const imports = WebAssembly.Module.imports(wasmModule).map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
@@ -44,5 +59,6 @@ try {
 const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
 const instance = new WebAssembly.Instance(wasmModule, { env: { ...stub, memory } });
 if (instance.exports.qe_thread_support() !== 1) fail('qe_thread_support() is not 1');
-if (instance.exports.qe_simd_level() !== 1) fail('qe_simd_level() is not 1');
-console.log(`${file}: ok (${listed.length} entries, shared memory, ${bytes.length} bytes)`);
+const level = relaxed ? 2 : 1;
+if (instance.exports.qe_simd_level() !== level) fail(`qe_simd_level() is not ${level}`);
+console.log(`${file}: ok (${listed.length} entries, shared memory${relaxed ? ', relaxed SIMD' : ''}, ${bytes.length} bytes)`);

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need, and only what is missing, so a
-# second run costs a few milliseconds: Debian's emscripten (emcc 3.1.6) and
-# SIMDe for the native test build, then the npm dev dependencies.
+# second run costs a few milliseconds: Debian's emscripten (emcc 3.1.6),
+# clang-19 and lld-19 for the relaxed-SIMD module (clang-14 knows only a
+# pre-standard relaxed opcode), SIMDe for the native test build, then the npm
+# dev dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
+command -v clang-19 >/dev/null 2>&1 || missing+=(clang-19)
+command -v wasm-ld-19 >/dev/null 2>&1 || missing+=(lld-19)
 [ -f /usr/include/simde/wasm/simd128.h ] || missing+=(libsimde-dev)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v make >/dev/null 2>&1 || missing+=(make)

@@ -226,14 +226,14 @@ describe('workloads, configurations and module choices', () => {
   });
 
   test('an unknown module choice is a RangeError', async () => {
-    await expectReject(createQEFlashAttention('test-similarity', {}, { module: 'gpu' as never }), RangeError, "module must be 'auto', 'simd' or 'scalar'");
+    await expectReject(createQEFlashAttention('test-similarity', {}, { module: 'gpu' as never }), RangeError, "module must be 'auto', 'simd', 'scalar' or 'relaxed'");
   });
 
   test('an unknown QE_FLASH_MODULE is a RangeError', async () => {
     const saved = process.env.QE_FLASH_MODULE;
     process.env.QE_FLASH_MODULE = 'avx';
     try {
-      await expectReject(createQEFlashAttention('test-similarity'), RangeError, "QE_FLASH_MODULE must be 'simd' or 'scalar', got \"avx\"");
+      await expectReject(createQEFlashAttention('test-similarity'), RangeError, "QE_FLASH_MODULE must be 'simd', 'scalar' or 'relaxed', got \"avx\"");
     } finally {
       if (saved === undefined) delete process.env.QE_FLASH_MODULE;
       else process.env.QE_FLASH_MODULE = saved;

@@ -1,12 +1,35 @@
 /**
- * Shared test helpers: both builds, instances per build and block config,
- * and access to the module an instance runs on.
+ * Shared test helpers: every build this engine runs, instances per build and
+ * block config, and access to the module an instance runs on.
  */
 import type { BlockConfig, FlashAttentionConfigOverrides, ModuleKind, QEWorkloadType } from '../types';
 import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-attention';
+import { detectEngineFeatures } from '../js/loader';
 import { loadQEModule, type QEModule } from '../js/module';
+import { detectThreadSupport } from '../js/threads';
 
-export const MODULE_KINDS: readonly ModuleKind[] = ['simd', 'scalar'];
+/**
+ * Why the relaxed-SIMD build cannot run on this engine, or null when it can
+ * (it needs relaxed SIMD, which Node 20 validates only under
+ * --experimental-wasm-relaxed-simd as scripts/run-tests.sh passes, and
+ * shared memory).
+ */
+export const RELAXED_UNAVAILABLE: string | null = !detectEngineFeatures().relaxedSimd
+  ? `this engine does not validate relaxed SIMD (Node ${process.versions.node}, execArgv ${JSON.stringify(process.execArgv)}; ` +
+    'Node 20 needs --experimental-wasm-relaxed-simd, as scripts/run-tests.sh passes)'
+  : !detectThreadSupport()
+    ? 'this engine cannot share WebAssembly memory, which the relaxed build runs on'
+    : null;
+
+/** Whether this engine must run relaxed SIMD: Node >= 21 by default, Node 20 under the flag. */
+export const RELAXED_EXPECTED =
+  Number(process.versions.node.split('.')[0]) >= 21 || process.execArgv.includes('--experimental-wasm-relaxed-simd');
+
+/**
+ * The builds tested side by side: SIMD128, scalar, and relaxed SIMD where
+ * the engine runs it (test/relaxed.test.ts says so, with the reason, where not).
+ */
+export const MODULE_KINDS: readonly ModuleKind[] = RELAXED_UNAVAILABLE === null ? ['simd', 'scalar', 'relaxed'] : ['simd', 'scalar'];
 
 export function loadModule(kind: ModuleKind): Promise<QEModule> {
   return loadQEModule({ module: kind });

@@ -22,12 +22,21 @@ import {
   type ThreadedExports,
 } from '../js/threads';
 import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-attention';
+import { MODULE_FILES } from '../js/loader';
 import { loadQEModule } from '../js/module';
-import { expectReject, expectThrow } from './helpers';
+import { expectReject, expectThrow, RELAXED_UNAVAILABLE } from './helpers';
 import { attentionShape, maxAbsDiff, referenceAttention, uniform } from './reference';
 
 const ROOT = resolve(__dirname, '..');
 const MT_PATH = resolve(ROOT, 'wasm', THREADED_MODULE_FILE);
+/** The threaded builds this engine runs: SIMD128, and relaxed SIMD where it validates (test/relaxed.test.ts says why not). */
+const MT_BUILDS: readonly (readonly [string, string])[] = [
+  ['simd-mt', MT_PATH],
+  ...(RELAXED_UNAVAILABLE === null ? [['relaxed-mt', resolve(ROOT, 'wasm', MODULE_FILES.relaxed)] as const] : []),
+];
+/** What 'auto' loads here: the relaxed build where the engine runs it. */
+const AUTO_KIND = RELAXED_UNAVAILABLE === null ? 'relaxed' : 'simd';
+const AUTO_FILE = RELAXED_UNAVAILABLE === null ? MODULE_FILES.relaxed : THREADED_MODULE_FILE;
 
 interface Shape {
   seqLen: number;
@@ -68,13 +77,13 @@ describe('thread support detection', () => {
   });
 });
 
-describe('the threaded module and its pool', () => {
+describe.each(MT_BUILDS)('the threaded module (%s) and its pool', (_build, path) => {
   let x: ThreadedExports;
   let memory: WebAssembly.Memory;
   let pool: ThreadPool;
 
   beforeAll(async () => {
-    const module = new WebAssembly.Module(readFileSync(MT_PATH));
+    const module = new WebAssembly.Module(readFileSync(path));
     memory = createThreadedMemory();
     x = new WebAssembly.Instance(module, threadedImports(memory)).exports as unknown as ThreadedExports;
     pool = await ThreadPool.start(module, memory, x as unknown as WebAssembly.Exports, 1);
@@ -180,13 +189,17 @@ describe('createQEFlashAttention with threads', () => {
     expect(two.getThreads()).toBe(2);
     expect(one.getThreads()).toBe(1);
     const mt = await loadQEModule({ threads: 2 });
-    expect(mt.source.endsWith(THREADED_MODULE_FILE)).toBe(true);
-    expect(mt.kind).toBe('simd');
+    expect(mt.source.endsWith(AUTO_FILE)).toBe(true);
+    expect(mt.kind).toBe(AUTO_KIND);
     expect(mt.pool).not.toBeNull();
     expect(mt.pool?.readyWorkers).toBeGreaterThanOrEqual(1);
+    const simdMt = await loadQEModule({ module: 'simd', threads: 2 });
+    expect(simdMt.source.endsWith(THREADED_MODULE_FILE)).toBe(true);
+    expect(simdMt.kind).toBe('simd');
+    expect(simdMt.pool?.readyWorkers).toBeGreaterThanOrEqual(1);
     const st = await loadQEModule({ module: 'simd' });
     expect(st.pool).toBeNull();
-    expect(st).not.toBe(mt);
+    expect(st).not.toBe(simdMt);
   });
 
   it('the default is min(2, cores) threads with the automatic build', async () => {

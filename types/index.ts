@@ -14,10 +14,18 @@ export type QEWorkloadType =
 /** What a preset optimizes for. */
 export type AttentionStrategy = 'latency-optimized' | 'throughput-optimized' | 'memory-efficient';
 
-/** Which of the two WebAssembly builds is loaded. */
-export type ModuleKind = 'simd' | 'scalar';
+/**
+ * Which WebAssembly build is loaded: 'simd' (SIMD128; its threaded variant
+ * for several threads), 'scalar', or 'relaxed' (SIMD128 plus relaxed SIMD's
+ * fused multiply-add, on a shared memory; one thread or several).
+ */
+export type ModuleKind = 'simd' | 'scalar' | 'relaxed';
 
-/** Which build to load: 'auto' picks SIMD when the engine validates SIMD128. */
+/**
+ * Which build to load: 'auto' picks 'relaxed' where the engine validates
+ * relaxed SIMD and can share memory, else 'simd' where it validates SIMD128,
+ * else 'scalar'. Asking for a build the engine cannot run is an error.
+ */
 export type ModuleChoice = 'auto' | ModuleKind;
 
 /** Blocking of the attention loop nest and of matrix products. */
@@ -130,7 +138,7 @@ export interface SIMDCapabilities {
   supported: boolean;
   /** The engine validates SIMD128 instructions. */
   simd128: boolean;
-  /** The engine validates relaxed-SIMD instructions (no relaxed build exists yet). */
+  /** The engine validates relaxed-SIMD instructions (f32x4.relaxed_madd): 'auto' then loads the relaxed build where memory can be shared. */
   relaxedSimd: boolean;
   /** Operations the loaded module computes with SIMD128 (empty for the scalar build). */
   vectorOps: string[];
@@ -151,9 +159,10 @@ export interface ModuleLoadOptions {
    * with threads - 1 workers sharing its memory, where SharedArrayBuffer and
    * WebAssembly threads are available (in browsers: cross-origin isolation);
    * elsewhere the single-thread build runs. 1: the single-thread build, no
-   * workers. Default for createQEFlashAttention: min(2, available cores) when
-   * the build is 'auto' and QE_FLASH_MODULE is unset, else 1; default for
-   * everything else: 1.
+   * workers. The relaxed build is threaded at any count (threads - 1
+   * workers; none for 1). Default for createQEFlashAttention: min(2,
+   * available cores) when the build is 'auto' and QE_FLASH_MODULE is unset,
+   * else 1; default for everything else: 1.
    */
   threads?: number;
 }

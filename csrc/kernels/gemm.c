@@ -98,22 +98,22 @@ QE_GEMM_INLINE void tile(size_t mr, size_t kc, const float *a, size_t lda, const
     v128_t b1 = wasm_v128_load(bp + 4);
     bp += QE_GEMM_NR;
     v128_t av = wasm_v128_load32_splat(a0 + s);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(av, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(av, b1));
+    c00 = qe_f32x4_madd(av, b0, c00);
+    c01 = qe_f32x4_madd(av, b1, c01);
     if (mr > 1) {
       av = wasm_v128_load32_splat(a1 + s);
-      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(av, b0));
-      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(av, b1));
+      c10 = qe_f32x4_madd(av, b0, c10);
+      c11 = qe_f32x4_madd(av, b1, c11);
     }
     if (mr > 2) {
       av = wasm_v128_load32_splat(a2 + s);
-      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(av, b0));
-      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(av, b1));
+      c20 = qe_f32x4_madd(av, b0, c20);
+      c21 = qe_f32x4_madd(av, b1, c21);
     }
     if (mr > 3) {
       av = wasm_v128_load32_splat(a3 + s);
-      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(av, b0));
-      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(av, b1));
+      c30 = qe_f32x4_madd(av, b0, c30);
+      c31 = qe_f32x4_madd(av, b1, c31);
     }
   }
   store_row(c, c00, c01, nr, accumulate);

@@ -50,7 +50,7 @@ static float row_inv_norm(size_t dim, const float *x, int *bad) {
   v128_t acc = wasm_f32x4_splat(0.0f);
   for (size_t i = 0; i < full; i += 4) {
     const v128_t v = wasm_v128_load(x + i);
-    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(v, v));
+    acc = qe_f32x4_madd(v, v, acc);
   }
   float s = qe_f32x4_hsum(acc);
   for (size_t i = full; i < dim; i++) s += x[i] * x[i];
@@ -192,7 +192,7 @@ static void panel_dots(size_t dim, const float *q, const float *panel, float *do
   for (size_t d = 0; d < dim; d++, p += PANEL) {
     const v128_t s = wasm_v128_load32_splat(q + d);
     for (size_t j = 0; j < PANEL / 4; j++)
-      acc[j] = wasm_f32x4_add(acc[j], wasm_f32x4_mul(s, wasm_v128_load(p + 4 * j)));
+      acc[j] = qe_f32x4_madd(s, wasm_v128_load(p + 4 * j), acc[j]);
   }
   for (size_t j = 0; j < PANEL / 4; j++) wasm_v128_store(dots + 4 * j, acc[j]);
 }
@@ -207,8 +207,8 @@ static void panel_dots2(size_t dim, const float *q0, const float *q1, const floa
     const v128_t s0 = wasm_v128_load32_splat(q0 + d), s1 = wasm_v128_load32_splat(q1 + d);
     for (size_t j = 0; j < PANEL / 4; j++) {
       const v128_t x = wasm_v128_load(p + 4 * j);
-      a[j] = wasm_f32x4_add(a[j], wasm_f32x4_mul(s0, x));
-      b[j] = wasm_f32x4_add(b[j], wasm_f32x4_mul(s1, x));
+      a[j] = qe_f32x4_madd(s0, x, a[j]);
+      b[j] = qe_f32x4_madd(s1, x, b[j]);
     }
   }
   for (size_t j = 0; j < PANEL / 4; j++) {

@@ -1,0 +1,221 @@
+/**
+ * The relaxed-SIMD build (wasm/qe-flash-relaxed-mt.wasm, issue 4): its
+ * probe, when 'auto' chooses it, forcing it, and its agreement with every
+ * other build and with the float64 reference.
+ *
+ * scripts/run-tests.sh runs Jest under --experimental-wasm-relaxed-simd on
+ * Node 20 (Node >= 21 has relaxed SIMD by default), so there the build must
+ * load: the first test fails if it does not. Run without the flag on Node
+ * 20, the tests that need the build are skipped, and the reason is printed.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ModuleKind } from '../types';
+import { getWASMSIMDBackend } from '../js/backend';
+import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-attention';
+import { chooseModuleKind, detectEngineFeatures, MODULE_FILES, RELAXED_SIMD_PROBE, type EngineFeatures } from '../js/loader';
+import { loadQEModule } from '../js/module';
+import { THREADED_MODULE_FILE } from '../js/threads';
+import { expectReject, expectThrow, RELAXED_EXPECTED, RELAXED_UNAVAILABLE } from './helpers';
+import { attentionShape, maxAbsDiff, referenceAttention, uniform } from './reference';
+
+const ROOT = resolve(__dirname, '..');
+const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+
+if (RELAXED_UNAVAILABLE !== null) {
+  // Not silent: say why the relaxed build's tests are skipped.
+  console.warn(`relaxed.test.ts: the relaxed-SIMD build's tests are skipped: ${RELAXED_UNAVAILABLE}`);
+}
+const withRelaxed = RELAXED_UNAVAILABLE === null ? it : it.skip;
+
+describe('the relaxed-SIMD probe', () => {
+  it('holds f32x4.relaxed_madd in its standard encoding, in a module that is otherwise plain SIMD128', () => {
+    const bytes = Array.from(RELAXED_SIMD_PROBE);
+    const at = bytes.findIndex((b, i) => b === 0xfd && bytes[i + 1] === 0x85 && bytes[i + 2] === 0x02);
+    expect(at).toBeGreaterThan(0);
+    // Without that instruction (and one splat less) the module is valid SIMD128: the probe fails only for relaxed SIMD.
+    const plain = Uint8Array.from([
+      ...bytes.slice(0, 19), 0x0a, 0x12, 0x01, 0x10, 0x00,
+      0x41, 0x00, 0xfd, 0x0f, 0x41, 0x00, 0xfd, 0x0f, 0xfd, 0xe4, 0x01, // two splats, f32x4.add
+      0xfd, 0x16, 0x00, 0x0b,
+    ]);
+    expect(WebAssembly.validate(plain)).toBe(true);
+  });
+
+  it(`validates under ${RELAXED_FLAG}${NODE_MAJOR <= 20 ? ', and not without it on Node 20' : ''}`, () => {
+    const script = `process.stdout.write(String(WebAssembly.validate(new Uint8Array(${JSON.stringify(Array.from(RELAXED_SIMD_PROBE))}))))`;
+    expect(execFileSync(process.execPath, [RELAXED_FLAG, '-e', script]).toString()).toBe('true');
+    const plain = execFileSync(process.execPath, ['-e', script]).toString();
+    expect(plain).toBe(NODE_MAJOR <= 20 ? 'false' : 'true');
+    // It is a real module: it compiles and instantiates where it validates.
+    const run = `const m = new WebAssembly.Module(new Uint8Array(${JSON.stringify(Array.from(RELAXED_SIMD_PROBE))})); new WebAssembly.Instance(m); process.stdout.write('ok')`;
+    expect(execFileSync(process.execPath, [RELAXED_FLAG, '-e', run]).toString()).toBe('ok');
+  });
+
+  it('this test run has relaxed SIMD exactly when the engine should (so `make test` exercises the relaxed build)', () => {
+    expect(detectEngineFeatures().relaxedSimd).toBe(RELAXED_EXPECTED);
+    if (RELAXED_EXPECTED) expect(RELAXED_UNAVAILABLE).toBeNull();
+  });
+});
+
+describe('choosing the relaxed build', () => {
+  const relaxed: EngineFeatures = { webAssembly: true, simd128: true, relaxedSimd: true };
+  const simdOnly: EngineFeatures = { webAssembly: true, simd128: true, relaxedSimd: false };
+
+  it.each([
+    [undefined, undefined, relaxed, true, 'relaxed'],
+    ['auto', undefined, relaxed, true, 'relaxed'],
+    ['auto', undefined, relaxed, false, 'simd'], // no shared memory: the relaxed build cannot run
+    ['auto', undefined, simdOnly, true, 'simd'],
+    ['simd', undefined, relaxed, true, 'simd'],
+    ['scalar', undefined, relaxed, true, 'scalar'],
+    ['relaxed', undefined, relaxed, true, 'relaxed'],
+    [undefined, 'relaxed', relaxed, true, 'relaxed'],
+    [undefined, 'simd', relaxed, true, 'simd'],
+    ['auto', 'scalar', relaxed, true, 'scalar'],
+  ] as const)('module %p, QE_FLASH_MODULE %p, %o, shared memory %p -> %s', (choice, env, features, threads, expected) => {
+    expect(chooseModuleKind(choice, env, features, threads)).toBe(expected);
+  });
+
+  it('asking for it where it cannot run is an error that says why', () => {
+    expectThrow(() => chooseModuleKind('relaxed', undefined, simdOnly, true), Error,
+      "relaxed-SIMD module was requested (module: 'relaxed') but this engine does not support WebAssembly relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd");
+    expectThrow(() => chooseModuleKind(undefined, 'relaxed', simdOnly, true), Error, 'requested (QE_FLASH_MODULE=relaxed)');
+    expectThrow(() => chooseModuleKind('relaxed', undefined, relaxed, false), Error, 'runs on a shared memory');
+    expectThrow(() => chooseModuleKind('relaxed', undefined, { webAssembly: true, simd128: false, relaxedSimd: false }, true), Error,
+      'does not support WebAssembly SIMD128');
+  });
+
+  it('forcing it on this engine loads it, or rejects with that error', async () => {
+    if (RELAXED_UNAVAILABLE === null) {
+      expect((await loadQEModule({ module: 'relaxed' })).kind).toBe('relaxed');
+    } else {
+      await expectReject(loadQEModule({ module: 'relaxed' }), Error, 'relaxed-SIMD module was requested');
+    }
+  });
+});
+
+describe('loading the relaxed build', () => {
+  withRelaxed("'auto' with one thread: the relaxed build, no workers; metrics and capabilities say so", async () => {
+    const fa = await createQEFlashAttention('test-similarity', undefined, { threads: 1 });
+    try {
+      const s = attentionShape({ seqLen: 40, dim: 32, heads: 2 });
+      fa.computeFlashAttentionSync(uniform(40 * 32, 1), uniform(40 * 32, 2), uniform(40 * 32, 3), 40, 32, { heads: 2 });
+      expect(fa.getMetrics().pop()).toMatchObject({ module: 'relaxed', threads: 1, seqLen: s.seqLen });
+      expect(fa.getThreads()).toBe(1);
+      const module = await loadQEModule({ threads: 1 });
+      expect(module.kind).toBe('relaxed');
+      expect(module.source).toBe(resolve(ROOT, 'wasm', MODULE_FILES.relaxed));
+      expect(module.pool?.size ?? 0).toBe(0);
+    } finally {
+      fa.dispose();
+    }
+    const backend = await getWASMSIMDBackend();
+    const caps = backend.getCapabilities();
+    expect(caps).toMatchObject({ supported: true, simd128: true, relaxedSimd: true, module: 'relaxed' });
+    expect(caps.vectorOps.length).toBeGreaterThan(0);
+    expect(backend.isSIMDAvailable()).toBe(true);
+  });
+
+  withRelaxed("'auto' with two threads: the same relaxed instance, now with a worker", async () => {
+    const one = await loadQEModule({ threads: 1 });
+    const two = await loadQEModule({ threads: 2 });
+    expect(two).toBe(one);
+    expect(two.pool?.readyWorkers).toBeGreaterThanOrEqual(1);
+  });
+
+  withRelaxed("'auto' falls back to the SIMD builds when the relaxed file is missing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qe-flash-no-relaxed-'));
+    try {
+      for (const file of [MODULE_FILES.simd, MODULE_FILES.scalar, THREADED_MODULE_FILE]) copyFileSync(resolve(ROOT, 'wasm', file), join(dir, file));
+      const single = await loadQEModule({ wasmUrl: dir + '/', threads: 1 });
+      expect(single.kind).toBe('simd');
+      expect(single.source).toBe(join(dir, MODULE_FILES.simd));
+      const threaded = await loadQEModule({ wasmUrl: dir + '/', threads: 2 });
+      expect(threaded.kind).toBe('simd');
+      expect(threaded.source).toBe(join(dir, THREADED_MODULE_FILE));
+      // Forced, the missing file is the error.
+      await expectReject(loadQEModule({ wasmUrl: dir + '/', module: 'relaxed' }), Error, MODULE_FILES.relaxed);
+      // A wasmUrl naming another build's file is not taken for the relaxed build.
+      const file = await loadQEModule({ wasmUrl: join(dir, MODULE_FILES.simd) });
+      expect(file.kind).toBe('simd');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+interface Shape {
+  seqLen: number;
+  kvSeqLen?: number;
+  dim: number;
+  heads: number;
+  causal?: boolean;
+  validKeyLength?: number;
+}
+
+const SHAPES: Shape[] = [
+  { seqLen: 1, kvSeqLen: 300, dim: 384, heads: 8 },
+  { seqLen: 37, dim: 24, heads: 3, causal: true },
+  { seqLen: 256, dim: 384, heads: 12 },
+  { seqLen: 333, kvSeqLen: 129, dim: 40, heads: 5, validKeyLength: 100 },
+  { seqLen: 512, dim: 384, heads: 8 },
+  { seqLen: 300, dim: 128, heads: 2, causal: true },
+];
+
+const label = (s: Shape) =>
+  `${s.seqLen}x${s.kvSeqLen ?? s.seqLen} dim=${s.dim} heads=${s.heads}${s.causal ? ' causal' : ''}${s.validKeyLength ? ` valid=${s.validKeyLength}` : ''}`;
+
+describe('every build agrees with float64 and with the others', () => {
+  // Each build, forced: scalar, SIMD128, SIMD128 threaded (two threads), and
+  // relaxed SIMD on one thread and on two.
+  const builds: [string, ModuleKind, number][] = [
+    ['scalar', 'scalar', 1],
+    ['simd', 'simd', 1],
+    ['simd-mt', 'simd', 2],
+    ...(RELAXED_UNAVAILABLE === null ? ([['relaxed', 'relaxed', 1], ['relaxed-mt', 'relaxed', 2]] as [string, ModuleKind, number][]) : []),
+  ];
+  const instances = new Map<string, QEFlashAttention>();
+
+  beforeAll(async () => {
+    for (const [name, module, threads] of builds) {
+      instances.set(name, await createQEFlashAttention('test-similarity', undefined, { module, threads }));
+    }
+  });
+
+  afterAll(() => {
+    for (const fa of instances.values()) fa.dispose();
+  });
+
+  it.each(SHAPES.map((s) => [label(s), s] as const))('%s', (_name, s) => {
+    const shape = attentionShape(s);
+    const Q = uniform(shape.seqLen * shape.dim, shape.seqLen + shape.dim, -2, 2);
+    const K = uniform(shape.kvSeqLen * shape.dim, shape.kvSeqLen + 7, -2, 2);
+    const V = uniform(shape.kvSeqLen * shape.dim, shape.kvSeqLen + 11);
+    const options = { heads: s.heads, causal: s.causal ?? false, kvSeqLen: s.kvSeqLen, validKeyLength: s.validKeyLength };
+    const expected = referenceAttention(Q, K, V, shape);
+    const outputs = new Map<string, Float32Array>();
+    for (const [name, kind, threads] of builds) {
+      const fa = instances.get(name) as QEFlashAttention;
+      const out = fa.computeFlashAttentionSync(Q, K, V, shape.seqLen, shape.dim, options);
+      const m = fa.getMetrics().pop();
+      expect(m?.module).toBe(kind);
+      if (threads === 1) expect(m?.threads).toBe(1);
+      const err = maxAbsDiff(out, expected);
+      if (!(err <= 1e-6)) throw new Error(`${name}: max abs error ${err} against float64 > 1e-6`);
+      outputs.set(name, out);
+    }
+    const first = outputs.get('scalar') as Float32Array;
+    for (const [name, out] of outputs) {
+      const diff = maxAbsDiff(out, first);
+      if (!(diff <= 1e-6)) throw new Error(`${name} and scalar differ by ${diff} > 1e-6`);
+    }
+    // One build gives the same bits on one thread and on two.
+    const same = (a: string, b: string) => Buffer.from((outputs.get(a) as Float32Array).buffer).equals(Buffer.from((outputs.get(b) as Float32Array).buffer));
+    expect(same('simd', 'simd-mt')).toBe(true);
+    if (RELAXED_UNAVAILABLE === null) expect(same('relaxed', 'relaxed-mt')).toBe(true);
+  });
+});
