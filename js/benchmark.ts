@@ -653,6 +653,7 @@ export class FlashAttentionBenchmark {
         memoryBytes: last ? last.memoryMB * MIB : null,
         memoryHow: 'kernel working memory, all workers (arena high-water)',
         maxAbsDiff: diff,
+        note: last ? `${last.module} module, ${last.threads} threads, tiles ${last.tileQ}x${last.tileK}` : undefined,
       };
       this.log(`  qe-flash ${threads} threads: ${timing.medianMs.toFixed(2)} ms`);
     }
@@ -780,7 +781,9 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
   const lines: string[] = [];
   lines.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; load average at start ${machine.loadAverage.join(' / ')}; ${machine.date}.`);
   lines.push('');
-  lines.push('Times are medians in ms with (min-max) over at least 10 timed runs after warm-up; GF/s counts 4·N²·dim FLOPs.');
+  lines.push('Times are medians in ms with (min-max) after warm-up, over at least 10 timed runs (5 for the naive 512-query search, 3 for the N = 16384 row); GF/s counts 4·N²·dim FLOPs.');
+  const modules = [...new Set(results.flatMap((r) => [r.flash.note, r.flashThreads.note]).filter((n): n is string => !!n).map((n) => n.replace(/, tiles.*/, '')))];
+  if (modules.length) lines.push(`qe-flash ran as: ${modules.join('; ')}.`);
   lines.push('');
   const head = ['workload', 'what is timed', 'baseline (naive JS)', 'qe-flash 1 thread', 'qe-flash all cores', ...peerNames.map((p) => {
     const [name, threads] = p.split('|');
