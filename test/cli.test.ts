@@ -116,7 +116,7 @@ describe('qe-flash similar', () => {
   });
 
   it('draws a progress bar on stderr only once the job has run for a second', async () => {
-    write('progress/a.test.js', "it('a', () => { expect(1).toBe(1); });\n");
+    write('progress/a.test.js', "it('a', () => { expect(add(1, 1)).toBe(2); });\n");
     write('progress/b.test.js', "it('b', () => { expect(2).toBe(2); });\n");
     let t = 0;
     const slow = io(true, () => (t += 400));
