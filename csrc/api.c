@@ -26,6 +26,7 @@ static int sizes_ok(int64_t count, uint64_t elem_bytes) {
 
 void *qe_alloc(size_t bytes) {
   if (bytes == 0) bytes = 1;
+  if (bytes > SIZE_MAX - 15) return NULL; /* the rounding below would wrap */
   return aligned_alloc(16, (bytes + 15) & ~(size_t)15);
 }
 
@@ -102,7 +103,9 @@ int qe_attention(const float *q, const float *k, const float *v, float *o, int32
       .scale = scale, .causal = causal != 0, .valid_k = (size_t)valid_k,
   };
   qe_attention_choose_tiles(&p, (size_t)block_q, (size_t)block_k);
-  void *workspace = qe_arena_acquire(qe_attention_workspace_bytes(&p));
+  const size_t workspace_bytes = qe_attention_workspace_bytes(&p);
+  if (workspace_bytes == SIZE_MAX) return QE_ERR_ARGUMENT; /* a head too large for any workspace */
+  void *workspace = qe_arena_acquire(workspace_bytes);
   if (!workspace) return QE_ERR_NO_MEMORY;
   g_tile_q = (int32_t)p.tile_q;
   g_tile_k = (int32_t)p.tile_k;

@@ -47,7 +47,7 @@ QE_EXPORT void qe_workspace_release(void);
 /* out[i] = a[i] + b[i], n >= 1. */
 QE_EXPORT int qe_vec_add(const float *a, const float *b, float *out, int32_t n);
 
-/* c[m x n] = a[m x k] * b[k x n]. */
+/* c[m x n] = a[m x k] * b[k x n]; c must not overlap a or b. */
 QE_EXPORT int qe_matmul(const float *a, const float *b, float *c, int32_t m, int32_t n, int32_t k);
 
 /* out[i x dim] = table[ids[i] x dim] for i < count; every id in [0, rows). */

@@ -74,7 +74,7 @@ export function validateFiniteElements(name: string, array: Float32Array): void 
  * fast as comparing floats, which matters on the 600k elements of one
  * N = 512 attention call.
  */
-function anyNonFinite(array: Float32Array): boolean {
+export function anyNonFinite(array: Float32Array): boolean {
   const bits = new Int32Array(array.buffer, array.byteOffset, array.length);
   const n = bits.length;
   const E = 0x7f800000;

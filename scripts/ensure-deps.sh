@@ -29,6 +29,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Building needs Node >= 20: the relaxed-SIMD module is checked by running
+# it, which Node 18 (Debian's nodejs) cannot. Say so rather than fail later.
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "ensure-deps: Node $(node --version) is too old to build qe-flash; install Node 20 or later" >&2
+  exit 1
+fi
+
 # npm ci only when node_modules is absent or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

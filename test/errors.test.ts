@@ -265,3 +265,20 @@ describe('status codes', () => {
     expect(() => checkStatus(QE_STATUS.OK, 'qe_test')).not.toThrow();
   });
 });
+
+describe('inputs whose scores overflow float32', () => {
+  it('give a RangeError, never a silent NaN', async () => {
+    const qe = await createQEFlashAttention('test-similarity', undefined, { threads: 1 });
+    try {
+      const opts = { heads: 1, kvSeqLen: 2 };
+      // Finite inputs, but q.k = 2e40 and -2e40: beyond float32, so no float32 answer exists.
+      expect(() => qe.computeFlashAttentionSync(Float32Array.of(1e20, 1e20), Float32Array.of(1e20, -1e20, 1, 1), Float32Array.of(1, 2, 3, 4), 1, 2, opts)).toThrow(RangeError);
+      expect(() => qe.computeFlashAttentionSync(Float32Array.of(-1e20, -1e20), Float32Array.of(1e20, 1e20, 1e20, 1e20), Float32Array.of(1, 2, 3, 4), 1, 2, opts)).toThrow(/overflowed float32/);
+      // Large but representable scores still work, against the float64 answer.
+      const out = qe.computeFlashAttentionSync(Float32Array.of(1e10, 1e10), Float32Array.of(1e10, -1e10, 1e9, 1e9), Float32Array.of(1, 2, 3, 4), 1, 2, { ...opts, scale: 1e-12 });
+      expect(Array.from(out)).toEqual([3, 4]);
+    } finally {
+      qe.dispose();
+    }
+  });
+});

@@ -67,13 +67,18 @@ size_t qe_attention_task_count(const qe_attention_problem *p) {
 }
 
 size_t qe_attention_workspace_bytes(const qe_attention_problem *p) {
-  size_t tq = p->tile_q, tk = p->tile_k, d = p->head_dim, dp = round_up(d, 4);
-  return qe_arena_round(tq * d * sizeof(float))    /* qt */
-         + qe_arena_round(tk * d * sizeof(float))  /* kb */
-         + qe_arena_round(tk * dp * sizeof(float)) /* vb */
-         + qe_arena_round(tk * 8 * sizeof(float))  /* st */
-         + qe_arena_round(tq * dp * sizeof(float)) /* acc */
-         + 2 * qe_arena_round(tq * sizeof(float)); /* m, l */
+  /* In 64 bits: a head of 2^26 floats would wrap a 32-bit size_t. */
+  const uint64_t tq = p->tile_q, tk = p->tile_k, d = p->head_dim, dp = round_up(p->head_dim, 4);
+  const uint64_t line = 64, f = sizeof(float);
+#define QE_ROUND64(x) (((x) + line - 1) / line * line)
+  const uint64_t bytes = QE_ROUND64(tq * d * f)    /* qt */
+                         + QE_ROUND64(tk * d * f)  /* kb */
+                         + QE_ROUND64(tk * dp * f) /* vb */
+                         + QE_ROUND64(tk * 8 * f)  /* st */
+                         + QE_ROUND64(tq * dp * f) /* acc */
+                         + 2 * QE_ROUND64(tq * f); /* m, l */
+#undef QE_ROUND64
+  return bytes > QE_ATTENTION_MAX_WORKSPACE ? SIZE_MAX : (size_t)bytes;
 }
 
 /* How far a score may exceed its query's reference max before the reference

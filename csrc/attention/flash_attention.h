@@ -14,6 +14,7 @@
 #define QE_FLASH_ATTENTION_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   const float *q, *k, *v; /* q: [nq x dim], k and v: [nk x dim], row-major */
@@ -50,7 +51,11 @@ void qe_attention_choose_tiles(qe_attention_problem *p, size_t block_q, size_t b
 /* Number of independent tasks: heads * ceil(nq / tile_q). */
 size_t qe_attention_task_count(const qe_attention_problem *p);
 
-/* Bytes of workspace one worker needs (independent of nq and nk). */
+/* Most workspace one worker may ask for (1 GiB); beyond it the problem is refused. */
+#define QE_ATTENTION_MAX_WORKSPACE ((uint64_t)1 << 30)
+
+/* Bytes of workspace one worker needs (independent of nq and nk), or SIZE_MAX
+ * when that exceeds QE_ATTENTION_MAX_WORKSPACE (the caller must refuse). */
 size_t qe_attention_workspace_bytes(const qe_attention_problem *p);
 
 /* Runs tasks [task_begin, task_end) with the given workspace. */

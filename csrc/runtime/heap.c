@@ -243,6 +243,8 @@ static int heap_grow(size_t size) {
   uint64_t before = backend_top();
   /* Memory past g_top is ours unless someone else grew it since we looked. */
   uint64_t start = before == g_owned_top ? (uint64_t)g_top : (before + 15) & ~(uint64_t)15;
+  /* A new region not adjacent to the old top cannot extend its free tail. */
+  if (start != (uint64_t)g_top) extra = size + MIN_BLOCK + HDR;
   size_t pages = (extra + QE_HEAP_PAGE - 1) / QE_HEAP_PAGE;
   size_t generous = pages < 16 ? 16 : pages; /* at least 1 MiB at a time */
   if (!backend_grow(generous) && !backend_grow(pages)) return 0;

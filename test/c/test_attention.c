@@ -142,7 +142,17 @@ QE_TEST(attention_workspace_is_independent_of_length) {
            qe_attention_workspace_bytes(&b));
 }
 
+QE_TEST(attention_refuses_heads_too_large_for_a_workspace) {
+  /* 2^26 floats per head would wrap a 32-bit size computation; it must be refused, not wrapped. */
+  qe_attention_problem p = {.nq = 1, .nk = 1, .dim = (size_t)1 << 26, .heads = 1, .head_dim = (size_t)1 << 26, .valid_k = 1};
+  qe_attention_choose_tiles(&p, 0, 0);
+  QE_CHECK(qe_attention_workspace_bytes(&p) == SIZE_MAX, "%zu bytes", qe_attention_workspace_bytes(&p));
+  p.head_dim = p.dim = 4096;
+  QE_CHECK(qe_attention_workspace_bytes(&p) < ((size_t)1 << 20), "%zu bytes", qe_attention_workspace_bytes(&p));
+}
+
 QE_SUITE(qe_suite_attention, "attention",
+         QE_CASE(attention_refuses_heads_too_large_for_a_workspace),
          QE_CASE(attention_matches_reference_on_awkward_shapes),
          QE_CASE(attention_causal_and_padding_masks),
          QE_CASE(attention_large_scores_do_not_overflow),
