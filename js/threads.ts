@@ -23,8 +23,12 @@
  *   thread keeps spinning).
  * - Waking a sleeping thread costs tens of microseconds, at times
  *   milliseconds on a busy virtual machine. So a call nudges sleeping workers
- *   as it starts (wake), before its arguments are checked and copied, and a
- *   worker watches for its next job for 2 ms after each job before sleeping.
+ *   as it starts (wake), before its arguments are checked and copied; a
+ *   worker watches for the job briefly, then sleeps. A job a worker has not
+ *   taken by the time the main thread has run every task is withdrawn, so a
+ *   late worker never delays a call; the main thread spins only about two
+ *   tasks' time for workers' last tasks before it sleeps, leaving the core
+ *   to a worker that the scheduler held up.
  * - Workers are unref()'d: an idle pool never keeps Node alive, so Jest and
  *   scripts exit by themselves. terminateThreadPools() ends them explicitly.
  *
@@ -196,10 +200,13 @@ export function threadedImports(memory: WebAssembly.Memory, onGrowth: () => void
 
 // Control slot of one worker: 16 int32 (64 bytes, one cache line each).
 //
-// The main thread posts a job by writing JOB and PART, then bumping JOBSEQ
+// The main thread posts a job by writing PART and JOB, then bumping JOBSEQ
 // (the commit) and SEQ (what a sleeping worker waits on), and notifying. A
 // worker has at most one job posted and not yet taken: the next can only be
-// posted once the job it is in has finished, which needs this worker. SEQ
+// posted once the job it is in has finished, which needs this worker. The
+// worker takes a job by swapping JOB for 0; a job not yet taken when the
+// main thread has run out of tasks is withdrawn the same way, so a worker
+// that is slow to start (descheduled on a busy machine) costs nothing. SEQ
 // alone, without JOBSEQ, is a nudge ("a job is coming: stop sleeping and
 // watch"), sent when a call starts, so waking overlaps the argument checks
 // and copies. CMD_EXIT ends the worker.
@@ -213,6 +220,8 @@ const PART = 4; // the worker's participant index in the job
 const SPIN_US = 5; // how long the worker watches for a job before it sleeps (microseconds)
 const JOBSEQ = 6; // bumped for every job posted
 const ASLEEP = 7; // 1 while the worker is (about to be) in Atomics.wait
+const RAN = 8; // written by the worker after each job it took: tasks it ran
+const TOOK_US = 9; // ... and how long it worked (microseconds)
 const CMD_EXIT = 2;
 const STARTING = 0;
 const READY = 1;
@@ -228,6 +237,7 @@ const EXITED = 3;
 export const WORKER_SOURCE = `'use strict';
 (function () {
   var SEQ = ${SEQ}, JOB = ${JOB}, CMD = ${CMD}, STATE = ${STATE}, PART = ${PART}, SPIN_US = ${SPIN_US};
+  var RAN = ${RAN}, TOOK_US = ${TOOK_US};
   var JOBSEQ = ${JOBSEQ}, ASLEEP = ${ASLEEP}, CMD_EXIT = ${CMD_EXIT}, READY = ${READY}, FAILED = ${FAILED}, EXITED = ${EXITED};
   function start(d) {
     var ctrl = new Int32Array(d.memory.buffer, d.slot, ${SLOT_INTS});
@@ -248,9 +258,16 @@ export const WORKER_SOURCE = `'use strict';
       if (Atomics.load(ctrl, CMD) === CMD_EXIT) break;
       if (Atomics.load(ctrl, JOBSEQ) !== lastJob) {
         lastJob = Atomics.load(ctrl, JOBSEQ);
-        var job = Atomics.load(ctrl, JOB);
+        // Take the job; 0 when the main thread withdrew it (it ran every task itself).
+        var job = Atomics.exchange(ctrl, JOB, 0);
+        if (job === 0) continue;
         try {
-          x.qe_attention_job_work(job, Atomics.load(ctrl, PART));
+          var t0 = performance.now();
+          var ran = x.qe_attention_job_work(job, Atomics.load(ctrl, PART));
+          var t1 = performance.now();
+          // For diagnostics (recordThreadJobStats): tasks run and how long they took (us).
+          Atomics.store(ctrl, RAN, ran);
+          Atomics.store(ctrl, TOOK_US, (t1 - t0) * 1000);
         } catch (e) {
           // Count this participant in so the main thread stops waiting, and say so.
           Atomics.store(ctrl, STATE, FAILED);
@@ -312,11 +329,25 @@ interface StartData {
 }
 
 const spin = {
-  /** How long (microseconds) an idle worker watches for the next job before it sleeps. */
-  workerUs: 2000,
-  /** The same after a nudge: the call's checks and copies come first (about 4 ms at N = 1024, dim 512). */
-  nudgeUs: 10000,
-  /** How long (ms) the calling thread spins for the workers' last tasks before it sleeps (where it may). */
+  /**
+   * How long (microseconds) an idle worker watches for the next job before
+   * it sleeps. None: the next call nudges it awake as it starts, and a
+   * worker spinning through the caller's checks and copies only takes a core
+   * from the caller when the machine is busy (2 ms here made N = 256 calls
+   * about 1.4x slower with one other busy process on 2 cores).
+   */
+  workerUs: 0,
+  /**
+   * The same after a nudge: covers the checks and copies of small calls
+   * (about 0.3 ms at N = 256, dim 384); a larger call's job finds the worker
+   * asleep and wakes it, which costs little next to its work.
+   */
+  nudgeUs: 500,
+  /**
+   * At most how long (ms) the calling thread spins for the workers' last
+   * tasks before it sleeps (where it may); it spins about two of its own
+   * tasks' time when shorter.
+   */
   mainMs: 20,
 };
 
@@ -399,6 +430,25 @@ export interface ThreadedAttentionResult {
 }
 
 const pools = new Set<ThreadPool>();
+
+/** One threaded job as measured when stats are on: tasks in all, those the calling thread ran, its time working and waiting. */
+export interface ThreadJobStats {
+  tasks: number;
+  main: number;
+  workMs: number;
+  waitMs: number;
+  /** Workers the job was withdrawn from: they had not taken it when the calling thread ran out of tasks. */
+  withdrawn: number;
+}
+
+let jobStats: ThreadJobStats[] | null = null;
+
+/** Diagnostics: starts (true) or stops recording per-job task counts; returns what was recorded. */
+export function recordThreadJobStats(on: boolean): ThreadJobStats[] {
+  const out = jobStats ?? [];
+  jobStats = on ? [] : null;
+  return out;
+}
 
 /**
  * Workers sharing one instance's memory. Create with ThreadPool.start; grow
@@ -591,6 +641,7 @@ export class ThreadPool {
     const tileQ = x.qe_attention_job_tile_q(job);
     const tileK = x.qe_attention_job_tile_k(job);
     let failed: WorkerRecord | undefined;
+    let taken = 0;
     try {
       if (x.qe_attention_job_task_count(job) < 2) {
         for (let i = 0; i < participants; i++) x.qe_attention_job_work(job, i);
@@ -599,14 +650,27 @@ export class ThreadPool {
       helpers.forEach((r, i) => {
         const s = this.slot(r);
         Atomics.store(s, SPIN_US, spin.workerUs);
-        Atomics.store(s, JOB, job);
         Atomics.store(s, PART, i + 1);
+        Atomics.store(s, JOB, job);
         Atomics.add(s, JOBSEQ, 1);
         Atomics.add(s, SEQ, 1);
         if (Atomics.load(s, ASLEEP) === 1) Atomics.notify(s, SEQ, 1);
       });
-      x.qe_attention_job_work(job, 0);
-      this.waitFinished(job, participants);
+      const t0 = performance.now();
+      const mine = x.qe_attention_job_work(job, 0);
+      const t1 = performance.now();
+      // No task is left. Helpers that have not taken the job yet are not
+      // waited for: it is withdrawn from their slots.
+      for (const r of helpers) {
+        if (Atomics.compareExchange(this.slot(r), JOB, job, 0) !== job) taken++;
+      }
+      this.waitFinished(job, 1 + taken, mine > 0 ? (performance.now() - t0) / mine : 0);
+      if (jobStats !== null) {
+        jobStats.push({
+          tasks: x.qe_attention_job_task_count(job), main: mine, workMs: t1 - t0, waitMs: performance.now() - t1,
+          withdrawn: helpers.length - taken,
+        });
+      }
       failed = helpers.find((r) => Atomics.load(this.slot(r), STATE) !== READY);
     } finally {
       // All participants have counted themselves out (or a failure did it for
@@ -617,6 +681,8 @@ export class ThreadPool {
       this.broken = new Error(`a worker thread failed during attention: ${String((failed.error as Error)?.message ?? 'unknown error')}`);
       throw this.broken;
     }
+    // The threads the job was split across (recordThreadJobStats tells
+    // which workers it was withdrawn from).
     return { status: 0, tileQ, tileK, threads: participants };
   }
 
@@ -628,11 +694,19 @@ export class ThreadPool {
     return { status, tileQ: this.x.qe_attention_tile_q(), tileK: this.x.qe_attention_tile_k(), threads: 1 };
   }
 
-  private waitFinished(job: number, participants: number): void {
+  /**
+   * Waits until `participants` have counted themselves finished. What is
+   * left is at most one task per worker, each about `taskMs` (the caller's
+   * own time per task; 0 when it ran none): spin about twice that, then
+   * sleep until the C side notifies, so a worker held up on a busy machine
+   * gets the core instead of a spinning caller.
+   */
+  private waitFinished(job: number, participants: number, taskMs: number): void {
     const i32 = new Int32Array(this.memory.buffer);
     const at = this.x.qe_attention_job_finished_address(job) >>> 2;
+    if (Atomics.load(i32, at) >= participants) return;
     const block = canBlock();
-    const until = performance.now() + spin.mainMs;
+    const until = performance.now() + Math.min(spin.mainMs, taskMs > 0 ? 0.05 + 2 * taskMs : 1);
     let spinning = true;
     for (let n = 1; ; n++) {
       const done = Atomics.load(i32, at);
