@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "api_internal.h"
 #include "arena.h"
 #include "attention/flash_attention.h"
 #include "kernels/kernels.h"
@@ -19,8 +20,7 @@
 
 static int32_t g_tile_q, g_tile_k;
 
-/* True when count elements of elem_bytes each are a sane, positive buffer. */
-static int sizes_ok(int64_t count, uint64_t elem_bytes) {
+int qe_sizes_ok(int64_t count, uint64_t elem_bytes) {
   return count > 0 && (uint64_t)count * elem_bytes < QE_MAX_BYTES;
 }
 
@@ -42,15 +42,15 @@ void qe_workspace_release(void) { qe_arena_release(); }
 
 int qe_vec_add(const float *a, const float *b, float *out, int32_t n) {
   if (!a || !b || !out) return QE_ERR_NULL;
-  if (!sizes_ok(n, 4)) return QE_ERR_ARGUMENT;
+  if (!qe_sizes_ok(n, 4)) return QE_ERR_ARGUMENT;
   qe_f32_vadd((size_t)n, a, b, out);
   return QE_OK;
 }
 
 int qe_matmul(const float *a, const float *b, float *c, int32_t m, int32_t n, int32_t k) {
   if (!a || !b || !c) return QE_ERR_NULL;
-  if (!sizes_ok(m, 4) || !sizes_ok(n, 4) || !sizes_ok(k, 4)) return QE_ERR_ARGUMENT;
-  if (!sizes_ok((int64_t)m * k, 4) || !sizes_ok((int64_t)k * n, 4) || !sizes_ok((int64_t)m * n, 4))
+  if (!qe_sizes_ok(m, 4) || !qe_sizes_ok(n, 4) || !qe_sizes_ok(k, 4)) return QE_ERR_ARGUMENT;
+  if (!qe_sizes_ok((int64_t)m * k, 4) || !qe_sizes_ok((int64_t)k * n, 4) || !qe_sizes_ok((int64_t)m * n, 4))
     return QE_ERR_ARGUMENT;
   size_t floats = qe_f32_gemm_workspace_floats((size_t)m, (size_t)n, (size_t)k);
   float *pack = qe_arena_acquire(floats * sizeof(float));
@@ -62,8 +62,8 @@ int qe_matmul(const float *a, const float *b, float *c, int32_t m, int32_t n, in
 int qe_embedding_lookup(const int32_t *ids, int32_t count, const float *table, int32_t rows,
                         int32_t dim, float *out) {
   if (!ids || !table || !out) return QE_ERR_NULL;
-  if (!sizes_ok(count, 4) || !sizes_ok(rows, 4) || !sizes_ok(dim, 4)) return QE_ERR_ARGUMENT;
-  if (!sizes_ok((int64_t)rows * dim, 4) || !sizes_ok((int64_t)count * dim, 4)) return QE_ERR_ARGUMENT;
+  if (!qe_sizes_ok(count, 4) || !qe_sizes_ok(rows, 4) || !qe_sizes_ok(dim, 4)) return QE_ERR_ARGUMENT;
+  if (!qe_sizes_ok((int64_t)rows * dim, 4) || !qe_sizes_ok((int64_t)count * dim, 4)) return QE_ERR_ARGUMENT;
   for (int32_t i = 0; i < count; i++)
     if (ids[i] < 0 || ids[i] >= rows) return QE_ERR_INDEX;
   qe_f32_embedding_lookup((size_t)count, ids, table, (size_t)dim, out);
@@ -72,7 +72,7 @@ int qe_embedding_lookup(const int32_t *ids, int32_t count, const float *table, i
 
 int qe_softmax(const float *x, float *y, int32_t rows, int32_t n) {
   if (!x || !y) return QE_ERR_NULL;
-  if (!sizes_ok(rows, 4) || !sizes_ok(n, 4) || !sizes_ok((int64_t)rows * n, 4)) return QE_ERR_ARGUMENT;
+  if (!qe_sizes_ok(rows, 4) || !qe_sizes_ok(n, 4) || !qe_sizes_ok((int64_t)rows * n, 4)) return QE_ERR_ARGUMENT;
   qe_f32_softmax_rows((size_t)rows, (size_t)n, x, y);
   return QE_OK;
 }
@@ -80,32 +80,41 @@ int qe_softmax(const float *x, float *y, int32_t rows, int32_t n) {
 int qe_layer_norm(const float *x, const float *gamma, const float *beta, float *y, int32_t rows,
                   int32_t n, float eps) {
   if (!x || !gamma || !beta || !y) return QE_ERR_NULL;
-  if (!sizes_ok(rows, 4) || !sizes_ok(n, 4) || !sizes_ok((int64_t)rows * n, 4)) return QE_ERR_ARGUMENT;
+  if (!qe_sizes_ok(rows, 4) || !qe_sizes_ok(n, 4) || !qe_sizes_ok((int64_t)rows * n, 4)) return QE_ERR_ARGUMENT;
   if (!(eps >= 0.0f) || !isfinite(eps)) return QE_ERR_ARGUMENT;
   qe_f32_layer_norm_rows((size_t)rows, (size_t)n, x, gamma, beta, eps, y);
+  return QE_OK;
+}
+
+int qe_attention_problem_init(qe_attention_problem *p, const float *q, const float *k, const float *v,
+                              float *o, int32_t nq, int32_t nk, int32_t dim, int32_t heads, float scale,
+                              int32_t causal, int32_t valid_k, int32_t block_q, int32_t block_k) {
+  if (!q || !k || !v || !o) return QE_ERR_NULL;
+  if (!qe_sizes_ok(nq, 4) || !qe_sizes_ok(nk, 4) || !qe_sizes_ok(dim, 4) || heads <= 0 || dim % heads != 0)
+    return QE_ERR_ARGUMENT;
+  if (!qe_sizes_ok((int64_t)nq * dim, 4) || !qe_sizes_ok((int64_t)nk * dim, 4)) return QE_ERR_ARGUMENT;
+  if (valid_k < 1 || valid_k > nk || block_q < 0 || block_k < 0 || !isfinite(scale))
+    return QE_ERR_ARGUMENT;
+  *p = (qe_attention_problem){
+      .q = q, .k = k, .v = v, .o = o,
+      .nq = (size_t)nq, .nk = (size_t)nk, .dim = (size_t)dim,
+      .heads = (size_t)heads, .head_dim = (size_t)(dim / heads),
+      .scale = scale, .causal = causal != 0, .valid_k = (size_t)valid_k,
+  };
+  qe_attention_choose_tiles(p, (size_t)block_q, (size_t)block_k);
+  /* A head too large for any workspace. */
+  if (qe_attention_workspace_bytes(p) == SIZE_MAX) return QE_ERR_ARGUMENT;
   return QE_OK;
 }
 
 int qe_attention(const float *q, const float *k, const float *v, float *o, int32_t nq, int32_t nk,
                  int32_t dim, int32_t heads, float scale, int32_t causal, int32_t valid_k,
                  int32_t block_q, int32_t block_k) {
-  if (!q || !k || !v || !o) return QE_ERR_NULL;
-  if (!sizes_ok(nq, 4) || !sizes_ok(nk, 4) || !sizes_ok(dim, 4) || heads <= 0 || dim % heads != 0)
-    return QE_ERR_ARGUMENT;
-  if (!sizes_ok((int64_t)nq * dim, 4) || !sizes_ok((int64_t)nk * dim, 4)) return QE_ERR_ARGUMENT;
-  if (valid_k < 1 || valid_k > nk || block_q < 0 || block_k < 0 || !isfinite(scale))
-    return QE_ERR_ARGUMENT;
-
-  qe_attention_problem p = {
-      .q = q, .k = k, .v = v, .o = o,
-      .nq = (size_t)nq, .nk = (size_t)nk, .dim = (size_t)dim,
-      .heads = (size_t)heads, .head_dim = (size_t)(dim / heads),
-      .scale = scale, .causal = causal != 0, .valid_k = (size_t)valid_k,
-  };
-  qe_attention_choose_tiles(&p, (size_t)block_q, (size_t)block_k);
-  const size_t workspace_bytes = qe_attention_workspace_bytes(&p);
-  if (workspace_bytes == SIZE_MAX) return QE_ERR_ARGUMENT; /* a head too large for any workspace */
-  void *workspace = qe_arena_acquire(workspace_bytes);
+  qe_attention_problem p;
+  int status = qe_attention_problem_init(&p, q, k, v, o, nq, nk, dim, heads, scale, causal, valid_k,
+                                         block_q, block_k);
+  if (status != QE_OK) return status;
+  void *workspace = qe_arena_acquire(qe_attention_workspace_bytes(&p));
   if (!workspace) return QE_ERR_NO_MEMORY;
   g_tile_q = (int32_t)p.tile_q;
   g_tile_k = (int32_t)p.tile_k;

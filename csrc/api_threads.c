@@ -18,11 +18,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "api_internal.h"
 #include "arena.h"
 #include "attention/flash_attention.h"
 #include "qe_api.h"
-
-#define QE_MAX_BYTES ((uint64_t)1 << 32)
 
 struct qe_attention_job {
   /* Cache line 0: touched by every participant once per task. */
@@ -42,10 +41,6 @@ struct qe_attention_job {
   int32_t joined[QE_ATTENTION_JOB_MAX_WORKERS];
 };
 
-static int sizes_ok(int64_t count, uint64_t elem_bytes) {
-  return count > 0 && (uint64_t)count * elem_bytes < QE_MAX_BYTES;
-}
-
 int qe_thread_support(void) {
 #if defined(__wasm_atomics__)
   return 1;
@@ -59,20 +54,12 @@ qe_attention_job *qe_attention_job_create(const float *q, const float *k, const 
                                           float scale, int32_t causal, int32_t valid_k,
                                           int32_t block_q, int32_t block_k, int32_t workers) {
   /* The same checks as qe_attention, which reports the reason as a status. */
-  if (!q || !k || !v || !o) return NULL;
-  if (!sizes_ok(nq, 4) || !sizes_ok(nk, 4) || !sizes_ok(dim, 4) || heads <= 0 || dim % heads != 0)
+  qe_attention_problem p;
+  if (qe_attention_problem_init(&p, q, k, v, o, nq, nk, dim, heads, scale, causal, valid_k, block_q,
+                                block_k) != QE_OK)
     return NULL;
-  if (!sizes_ok((int64_t)nq * dim, 4) || !sizes_ok((int64_t)nk * dim, 4)) return NULL;
-  if (valid_k < 1 || valid_k > nk || block_q < 0 || block_k < 0 || !isfinite(scale)) return NULL;
   if (workers < 1 || workers > QE_ATTENTION_JOB_MAX_WORKERS) return NULL;
 
-  qe_attention_problem p = {
-      .q = q, .k = k, .v = v, .o = o,
-      .nq = (size_t)nq, .nk = (size_t)nk, .dim = (size_t)dim,
-      .heads = (size_t)heads, .head_dim = (size_t)(dim / heads),
-      .scale = scale, .causal = causal != 0, .valid_k = (size_t)valid_k,
-  };
-  qe_attention_choose_tiles(&p, (size_t)block_q, (size_t)block_k);
   size_t tasks = qe_attention_task_count(&p);
   if (tasks == 0 || tasks > INT32_MAX) return NULL;
   int32_t slots = (size_t)workers < tasks ? workers : (int32_t)tasks;

@@ -1,0 +1,23 @@
+/*
+ * Checks shared by the exported entries (api.c, api_threads.c); not exported.
+ */
+#ifndef QE_API_INTERNAL_H
+#define QE_API_INTERNAL_H
+
+#include <stdint.h>
+
+#include "attention/flash_attention.h"
+
+/* True when count elements of elem_bytes each are a positive buffer that fits module memory. */
+int qe_sizes_ok(int64_t count, uint64_t elem_bytes);
+
+/*
+ * Checks an attention call's arguments and fills *p, tiles chosen; returns
+ * QE_OK, or the status qe_attention reports (a head too large for any
+ * workspace is QE_ERR_ARGUMENT).
+ */
+int qe_attention_problem_init(qe_attention_problem *p, const float *q, const float *k, const float *v,
+                              float *o, int32_t nq, int32_t nk, int32_t dim, int32_t heads, float scale,
+                              int32_t causal, int32_t valid_k, int32_t block_q, int32_t block_k);
+
+#endif /* QE_API_INTERNAL_H */
