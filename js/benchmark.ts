@@ -782,7 +782,14 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
   lines.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; load average at start ${machine.loadAverage.join(' / ')}; ${machine.date}.`);
   lines.push('');
   lines.push('Times are medians in ms with (min-max) after warm-up, over at least 10 timed runs (5 for the naive 512-query search, 3 for the N = 16384 row); GF/s counts 4·N²·dim FLOPs.');
-  const modules = [...new Set(results.flatMap((r) => [r.flash.note, r.flashThreads.note]).filter((n): n is string => !!n).map((n) => n.replace(/, tiles.*/, '')))];
+  const modules = [
+    ...new Set(
+      results
+        .flatMap((r) => [r.flash, r.flashThreads])
+        .filter((e) => e.status === 'ok' && e.note)
+        .map((e) => e.note!.replace(/, tiles.*/, '')),
+    ),
+  ];
   if (modules.length) lines.push(`qe-flash ran as: ${modules.join('; ')}.`);
   lines.push('');
   const head = ['workload', 'what is timed', 'baseline (naive JS)', 'qe-flash 1 thread', 'qe-flash all cores', ...peerNames.map((p) => {

@@ -7,7 +7,8 @@
  *
  * onnxruntime-web fixes its thread count when its wasm starts, once per
  * process. The first thread count asked for runs in this process; any other
- * runs in a child process of this script, fed the same input arrays over IPC.
+ * runs in a child process of this script, fed the same input arrays over IPC,
+ * started for each shape and ended after it.
  */
 const path = require('path');
 const fs = require('fs');
@@ -131,10 +132,16 @@ class OnnxRuntimePeer {
         this.child = null;
       });
     }
-    return new Promise((resolve, reject) => {
-      this.pending = { resolve, reject };
-      this.child.send({ shape, inputs, measureOptions });
-    });
+    try {
+      return await new Promise((resolve, reject) => {
+        this.pending = { resolve, reject };
+        this.child.send({ shape, inputs, measureOptions });
+      });
+    } finally {
+      // A fresh child per shape: an idle onnxruntime thread pool left running
+      // would compete with the engines measured after it.
+      this.dispose();
+    }
   }
 
   dispose() {
