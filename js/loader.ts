@@ -336,7 +336,7 @@ const instances = new Map<string, Promise<LoadedWasm>>();
  * with that many threads' worth of workers, where the engine can run it and
  * SIMD was chosen; elsewhere, or when that build cannot be loaded, the
  * single-thread build (the fallback). The scalar build asked for explicitly
- * with more than one thread is an error.
+ * (option or environment) with more than one thread is an error.
  */
 export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
   let kind: ModuleKind;
@@ -345,8 +345,9 @@ export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
   try {
     kind = chooseModuleKind(options.module, envChoice, detectEngineFeatures());
     threads = options.threads === undefined ? 1 : validateThreadCount(options.threads, 'threads');
-    if (threads > 1 && options.module === 'scalar') {
-      throw new RangeError(`threads: ${threads} needs the SIMD build; the scalar build runs on one thread`);
+    const scalarForced = options.module === 'scalar' || ((options.module === undefined || options.module === 'auto') && envChoice === 'scalar');
+    if (threads > 1 && scalarForced) {
+      throw new RangeError(`threads: ${threads} needs the SIMD build; the scalar build${options.module === 'scalar' ? '' : ` (forced by ${MODULE_ENV_VAR})`} runs on one thread`);
     }
   } catch (error) {
     return Promise.reject(error);

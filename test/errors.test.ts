@@ -240,6 +240,20 @@ describe('workloads, configurations and module choices', () => {
     }
   });
 
+  test('threads above 1 with the scalar build forced by QE_FLASH_MODULE is a RangeError, not a silent single thread', async () => {
+    const saved = process.env.QE_FLASH_MODULE;
+    process.env.QE_FLASH_MODULE = 'scalar';
+    try {
+      await expectReject(createQEFlashAttention('test-similarity', {}, { threads: 2 }), RangeError, 'forced by QE_FLASH_MODULE');
+      const one = await createQEFlashAttention('test-similarity', {}, { threads: 1 });
+      expect(one.getThreads()).toBe(1);
+      one.dispose();
+    } finally {
+      if (saved === undefined) delete process.env.QE_FLASH_MODULE;
+      else process.env.QE_FLASH_MODULE = saved;
+    }
+  });
+
   test('a wasmUrl that does not exist is an Error naming it', async () => {
     await expectReject(
       createQEFlashAttention('test-similarity', {}, { module: 'scalar', wasmUrl: '/nonexistent/qe-flash.wasm' }),
