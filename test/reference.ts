@@ -16,8 +16,11 @@ export interface AttentionShape {
   scale: number;
 }
 
+/** A test case's shape: the sizes, and any of the options (the rest take their defaults). */
+export type AttentionCase = Partial<AttentionShape> & { seqLen: number; dim: number; heads: number };
+
 /** Fills in the usual defaults: kvSeqLen = seqLen, scale = 1 / sqrt(dim / heads), all keys valid. */
-export function attentionShape(s: Partial<AttentionShape> & { seqLen: number; dim: number; heads: number }): AttentionShape {
+export function attentionShape(s: AttentionCase): AttentionShape {
   const kvSeqLen = s.kvSeqLen ?? s.seqLen;
   return {
     seqLen: s.seqLen,

@@ -19,7 +19,7 @@ import { chooseModuleKind, detectEngineFeatures, MODULE_FILES, RELAXED_SIMD_PROB
 import { loadQEModule } from '../js/module';
 import { THREADED_MODULE_FILE } from '../js/threads';
 import { expectReject, expectThrow, RELAXED_EXPECTED, RELAXED_UNAVAILABLE } from './helpers';
-import { attentionShape, maxAbsDiff, referenceAttention, uniform } from './reference';
+import { attentionShape, maxAbsDiff, referenceAttention, uniform, type AttentionCase } from './reference';
 
 const ROOT = resolve(__dirname, '..');
 const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
@@ -148,14 +148,7 @@ describe('loading the relaxed build', () => {
   });
 });
 
-interface Shape {
-  seqLen: number;
-  kvSeqLen?: number;
-  dim: number;
-  heads: number;
-  causal?: boolean;
-  validKeyLength?: number;
-}
+type Shape = AttentionCase;
 
 const SHAPES: Shape[] = [
   { seqLen: 1, kvSeqLen: 300, dim: 384, heads: 8 },

@@ -26,7 +26,7 @@ import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-atten
 import { MODULE_FILES } from '../js/loader';
 import { loadQEModule } from '../js/module';
 import { expectReject, expectThrow, RELAXED_UNAVAILABLE } from './helpers';
-import { attentionShape, maxAbsDiff, referenceAttention, uniform } from './reference';
+import { attentionShape, maxAbsDiff, referenceAttention, uniform, type AttentionCase } from './reference';
 
 const ROOT = resolve(__dirname, '..');
 const MT_PATH = resolve(ROOT, 'wasm', THREADED_MODULE_FILE);
@@ -39,14 +39,7 @@ const MT_BUILDS: readonly (readonly [string, string])[] = [
 const AUTO_KIND = RELAXED_UNAVAILABLE === null ? 'relaxed' : 'simd';
 const AUTO_FILE = RELAXED_UNAVAILABLE === null ? MODULE_FILES.relaxed : THREADED_MODULE_FILE;
 
-interface Shape {
-  seqLen: number;
-  kvSeqLen?: number;
-  dim: number;
-  heads: number;
-  causal?: boolean;
-  validKeyLength?: number;
-}
+type Shape = AttentionCase;
 
 const SHAPES: Shape[] = [
   { seqLen: 1, dim: 64, heads: 1 },
