@@ -40,6 +40,12 @@ void qe_workspace_reset_high_water(void) { qe_arena_reset_high_water(); }
 size_t qe_workspace_reserved_bytes(void) { return qe_arena_reserved_bytes(); }
 void qe_workspace_release(void) { qe_arena_release(); }
 
+int32_t qe_first_nonfinite(const float *x, int32_t n) {
+  if (!x) return QE_ERR_NULL;
+  if (!qe_sizes_ok(n, 4)) return QE_ERR_ARGUMENT;
+  return (int32_t)qe_f32_first_nonfinite((size_t)n, x);
+}
+
 int qe_vec_add(const float *a, const float *b, float *out, int32_t n) {
   if (!a || !b || !out) return QE_ERR_NULL;
   if (!qe_sizes_ok(n, 4)) return QE_ERR_ARGUMENT;

@@ -44,6 +44,10 @@ QE_EXPORT size_t qe_workspace_reserved_bytes(void);
 /* Returns the arena's memory to the allocator. */
 QE_EXPORT void qe_workspace_release(void);
 
+/* Index of the first NaN or infinity among x[0..n), n when every element is
+ * finite; n >= 1. Returns a negative status on bad arguments. */
+QE_EXPORT int32_t qe_first_nonfinite(const float *x, int32_t n);
+
 /* out[i] = a[i] + b[i], n >= 1. */
 QE_EXPORT int qe_vec_add(const float *a, const float *b, float *out, int32_t n);
 

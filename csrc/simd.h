@@ -118,6 +118,11 @@ QE_SCALAR_INLINE v128_t wasm_i32x4_shl(v128_t a, uint32_t n) {
   for (int l = 0; l < 4; l++) r.u[l] = a.u[l] << n;
   return r;
 }
+QE_SCALAR_INLINE v128_t wasm_i32x4_eq(v128_t a, v128_t b) {
+  v128_t r;
+  for (int l = 0; l < 4; l++) r.i[l] = a.u[l] == b.u[l] ? -1 : 0;
+  return r;
+}
 QE_SCALAR_INLINE v128_t wasm_v128_and(v128_t a, v128_t b) {
   v128_t r;
   for (int l = 0; l < 4; l++) r.u[l] = a.u[l] & b.u[l];

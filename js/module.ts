@@ -9,7 +9,7 @@
 import type { ModuleKind, ModuleLoadOptions } from '../types';
 import { loadWasm, type LoadedWasm } from './loader';
 import type { ThreadPool } from './threads';
-import type { ResolvedAttention } from './validate';
+import { nonFiniteElementError, type ResolvedAttention } from './validate';
 
 /** Status codes of csrc/qe_api.h. */
 export const QE_STATUS = Object.freeze({
@@ -30,6 +30,7 @@ export interface QEExports {
   qe_workspace_reset_high_water(): void;
   qe_workspace_reserved_bytes(): number;
   qe_workspace_release(): void;
+  qe_first_nonfinite(x: number, n: number): number;
   qe_vec_add(a: number, b: number, out: number, n: number): number;
   qe_matmul(a: number, b: number, c: number, m: number, n: number, k: number): number;
   qe_embedding_lookup(ids: number, count: number, table: number, rows: number, dim: number, out: number): number;
@@ -57,7 +58,7 @@ export type SearchEntries = Pick<
 >;
 
 const REQUIRED_EXPORTS: readonly (keyof QEExports)[] = [
-  'qe_alloc', 'qe_free', 'qe_simd_level', 'qe_workspace_last_bytes', 'qe_workspace_high_water_bytes',
+  'qe_alloc', 'qe_free', 'qe_simd_level', 'qe_first_nonfinite', 'qe_workspace_last_bytes', 'qe_workspace_high_water_bytes',
   'qe_workspace_reset_high_water', 'qe_workspace_reserved_bytes', 'qe_workspace_release', 'qe_vec_add',
   'qe_matmul', 'qe_embedding_lookup', 'qe_softmax', 'qe_layer_norm', 'qe_attention', 'qe_attention_tile_q',
   'qe_attention_tile_k', 'qe_corpus_panel_rows', 'qe_corpus_store_rows', 'qe_corpus_move_row', 'qe_cosine_topk',
@@ -219,43 +220,59 @@ export class QEModule {
   }
 
   /**
-   * Attention of validated arguments; blockQ and blockK are the tile sizes
-   * asked for. threads above 1 splits the work with the pool's workers (the
-   * threaded build only; elsewhere it runs on this thread).
+   * Attention of arguments whose shapes are validated; the elements are
+   * checked here, in module memory, after the copy (a RangeError names the
+   * first NaN or infinity). blockQ and blockK are the tile sizes asked for.
+   * threads above 1 splits the work with the pool's workers (the threaded
+   * build only; elsewhere it runs on this thread). Finite inputs whose scores
+   * overflow float32 are a RangeError too.
    */
   attention(Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, blockQ: number, blockK: number, threads = 1): AttentionRun {
     return this.scope((s) => {
       const q = s.copyIn(Q);
       const k = s.copyIn(K);
       const v = s.copyIn(V);
+      this.checkFinite('Q', Q, q);
+      this.checkFinite('K', K, k);
+      this.checkFinite('V', V, v);
       const o = s.allocFloats(p.seqLen * p.dim);
+      let ran: Omit<AttentionRun, 'output' | 'workspaceBytes'>;
       if (this.pool !== null && threads > 1) {
         const run = this.pool.attention({
           q, k, v, o, seqLen: p.seqLen, kvSeqLen: p.kvSeqLen, dim: p.dim, heads: p.heads, scale: p.scale,
           causal: p.causal, validKeyLength: p.validKeyLength, blockQ, blockK,
         }, threads);
         checkStatus(run.status, 'qe_attention');
-        return {
-          output: s.readFloats(o, p.seqLen * p.dim),
-          tileQ: run.tileQ,
-          tileK: run.tileK,
-          workspaceBytes: this.workspaceLastBytes(),
-          threads: run.threads,
-        };
+        ran = { tileQ: run.tileQ, tileK: run.tileK, threads: run.threads };
+      } else {
+        const status = this.x.qe_attention(
+          q, k, v, o, p.seqLen, p.kvSeqLen, p.dim, p.heads, p.scale,
+          p.causal ? 1 : 0, p.validKeyLength, blockQ, blockK,
+        );
+        checkStatus(status, 'qe_attention');
+        ran = { tileQ: this.x.qe_attention_tile_q(), tileK: this.x.qe_attention_tile_k(), threads: 1 };
       }
-      const status = this.x.qe_attention(
-        q, k, v, o, p.seqLen, p.kvSeqLen, p.dim, p.heads, p.scale,
-        p.causal ? 1 : 0, p.validKeyLength, blockQ, blockK,
-      );
-      checkStatus(status, 'qe_attention');
-      return {
-        output: s.readFloats(o, p.seqLen * p.dim),
-        tileQ: this.x.qe_attention_tile_q(),
-        tileK: this.x.qe_attention_tile_k(),
-        workspaceBytes: this.workspaceLastBytes(),
-        threads: 1,
-      };
+      if (this.firstNonFinite(o, p.seqLen * p.dim) < p.seqLen * p.dim) {
+        // Finite inputs whose scaled scores q.k exceed float32's range (~3.4e38) have no float32 answer.
+        throw new RangeError(
+          `attention overflowed float32: some scaled score |q.k * scale| exceeds ~3.4e38 (inputs as large as ${maxAbs(Q).toExponential(2)} and ${maxAbs(K).toExponential(2)}); scale Q or K down`,
+        );
+      }
+      return { ...ran, output: s.readFloats(o, p.seqLen * p.dim), workspaceBytes: this.workspaceLastBytes() };
     });
+  }
+
+  /** Index of the first NaN or infinity of the `count` floats at ptr; count when there is none. */
+  firstNonFinite(ptr: number, count: number): number {
+    const at = this.x.qe_first_nonfinite(ptr, count);
+    checkStatus(Math.min(at, 0), 'qe_first_nonfinite');
+    return at;
+  }
+
+  /** Throws the RangeError of validateFiniteElements for `data`, already copied to ptr. */
+  private checkFinite(name: string, data: Float32Array, ptr: number): void {
+    const at = this.firstNonFinite(ptr, data.length);
+    if (at < data.length) throw nonFiniteElementError(name, data, at);
   }
 
   matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
@@ -369,4 +386,10 @@ export async function loadQEModule(options: ModuleLoadOptions = {}): Promise<QEM
     wrapped.set(loaded, module);
   }
   return module;
+}
+
+function maxAbs(x: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
+  return m;
 }

@@ -63,8 +63,13 @@ export function validateFiniteElements(name: string, array: Float32Array): void 
   for (let i = 0; i < array.length; i++) {
     const x = array[i];
     // x - x is 0 for every finite x and NaN for NaN and +-Infinity.
-    if (x - x !== 0) throw new RangeError(`${name}[${i}] is ${x}; every element must be finite`);
+    if (x - x !== 0) throw nonFiniteElementError(name, array, i);
   }
+}
+
+/** The error for array[index], a NaN or infinity. */
+export function nonFiniteElementError(name: string, array: Float32Array, index: number): RangeError {
+  return new RangeError(`${name}[${index}] is ${array[index]}; every element must be finite`);
 }
 
 /**
@@ -88,10 +93,15 @@ export function anyNonFinite(array: Float32Array): boolean {
   return acc < 0;
 }
 
-/** A Float32Array of `expected` finite elements. */
-export function validateMatrix(name: string, value: unknown, expected: number, formula: string): asserts value is Float32Array {
+/** A Float32Array of `expected` elements. */
+function validateSizedFloat32Array(name: string, value: unknown, expected: number, formula: string): asserts value is Float32Array {
   validateFloat32Array(name, value);
   validateLength(name, value, expected, formula);
+}
+
+/** A Float32Array of `expected` finite elements. */
+export function validateMatrix(name: string, value: unknown, expected: number, formula: string): asserts value is Float32Array {
+  validateSizedFloat32Array(name, value, expected, formula);
   validateFiniteElements(name, value);
 }
 
@@ -107,7 +117,12 @@ export interface ResolvedAttention {
   validKeyLength: number;
 }
 
-/** Checks attention arguments and resolves the options against the defaults. */
+/**
+ * Checks attention arguments and resolves the options against the defaults.
+ * elements: 'check' also checks every element of Q, K and V is finite;
+ * 'module' leaves that to QEModule.attention, which checks them in module
+ * memory after the copy, far faster than JavaScript can.
+ */
 export function validateAttention(
   Q: unknown,
   K: unknown,
@@ -116,6 +131,7 @@ export function validateAttention(
   dim: unknown,
   options: AttentionOptions | undefined,
   defaults: { heads: number; causal: boolean },
+  elements: 'check' | 'module' = 'check',
 ): ResolvedAttention {
   validatePositiveInteger('seqLen', seqLen);
   validatePositiveInteger('dim', dim);
@@ -147,9 +163,10 @@ export function validateAttention(
     throw new RangeError(`options.validKeyLength must be an integer in [1, kvSeqLen = ${kvSeqLen}], got ${validKeyLength}`);
   }
 
-  validateMatrix('Q', Q, seqLen * dim, `seqLen x dim = ${seqLen} x ${dim}`);
-  validateMatrix('K', K, kvSeqLen * dim, `kvSeqLen x dim = ${kvSeqLen} x ${dim}`);
-  validateMatrix('V', V, kvSeqLen * dim, `kvSeqLen x dim = ${kvSeqLen} x ${dim}`);
+  const check: typeof validateMatrix = elements === 'check' ? validateMatrix : validateSizedFloat32Array;
+  check('Q', Q, seqLen * dim, `seqLen x dim = ${seqLen} x ${dim}`);
+  check('K', K, kvSeqLen * dim, `kvSeqLen x dim = ${kvSeqLen} x ${dim}`);
+  check('V', V, kvSeqLen * dim, `kvSeqLen x dim = ${kvSeqLen} x ${dim}`);
 
   return { seqLen, kvSeqLen, dim, heads, headDim, scale, causal, validKeyLength };
 }

@@ -86,6 +86,18 @@ describe.each(MODULE_KINDS)('%s build', (kind: ModuleKind) => {
     }
   });
 
+  test('the first NaN or Infinity is the one named, in blocks of any length', () => {
+    // 67 x 12 = 804 elements: full 64-element blocks, then a tail of 36.
+    const rows = 67, width = 12;
+    for (const [which, first, second] of [[0, 0, 1], [1, 63, 64], [2, 64, 803], [0, 700, 701], [1, 803, 803]] as const) {
+      const inputs = [uniform(rows * width, 1), uniform(rows * width, 2), uniform(rows * width, 3)];
+      inputs[which][second] = NaN;
+      inputs[which][first] = Infinity;
+      const name = 'QKV'[which];
+      expectThrow(call(inputs[0], inputs[1], inputs[2], rows, width), RangeError, `${name}[${first}] is Infinity; every element must be finite`);
+    }
+  });
+
   test.each([
     [0, 'seqLen must be at least 1, got 0'],
     [-1, 'seqLen must be at least 1, got -1'],

@@ -252,6 +252,13 @@ describe('createQEFlashAttention with threads', () => {
     expectThrow(() => two.computeFlashAttentionSync(Q, Q, Q, 65, 8), RangeError, '');
     expectThrow(() => two.computeFlashAttentionSync(Q, Q, Q, 64, 8, { validKeyLength: 0 }), RangeError, '');
     await expectReject(two.computeFlashAttention(Q, Q, Q, 64, 8, { heads: 0 }), RangeError, '');
+    // Non-finite elements are found in module memory, before the workers run.
+    const bad = Q.slice();
+    bad[300] = -Infinity;
+    expectThrow(() => two.computeFlashAttentionSync(Q, Q, bad, 64, 8), RangeError, 'V[300] is -Infinity; every element must be finite');
+    // Finite inputs whose scores overflow, found after the workers ran.
+    const huge = Q.map((x) => x * 1e20);
+    expectThrow(() => two.computeFlashAttentionSync(huge, huge, Q, 64, 8), RangeError, 'overflowed float32');
     expect(module.liveAllocations).toBe(0);
     // And the pool still works afterwards.
     const { shape, Q: q, K, V, options } = inputs({ seqLen: 256, dim: 64, heads: 2 }, 4);

@@ -22,6 +22,8 @@ void qe_f32_gemm(size_t m, size_t n, size_t k, const float *a, size_t lda, const
 
 /* out[i] = a[i] + b[i]; out may alias a or b. */
 void qe_f32_vadd(size_t n, const float *a, const float *b, float *out);
+/* Index of the first NaN or infinity among x[0..n), or n when all are finite. */
+size_t qe_f32_first_nonfinite(size_t n, const float *x);
 
 /* out row i = table row ids[i]; ids already checked to lie in the table. */
 void qe_f32_embedding_lookup(size_t count, const int32_t *ids, const float *table, size_t dim,

@@ -2,6 +2,7 @@
  * Tests of the arithmetic kernels (csrc/kernels) and of the vector exp, each
  * against a double-precision reference written here.
  */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,47 @@ QE_TEST(vadd_lengths_and_aliasing) {
     free(out);
     free(b);
     free(a);
+  }
+}
+
+/* ---------------------------------------------------------------- finiteness */
+
+/* The first non-finite index found by a plain loop over isfinite(). */
+static size_t first_nonfinite_reference(const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return i;
+  return n;
+}
+
+QE_TEST(first_nonfinite_positions) {
+  const size_t ns[] = {1, 3, 4, 63, 64, 65, 127, 128, 1000};
+  const float bad[] = {NAN, INFINITY, -INFINITY};
+  qe_rng_seed(5);
+  for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+    const size_t n = ns[t];
+    float *x = alloc_floats(n);
+    qe_rng_fill(x, n, -1e30f, 1e30f);
+    x[n - 1] = FLT_MAX; /* the largest finite float is finite */
+    if (n > 1) x[0] = -FLT_MAX;
+    QE_CHECK(qe_f32_first_nonfinite(n, x) == n, "n=%zu all finite", n);
+    /* Every position, or a spread of them, with each kind of non-finite;
+     * a second one later must not win. */
+    const size_t step = n > 200 ? 37 : 1;
+    for (size_t at = 0; at < n; at += step) {
+      for (size_t b = 0; b < 3; b++) {
+        const float keep = x[at];
+        x[at] = bad[b];
+        const size_t later = at + (n - at) / 2;
+        const float keep_later = x[later];
+        if (later > at) x[later] = NAN;
+        QE_CHECK(qe_f32_first_nonfinite(n, x) == first_nonfinite_reference(x, n),
+                 "n=%zu bad at %zu kind %zu: got %zu", n, at, b, qe_f32_first_nonfinite(n, x));
+        QE_CHECK(first_nonfinite_reference(x, n) == at, "reference n=%zu at %zu", n, at);
+        x[later] = keep_later;
+        x[at] = keep;
+      }
+    }
+    free(x);
   }
 }
 
@@ -411,7 +453,7 @@ QE_TEST(layer_norm_constant_row) {
   QE_CHECK_CLOSE("layer norm constant row", y, want, 6, 0.0);
 }
 
-QE_SUITE(qe_suite_kernels, "kernels", QE_CASE(gemm_shapes), QE_CASE(gemm_submatrix_views),
+QE_SUITE(qe_suite_kernels, "kernels", QE_CASE(first_nonfinite_positions), QE_CASE(gemm_shapes), QE_CASE(gemm_submatrix_views),
          QE_CASE(gemm_exact_on_integers), QE_CASE(gemm_workspace_independent_of_m),
          QE_CASE(vadd_lengths_and_aliasing), QE_CASE(embedding_lookup_rows),
          QE_CASE(vexp_within_2_ulp), QE_CASE(vexp_special_values), QE_CASE(softmax_rows),
