@@ -57,7 +57,9 @@ static inline v128_t qe_vexp_f32x4(v128_t x) {
  * -125 (including -infinity) return exactly 0: their lanes are computed with
  * garbage and then cleared by one AND with the x >= -125 mask, which is
  * cheaper than clamping and selecting. Positive inputs up to 127 are fine
- * too; callers keep x <= 8.
+ * too; callers keep x <= 8. The polynomial's steps are qe_f32x4_madd: fused
+ * in the relaxed build, where this exp is about 10% of attention's time and
+ * five FMAs instead of five multiplies and five adds save a third of it.
  */
 static inline v128_t qe_vexp2_f32x4(v128_t x) {
   const v128_t lo = wasm_f32x4_splat(-125.0f);
@@ -66,11 +68,11 @@ static inline v128_t qe_vexp2_f32x4(v128_t x) {
   const v128_t t = wasm_f32x4_add(x, magic);
   const v128_t f = wasm_f32x4_sub(x, wasm_f32x4_sub(t, magic));
   v128_t p = wasm_f32x4_splat(1.321867225e-03f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(9.671698324e-03f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(5.550893024e-02f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(2.402223796e-01f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(6.931468844e-01f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, f), wasm_f32x4_splat(1.0f));
+  p = qe_f32x4_madd(p, f, wasm_f32x4_splat(9.671698324e-03f));
+  p = qe_f32x4_madd(p, f, wasm_f32x4_splat(5.550893024e-02f));
+  p = qe_f32x4_madd(p, f, wasm_f32x4_splat(2.402223796e-01f));
+  p = qe_f32x4_madd(p, f, wasm_f32x4_splat(6.931468844e-01f));
+  p = qe_f32x4_madd(p, f, wasm_f32x4_splat(1.0f));
   /* t's bits are magic's plus n, and magic's bits shifted left by 23 are 0. */
   const v128_t scaled = wasm_i32x4_add(p, wasm_i32x4_shl(t, 23));
   return wasm_v128_and(scaled, in_range);
