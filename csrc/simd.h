@@ -133,6 +133,15 @@ QE_SCALAR_INLINE v128_t wasm_v128_or(v128_t a, v128_t b) {
   for (int l = 0; l < 4; l++) r.u[l] = a.u[l] | b.u[l];
   return r;
 }
+/* Lanes c0..c3 of the eight lanes of a then b (indices must be constants in
+ * the real intrinsic; any 0..7 here). */
+QE_SCALAR_INLINE v128_t qe_i32x4_shuffle_fn(v128_t a, v128_t b, int c0, int c1, int c2, int c3) {
+  const int c[4] = {c0, c1, c2, c3};
+  v128_t r;
+  for (int l = 0; l < 4; l++) r.u[l] = c[l] < 4 ? a.u[c[l]] : b.u[c[l] - 4];
+  return r;
+}
+#define wasm_i32x4_shuffle(a, b, c0, c1, c2, c3) qe_i32x4_shuffle_fn((a), (b), (c0), (c1), (c2), (c3))
 /* bitselect(a, b, m): bits of a where m is 1, of b where m is 0. */
 QE_SCALAR_INLINE v128_t wasm_v128_bitselect(v128_t a, v128_t b, v128_t m) {
   v128_t r;
@@ -146,6 +155,19 @@ QE_SCALAR_INLINE int wasm_v128_any_true(v128_t a) {
 #endif
 
 /* Helpers shared by every build, written against the vocabulary above. */
+
+/* Transposes the 4 x 4 block whose rows are *a, *b, *c, *d: afterwards *a
+ * holds lane 0 of each row, *b lane 1, and so on. */
+static inline void qe_transpose4x4(v128_t *a, v128_t *b, v128_t *c, v128_t *d) {
+  const v128_t ab_lo = wasm_i32x4_shuffle(*a, *b, 0, 4, 1, 5);
+  const v128_t cd_lo = wasm_i32x4_shuffle(*c, *d, 0, 4, 1, 5);
+  const v128_t ab_hi = wasm_i32x4_shuffle(*a, *b, 2, 6, 3, 7);
+  const v128_t cd_hi = wasm_i32x4_shuffle(*c, *d, 2, 6, 3, 7);
+  *a = wasm_i32x4_shuffle(ab_lo, cd_lo, 0, 1, 4, 5);
+  *b = wasm_i32x4_shuffle(ab_lo, cd_lo, 2, 3, 6, 7);
+  *c = wasm_i32x4_shuffle(ab_hi, cd_hi, 0, 1, 4, 5);
+  *d = wasm_i32x4_shuffle(ab_hi, cd_hi, 2, 3, 6, 7);
+}
 
 /*
  * a * b + c, the one fused step of the vocabulary. The relaxed-SIMD build

@@ -212,16 +212,26 @@ static inline void pv_tile(size_t bk, const float *sp, const float *vp, float *a
 }
 
 /* Keys j0..j0+bk of one head into kb, four keys interleaved per group, the
- * last group padded with zero keys. */
+ * last group padded with zero keys. Full groups go 4 x 4 blocks at a time,
+ * transposed in registers. */
 static void pack_keys(const float *src, size_t ld, size_t bk, size_t d, float *kb) {
-  const size_t groups = (bk + 3) / 4;
+  const size_t groups = (bk + 3) / 4, d4 = d / 4 * 4;
   for (size_t g = 0; g < groups; g++) {
     const size_t rows = min_size(4, bk - 4 * g);
     const float *s0 = src + 4 * g * ld;
     float *out = kb + 4 * g * d;
     if (rows == 4) {
       const float *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
-      for (size_t p = 0; p < d; p++)
+      for (size_t p = 0; p < d4; p += 4) {
+        v128_t r0 = wasm_v128_load(s0 + p), r1 = wasm_v128_load(s1 + p);
+        v128_t r2 = wasm_v128_load(s2 + p), r3 = wasm_v128_load(s3 + p);
+        qe_transpose4x4(&r0, &r1, &r2, &r3);
+        wasm_v128_store(out + 4 * p, r0);
+        wasm_v128_store(out + 4 * p + 4, r1);
+        wasm_v128_store(out + 4 * p + 8, r2);
+        wasm_v128_store(out + 4 * p + 12, r3);
+      }
+      for (size_t p = d4; p < d; p++)
         wasm_v128_store(out + 4 * p, wasm_f32x4_make(s0[p], s1[p], s2[p], s3[p]));
     } else {
       for (size_t p = 0; p < d; p++)
@@ -262,11 +272,30 @@ static void attention_task(const qe_attention_problem *p, size_t task, const wor
   /* Scores in log2 units: exp(x) = exp2(x * log2(e)), folded into the queries. */
   const float qscale = p->scale * 1.44269504088896341f;
 
-  /* Q^T per strip; rows past bq are zero so their scores stay finite. */
-  for (size_t i = 0; i < nb; i++) {
-    const float *qi = p->q + (i0 + i) * dim + col;
+  /* Q^T per strip, times qscale; rows past bq are zero so their scores
+   * stay finite. Four full rows at a time go as transposed 4 x 4 blocks. */
+  const size_t d4 = d / 4 * 4;
+  const v128_t qs = wasm_f32x4_splat(qscale);
+  for (size_t i = 0; i < nb; i += 4) {
     float *out = w->qt + (i / 8) * 8 * d + i % 8;
-    for (size_t c = 0; c < d; c++) out[8 * c] = i < bq ? qi[c] * qscale : 0.0f;
+    const float *q0 = p->q + (i0 + i) * dim + col;
+    if (i + 4 <= bq) {
+      const float *q1 = q0 + dim, *q2 = q1 + dim, *q3 = q2 + dim;
+      for (size_t c = 0; c < d4; c += 4) {
+        v128_t r0 = wasm_v128_load(q0 + c), r1 = wasm_v128_load(q1 + c);
+        v128_t r2 = wasm_v128_load(q2 + c), r3 = wasm_v128_load(q3 + c);
+        qe_transpose4x4(&r0, &r1, &r2, &r3);
+        wasm_v128_store(out + 8 * c, wasm_f32x4_mul(r0, qs));
+        wasm_v128_store(out + 8 * c + 8, wasm_f32x4_mul(r1, qs));
+        wasm_v128_store(out + 8 * c + 16, wasm_f32x4_mul(r2, qs));
+        wasm_v128_store(out + 8 * c + 24, wasm_f32x4_mul(r3, qs));
+      }
+      for (size_t c = d4; c < d; c++)
+        for (size_t r = 0; r < 4; r++) out[8 * c + r] = q0[r * dim + c] * qscale;
+    } else {
+      for (size_t c = 0; c < d; c++)
+        for (size_t r = 0; r < 4; r++) out[8 * c + r] = i + r < bq ? q0[r * dim + c] * qscale : 0.0f;
+    }
   }
   for (size_t i = 0; i < nb; i += 4) {
     wasm_v128_store(w->m + i, wasm_f32x4_splat(-INFINITY));
@@ -315,12 +344,31 @@ static void attention_task(const qe_attention_problem *p, size_t task, const wor
     }
   }
 
-  /* One division per output element, at the end. */
-  for (size_t i = 0; i < bq; i++) {
-    const float li = w->l[i];
+  /* One division per output element, at the end; four full rows at a time
+   * transposed back from the strips in 4 x 4 blocks. */
+  for (size_t i = 0; i < bq; i += 4) {
     const float *arow = w->acc + (i / 8) * 8 * dp + i % 8;
-    float *orow = p->o + (i0 + i) * dim + col;
-    for (size_t c = 0; c < d; c++) orow[c] = arow[8 * c] / li;
+    float *o0 = p->o + (i0 + i) * dim + col;
+    if (i + 4 <= bq) {
+      float *o1 = o0 + dim, *o2 = o1 + dim, *o3 = o2 + dim;
+      const v128_t l = wasm_v128_load(w->l + i);
+      const v128_t l0 = wasm_i32x4_shuffle(l, l, 0, 0, 0, 0), l1 = wasm_i32x4_shuffle(l, l, 1, 1, 1, 1);
+      const v128_t l2 = wasm_i32x4_shuffle(l, l, 2, 2, 2, 2), l3 = wasm_i32x4_shuffle(l, l, 3, 3, 3, 3);
+      for (size_t c = 0; c < d4; c += 4) {
+        v128_t r0 = wasm_v128_load(arow + 8 * c), r1 = wasm_v128_load(arow + 8 * c + 8);
+        v128_t r2 = wasm_v128_load(arow + 8 * c + 16), r3 = wasm_v128_load(arow + 8 * c + 24);
+        qe_transpose4x4(&r0, &r1, &r2, &r3);
+        wasm_v128_store(o0 + c, wasm_f32x4_div(r0, l0));
+        wasm_v128_store(o1 + c, wasm_f32x4_div(r1, l1));
+        wasm_v128_store(o2 + c, wasm_f32x4_div(r2, l2));
+        wasm_v128_store(o3 + c, wasm_f32x4_div(r3, l3));
+      }
+      for (size_t c = d4; c < d; c++)
+        for (size_t r = 0; r < 4; r++) o0[r * dim + c] = arow[8 * c + r] / w->l[i + r];
+    } else {
+      for (size_t r = 0; i + r < bq; r++)
+        for (size_t c = 0; c < d; c++) o0[r * dim + c] = arow[8 * c + r] / w->l[i + r];
+    }
   }
 }
 
