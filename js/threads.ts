@@ -419,6 +419,12 @@ export interface ThreadedAttentionCall {
   validKeyLength: number;
   blockQ: number;
   blockK: number;
+  /**
+   * Run by the calling thread once the workers have the job, before it takes
+   * tasks itself: caller work that overlaps theirs (module.ts prepares the
+   * output array there). Not run when the call stays on one thread.
+   */
+  meanwhile?: () => void;
 }
 
 /** What a threaded attention call reports: the status and tiles of the C side, and the threads it used. */
@@ -656,6 +662,7 @@ export class ThreadPool {
         Atomics.add(s, SEQ, 1);
         if (Atomics.load(s, ASLEEP) === 1) Atomics.notify(s, SEQ, 1);
       });
+      c.meanwhile?.();
       const t0 = performance.now();
       const mine = x.qe_attention_job_work(job, 0);
       const t1 = performance.now();
