@@ -61,10 +61,12 @@ export interface MeasureOptions {
   /** Untimed calls at least (default 5), and at least warmupMs of them (default 300). */
   warmupCalls?: number;
   warmupMs?: number;
-  /** Timed calls at least (default 10), continuing until minTimeMs (default 300) or maxRuns (default 40). */
+  /** Timed calls at least (default 10), and enough to fill about minTimeMs (default 300), at most maxRuns (default 40). */
   minRuns?: number;
   minTimeMs?: number;
   maxRuns?: number;
+  /** Rounds of measureSideBySide (default SIDE_BY_SIDE_ROUNDS, at most minRuns). */
+  rounds?: number;
 }
 
 function median(sorted: number[]): number {
@@ -72,31 +74,83 @@ function median(sorted: number[]): number {
   return n % 2 === 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
 }
 
+/** An engine set up for one shape, timed in batches (measureSideBySide). */
+export interface TimedSession {
+  /** Untimed calls: at least `calls` of them, and for at least `ms`. Returns how many ran. */
+  warm(calls: number, ms: number): Promise<number>;
+  /** `runs` calls, each timed on its own (in the engine's own process); their times in ms. */
+  time(runs: number): Promise<number[]>;
+}
+
+/** A TimedSession for a function called in this process. */
+export function localSession(fn: () => unknown): TimedSession {
+  return {
+    async warm(calls, ms) {
+      let n = 0;
+      const start = performance.now();
+      // At most 200 calls: a warm-up of slow calls ends on the call count.
+      while (n < calls || (performance.now() - start < ms && n < 200)) {
+        await fn();
+        n++;
+      }
+      return n;
+    },
+    async time(runs) {
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const t0 = performance.now();
+        await fn();
+        times.push(performance.now() - t0);
+      }
+      return times;
+    },
+  };
+}
+
+/** How many rounds measureSideBySide splits the timed calls into. */
+export const SIDE_BY_SIDE_ROUNDS = 5;
+
 /**
- * Times fn: repeated untimed calls first (V8 optimizes wasm and JS only after
- * it has seen them run), then each timed call on its own.
+ * Times engines side by side. Each is warmed up first (V8 optimizes wasm and
+ * JS only after it has seen them run); then they take turns, a batch of timed
+ * calls each per round, so that a slow spell of the machine (another tenant,
+ * a clock change) falls on all of them rather than on whichever ran then.
+ * Each gets at least minRuns timed calls and, when its calls are quick,
+ * enough to fill about minTimeMs (at most maxRuns).
  */
-export async function measure(fn: () => unknown, options: MeasureOptions = {}): Promise<TimingStats> {
+export async function measureSideBySide(sessions: readonly TimedSession[], options: MeasureOptions = {}): Promise<TimingStats[]> {
   const warmupCalls = options.warmupCalls ?? 5;
   const warmupMs = options.warmupMs ?? 300;
   const minRuns = options.minRuns ?? 10;
   const minTimeMs = options.minTimeMs ?? 300;
   const maxRuns = Math.max(minRuns, options.maxRuns ?? 40);
-  let warmupRuns = 0;
-  const warmStart = performance.now();
-  while (warmupRuns < warmupCalls || (performance.now() - warmStart < warmupMs && warmupRuns < 200)) {
-    await fn();
-    warmupRuns++;
+  const rounds = Math.max(1, Math.min(options.rounds ?? SIDE_BY_SIDE_ROUNDS, minRuns));
+  const plans: { warmupRuns: number; perCall: number; batch: number; times: number[] }[] = [];
+  for (const session of sessions) {
+    const start = performance.now();
+    const warmupRuns = await session.warm(warmupCalls, warmupMs);
+    const perCall = (performance.now() - start) / Math.max(1, warmupRuns);
+    const wanted = Math.min(maxRuns, Math.max(minRuns, Math.ceil(minTimeMs / Math.max(perCall, 1e-3))));
+    plans.push({ warmupRuns, perCall, batch: Math.ceil(wanted / rounds), times: [] });
   }
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < minRuns || (performance.now() - start < minTimeMs && times.length < maxRuns)) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < sessions.length; i++) {
+      // One untimed call before each batch (but of calls of a second or
+      // more): caches and thread pools left cold by the engine that ran
+      // before are not counted against this one.
+      if (sessions.length > 1 && plans[i].perCall < 1000) await sessions[i].warm(1, 0);
+      plans[i].times.push(...(await sessions[i].time(plans[i].batch)));
+    }
   }
-  times.sort((a, b) => a - b);
-  return { medianMs: median(times), minMs: times[0], maxMs: times[times.length - 1], runs: times.length, warmupRuns };
+  return plans.map(({ warmupRuns, times }) => {
+    times.sort((a, b) => a - b);
+    return { medianMs: median(times), minMs: times[0], maxMs: times[times.length - 1], runs: times.length, warmupRuns };
+  });
+}
+
+/** Times fn alone: measureSideBySide with one engine. */
+export async function measure(fn: () => unknown, options: MeasureOptions = {}): Promise<TimingStats> {
+  return (await measureSideBySide([localSession(fn)], options))[0];
 }
 
 /** Deterministic inputs in [-1, 1) (mulberry32), so every engine and process sees the same numbers. */
@@ -124,12 +178,13 @@ export function attentionInputs(shape: AttentionShape, seed = 1): AttentionInput
   return { Q: seededUniform(n, seed), K: seededUniform(n, seed + 1), V: seededUniform(n, seed + 2) };
 }
 
-/** What a peer engine reports for one shape. */
-export interface PeerRun {
-  output: Float32Array;
-  timing: TimingStats;
-  /** Growth of process.memoryUsage() from before the engine was set up to after the timed runs. */
-  memory: { arrayBuffersBytes: number; rssBytes: number };
+/** A peer engine set up for one shape. */
+export interface PeerSession extends TimedSession {
+  /**
+   * Ends the session: the output of its last call, and the growth of
+   * process.memoryUsage() from before the engine was set up to after its timed calls.
+   */
+  close(): Promise<{ output: Float32Array; memory: { arrayBuffersBytes: number; rssBytes: number } }>;
 }
 
 /** Another attention engine to compare against, e.g. onnxruntime-web's wasm backend. */
@@ -137,7 +192,8 @@ export interface AttentionPeer {
   readonly name: string;
   readonly threads: number;
   readonly version?: string;
-  run(shape: AttentionShape, inputs: AttentionInputs, measureOptions: MeasureOptions): Promise<PeerRun>;
+  /** Sets the engine up for one shape, with its inputs (not timed). */
+  open(shape: AttentionShape, inputs: AttentionInputs): Promise<PeerSession>;
   dispose?(): Promise<void> | void;
 }
 
@@ -595,13 +651,49 @@ export class FlashAttentionBenchmark {
     const options = { heads };
     this.log(`${workload}: ${label}`);
 
-    // Ours on one thread first: every other output is compared with it.
+    // The engines compared with each other are timed side by side, taking
+    // turns (measureSideBySide): ours on one thread, ours on all cores, and
+    // the peers. Ours on one thread is the reference every other output is
+    // compared with.
     const ours1 = await this.engine(workload, 1);
     if (ours1 === null) throw new Error('the single-thread engine could not be created');
     let reference: Float32Array = new Float32Array(0);
-    const timing1 = await measure(() => {
+    const sessions: TimedSession[] = [localSession(() => {
       reference = ours1.computeFlashAttentionSync(inputs.Q, inputs.K, inputs.V, seqLen, dim, options);
-    }, measureOptions);
+    })];
+    const multi: { threads: number; engine: QEFlashAttention; out: Float32Array }[] = [];
+    for (const threads of this.threadCounts().filter((t) => t > 1)) {
+      const engine = await this.engine(workload, threads);
+      if (engine === null) continue;
+      const entry: (typeof multi)[number] = { threads, engine, out: new Float32Array(0) };
+      multi.push(entry);
+      sessions.push(localSession(() => {
+        entry.out = engine.computeFlashAttentionSync(inputs.Q, inputs.K, inputs.V, seqLen, dim, options);
+      }));
+    }
+    const opened: { peer: AttentionPeer; session: PeerSession }[] = [];
+    const peers: EngineResult[] = [];
+    const peerFailed = (peer: AttentionPeer, err: unknown) => {
+      peers.push(notRun(peer.name, peer.threads, 'failed', String((err as Error)?.message ?? err)));
+      this.log(`  ${peer.name} (${peer.threads} threads) FAILED: ${(err as Error)?.message ?? err}`);
+    };
+    if (withOthers) {
+      for (const peer of this.options.peers ?? []) {
+        try {
+          opened.push({ peer, session: await peer.open(shape, inputs) });
+        } catch (err) {
+          peerFailed(peer, err);
+        }
+      }
+    }
+    let timings: TimingStats[];
+    try {
+      timings = await measureSideBySide([...sessions, ...opened.map((o) => o.session)], measureOptions);
+    } catch (err) {
+      for (const { session } of opened) await session.close().catch(() => undefined);
+      throw err;
+    }
+
     const last1 = ours1.getMetrics().pop();
     const workBytes1 = last1 ? last1.memoryMB * MIB : null;
     ours1.dispose();
@@ -609,13 +701,13 @@ export class FlashAttentionBenchmark {
       engine: 'qe-flash',
       threads: 1,
       status: 'ok',
-      timing: timing1,
+      timing: timings[0],
       memoryBytes: workBytes1,
       memoryHow: 'kernel working memory (arena high-water)',
       maxAbsDiff: 0,
       note: last1 ? `${last1.module} module, tiles ${last1.tileQ}x${last1.tileK}` : undefined,
     };
-    this.log(`  qe-flash 1 thread: ${timing1.medianMs.toFixed(2)} ms`);
+    this.log(`  qe-flash 1 thread: ${timings[0].medianMs.toFixed(2)} ms`);
 
     // Independent check against float64 on sampled rows.
     const sample = [0, Math.floor(seqLen / 3), seqLen - 1].filter((v, i, a) => a.indexOf(v) === i);
@@ -630,14 +722,8 @@ export class FlashAttentionBenchmark {
 
     // Ours on all cores.
     let flashThreads = notRun('qe-flash', nodeOs().cpus().length, 'not built', 'threads not built yet');
-    const multi = this.threadCounts().filter((t) => t > 1);
-    for (const threads of multi) {
-      const engine = await this.engine(workload, threads);
-      if (engine === null) continue;
-      let out: Float32Array = new Float32Array(0);
-      const timing = await measure(() => {
-        out = engine.computeFlashAttentionSync(inputs.Q, inputs.K, inputs.V, seqLen, dim, options);
-      }, measureOptions);
+    multi.forEach(({ threads, engine, out }, i) => {
+      const timing = timings[1 + i];
       const last = engine.getMetrics().pop();
       engine.dispose();
       const diff = maxAbsDiff(out, reference);
@@ -656,11 +742,38 @@ export class FlashAttentionBenchmark {
         note: last ? `${last.module} module, ${last.threads} threads, tiles ${last.tileQ}x${last.tileK}` : undefined,
       };
       this.log(`  qe-flash ${threads} threads: ${timing.medianMs.toFixed(2)} ms`);
-    }
+    });
 
-    // The naive baseline and the peers, same inputs.
+    // The peers' outputs and memory.
+    for (const [i, { peer, session }] of opened.entries()) {
+      try {
+        const { output, memory } = await session.close();
+        const timing = timings[sessions.length + i];
+        const diff = maxAbsDiff(output, reference);
+        if (!(diff <= CROSS_CHECK_TOLERANCE)) {
+          crossCheckPassed = false;
+          this.log(`  CROSS-CHECK FAILED: ${peer.name} (${peer.threads} threads) differs by ${diff}`);
+        }
+        peers.push({
+          engine: peer.name + (peer.version ? ` ${peer.version}` : ''),
+          threads: peer.threads,
+          status: 'ok',
+          timing,
+          memoryBytes: Math.max(memory.arrayBuffersBytes, memory.rssBytes),
+          memoryHow: 'growth of process arrayBuffers / rss',
+          maxAbsDiff: diff,
+          note: `arrayBuffers +${(memory.arrayBuffersBytes / MIB).toFixed(1)} MiB, rss +${(memory.rssBytes / MIB).toFixed(1)} MiB`,
+        });
+        this.log(`  ${peer.name} ${peer.threads} thread(s): ${timing.medianMs.toFixed(2)} ms`);
+      } catch (err) {
+        peerFailed(peer, err);
+      }
+    }
+    if (peers.some((p) => p.status === 'failed')) crossCheckPassed = false;
+
+    // The naive baseline, same inputs, on its own (it is 40-70x slower; its
+    // speedup goal has margin enough).
     let baseline = notRun('baseline', 1, 'skipped', `its ${seqLen} x ${seqLen} score matrix is ${((seqLen * seqLen * 4) / MIB).toFixed(0)} MiB`);
-    const peers: EngineResult[] = [];
     if (withOthers) {
       const resolved: ResolvedAttention = {
         seqLen,
@@ -692,32 +805,6 @@ export class FlashAttentionBenchmark {
         maxAbsDiff: diff,
       };
       this.log(`  baseline: ${timing.medianMs.toFixed(2)} ms`);
-
-      for (const peer of this.options.peers ?? []) {
-        try {
-          const run = await peer.run(shape, inputs, measureOptions);
-          const diff = maxAbsDiff(run.output, reference);
-          if (!(diff <= CROSS_CHECK_TOLERANCE)) {
-            crossCheckPassed = false;
-            this.log(`  CROSS-CHECK FAILED: ${peer.name} (${peer.threads} threads) differs by ${diff}`);
-          }
-          peers.push({
-            engine: peer.name + (peer.version ? ` ${peer.version}` : ''),
-            threads: peer.threads,
-            status: 'ok',
-            timing: run.timing,
-            memoryBytes: Math.max(run.memory.arrayBuffersBytes, run.memory.rssBytes),
-            memoryHow: 'growth of process arrayBuffers / rss',
-            maxAbsDiff: diff,
-            note: `arrayBuffers +${(run.memory.arrayBuffersBytes / MIB).toFixed(1)} MiB, rss +${(run.memory.rssBytes / MIB).toFixed(1)} MiB`,
-          });
-          this.log(`  ${peer.name} ${peer.threads} thread(s): ${run.timing.medianMs.toFixed(2)} ms`);
-        } catch (err) {
-          peers.push(notRun(peer.name, peer.threads, 'failed', String((err as Error).message ?? err)));
-          crossCheckPassed = false;
-          this.log(`  ${peer.name} FAILED: ${(err as Error).message}`);
-        }
-      }
     }
 
     const best = [flash, flashThreads].filter((e) => e.timing).sort((a, b) => a.timing!.medianMs - b.timing!.medianMs)[0];
@@ -781,7 +868,10 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
   const lines: string[] = [];
   lines.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; load average at start ${machine.loadAverage.join(' / ')}; ${machine.date}.`);
   lines.push('');
-  lines.push('Times are medians in ms with (min-max) after warm-up, over at least 10 timed runs (5 for the naive 512-query search, 3 for the N = 16384 row); GF/s counts 4·N²·dim FLOPs.');
+  lines.push(
+    'Times are medians in ms with (min-max) after warm-up, over at least 10 timed runs (5 for the naive 512-query search, 3 for the N = 16384 row); GF/s counts 4·N²·dim FLOPs. ' +
+      `On each attention shape, qe-flash and the peers take turns: ${SIDE_BY_SIDE_ROUNDS} rounds, each a batch of timed runs per engine after one untimed run, so that a slow spell of the machine falls on all of them.`,
+  );
   const modules = [
     ...new Set(
       results

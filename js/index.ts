@@ -44,6 +44,8 @@ export {
   formatMarkdown,
   runFlashAttentionBenchmarks,
   type AttentionPeer,
+  type PeerSession,
+  type TimedSession,
   type BenchmarkResult,
   type EngineResult,
   type FlashAttentionBenchmarkOptions,

@@ -8,13 +8,14 @@
  * onnxruntime-web fixes its thread count when its wasm starts, once per
  * process. The first thread count asked for runs in this process; any other
  * runs in a child process of this script, fed the same input arrays over IPC,
- * started for each shape and ended after it.
+ * started for each shape and ended after it. Each shape is a session that
+ * the benchmark times in turns with the other engines (measureSideBySide).
  */
 const path = require('path');
 const fs = require('fs');
 const { fork } = require('child_process');
 
-const { measure } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'js', 'benchmark.js'));
+const { localSession } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'js', 'benchmark.js'));
 
 function attentionModel(ort, onnx, { seqLen, dim, heads }) {
   const d = dim / heads;
@@ -78,7 +79,11 @@ function loadOrt(threads) {
   return ortLoaded;
 }
 
-async function runInProcess(threads, shape, inputs, measureOptions) {
+/**
+ * One shape's session in this process: warm(calls, ms) and time(runs) as
+ * js/benchmark.ts's TimedSession, close() the last output and memory growth.
+ */
+async function openInProcess(threads, shape, inputs) {
   const { ort, onnx } = loadOrt(threads);
   const before = process.memoryUsage();
   const session = await ort.InferenceSession.create(attentionModel(ort, onnx, shape), {
@@ -92,16 +97,68 @@ async function runInProcess(threads, shape, inputs, measureOptions) {
     V: new ort.Tensor('float32', inputs.V, dims),
   };
   let output = null;
-  const timing = await measure(async () => {
+  const local = localSession(async () => {
     const result = await session.run(feeds);
     output = result.O.data;
-  }, measureOptions);
-  const after = process.memoryUsage();
-  await session.release();
+  });
   return {
-    output: Float32Array.from(output),
-    timing,
-    memory: { arrayBuffersBytes: Math.max(0, after.arrayBuffers - before.arrayBuffers), rssBytes: Math.max(0, after.rss - before.rss) },
+    warm: local.warm,
+    time: local.time,
+    async close() {
+      const after = process.memoryUsage();
+      await session.release();
+      return {
+        output: Float32Array.from(output),
+        memory: { arrayBuffersBytes: Math.max(0, after.arrayBuffers - before.arrayBuffers), rssBytes: Math.max(0, after.rss - before.rss) },
+      };
+    },
+  };
+}
+
+/**
+ * One shape's session in a child process of this script, started for the
+ * shape and ended with it: an idle onnxruntime thread pool left running
+ * would compete with the engines measured after it. Each call is one
+ * message; the child times its own calls.
+ */
+async function openInChild(threads, shape, inputs) {
+  const child = fork(__filename, ['--child', String(threads)], { serialization: 'advanced', stdio: 'inherit' });
+  let pending = null;
+  let exited = null;
+  child.on('message', (msg) => {
+    const p = pending;
+    pending = null;
+    if (!p) return;
+    if (msg.error) p.reject(new Error(msg.error));
+    else p.resolve(msg.result);
+  });
+  child.on('exit', (code) => {
+    exited = code;
+    if (pending) pending.reject(new Error(`onnxruntime-web child exited with ${code}`));
+    pending = null;
+  });
+  const ask = (msg) =>
+    new Promise((resolve, reject) => {
+      if (exited !== null) return reject(new Error(`onnxruntime-web child exited with ${exited}`));
+      pending = { resolve, reject };
+      child.send(msg);
+    });
+  try {
+    await ask({ op: 'open', shape, inputs });
+  } catch (err) {
+    child.kill();
+    throw err;
+  }
+  return {
+    warm: (calls, ms) => ask({ op: 'warm', calls, ms }),
+    time: (runs) => ask({ op: 'time', runs }),
+    async close() {
+      try {
+        return await ask({ op: 'close' });
+      } finally {
+        child.kill();
+      }
+    },
   };
 }
 
@@ -110,43 +167,11 @@ class OnnxRuntimePeer {
     this.name = 'onnxruntime-web';
     this.threads = threads;
     this.inProcess = inProcess;
-    this.child = null;
-    this.pending = null;
     this.version = ortVersion();
   }
 
-  async run(shape, inputs, measureOptions) {
-    if (this.inProcess) return runInProcess(this.threads, shape, inputs, measureOptions);
-    if (this.child === null) {
-      this.child = fork(__filename, ['--child', String(this.threads)], { serialization: 'advanced', stdio: 'inherit' });
-      this.child.on('message', (msg) => {
-        const p = this.pending;
-        this.pending = null;
-        if (!p) return;
-        if (msg.error) p.reject(new Error(msg.error));
-        else p.resolve(msg.result);
-      });
-      this.child.on('exit', (code) => {
-        if (this.pending) this.pending.reject(new Error(`onnxruntime-web child exited with ${code}`));
-        this.pending = null;
-        this.child = null;
-      });
-    }
-    try {
-      return await new Promise((resolve, reject) => {
-        this.pending = { resolve, reject };
-        this.child.send({ shape, inputs, measureOptions });
-      });
-    } finally {
-      // A fresh child per shape: an idle onnxruntime thread pool left running
-      // would compete with the engines measured after it.
-      this.dispose();
-    }
-  }
-
-  dispose() {
-    if (this.child) this.child.kill();
-    this.child = null;
+  open(shape, inputs) {
+    return this.inProcess ? openInProcess(this.threads, shape, inputs) : openInChild(this.threads, shape, inputs);
   }
 }
 
@@ -170,9 +195,22 @@ module.exports = { createOnnxRuntimePeers, attentionModel };
 
 if (require.main === module && process.argv[2] === '--child') {
   const threads = Number(process.argv[3]);
-  process.on('message', async ({ shape, inputs, measureOptions }) => {
+  let session = null;
+  process.on('message', async (msg) => {
     try {
-      const result = await runInProcess(threads, shape, inputs, measureOptions);
+      let result;
+      if (msg.op === 'open') {
+        session = await openInProcess(threads, msg.shape, msg.inputs);
+      } else if (msg.op === 'warm') {
+        result = await session.warm(msg.calls, msg.ms);
+      } else if (msg.op === 'time') {
+        result = await session.time(msg.runs);
+      } else if (msg.op === 'close') {
+        result = await session.close();
+        session = null;
+      } else {
+        throw new Error(`unknown request ${msg.op}`);
+      }
       process.send({ result });
     } catch (err) {
       process.send({ error: String((err && err.stack) || err) });
