@@ -20,4 +20,10 @@ int qe_attention_problem_init(qe_attention_problem *p, const float *q, const flo
                               float *o, int32_t nq, int32_t nk, int32_t dim, int32_t heads, float scale,
                               int32_t causal, int32_t valid_k, int32_t block_q, int32_t block_k);
 
+/* The argument checks of qe_cosine_topk (QE_OK or the status it returns),
+ * shared with qe_search_job_create. */
+int qe_cosine_topk_check(const float *queries, int32_t nq, const float *corpus,
+                         const float *inv_norms, int32_t n, int32_t dim, int32_t k,
+                         const int32_t *out_idx, const float *out_score);
+
 #endif /* QE_API_INTERNAL_H */

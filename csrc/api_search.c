@@ -51,12 +51,20 @@ int qe_corpus_move_row(float *corpus, float *inv_norms, int32_t capacity, int32_
   return QE_OK;
 }
 
-int qe_cosine_topk(const float *queries, int32_t nq, const float *corpus, const float *inv_norms,
-                   int32_t n, int32_t dim, int32_t k, int32_t *out_idx, float *out_score) {
+int qe_cosine_topk_check(const float *queries, int32_t nq, const float *corpus,
+                         const float *inv_norms, int32_t n, int32_t dim, int32_t k,
+                         const int32_t *out_idx, const float *out_score) {
   if (!queries || !corpus || !inv_norms || !out_idx || !out_score) return QE_ERR_NULL;
   if (!matrix_ok(nq, dim) || !matrix_ok(n, dim) || !matrix_ok(nq, k)) return QE_ERR_ARGUMENT;
   /* The corpus spans whole panels. */
   if (!matrix_ok((n + QE_CORPUS_PANEL - 1) / QE_CORPUS_PANEL * QE_CORPUS_PANEL, dim)) return QE_ERR_ARGUMENT;
+  return QE_OK;
+}
+
+int qe_cosine_topk(const float *queries, int32_t nq, const float *corpus, const float *inv_norms,
+                   int32_t n, int32_t dim, int32_t k, int32_t *out_idx, float *out_score) {
+  const int status = qe_cosine_topk_check(queries, nq, corpus, inv_norms, n, dim, k, out_idx, out_score);
+  if (status != QE_OK) return status;
 
   const size_t norms_bytes = qe_arena_round((size_t)nq * sizeof(float));
   const size_t search_bytes = qe_f32_cosine_topk_workspace_bytes((size_t)nq, (size_t)dim);

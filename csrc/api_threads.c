@@ -1,14 +1,19 @@
 /*
- * Attention split across threads that share one linear memory (the
- * multi-threaded module, wasm/qe-flash-simd-mt.wasm; the declarations and
- * the protocol are in qe_api.h, "Attention jobs").
+ * Attention and similarity search split across threads that share one
+ * linear memory (the multi-threaded modules; the declarations and the
+ * protocol are in qe_api.h, "Jobs").
  *
  * A job holds one validated problem, a counter from which participants grab
- * tasks one at a time (the kernel's (query tile, head) tasks are
- * independent, and every task is computed whole by one participant with the
- * same code, so the output does not depend on who ran what), and a counter
- * of participants that are done. Workspaces come from the arena, one per
- * participant that actually runs a task, claimed on its first task.
+ * tasks one at a time, and a counter of participants that are done. Every
+ * task is computed whole by one participant with the same code, so the
+ * output does not depend on who ran what:
+ *   - attention: the kernel's (query tile, head) tasks, each writing its own
+ *     part of the output;
+ *   - search: ranges of corpus panels, each writing every query's top k of
+ *     its range to its own part list; qe_search_job_merge then merges the
+ *     lists in range order, exactly as one pass would have ranked them.
+ * Workspaces come from the arena, one per participant that actually runs a
+ * task, claimed on its first task.
  *
  * The same C builds without the atomics feature (the two single-threaded
  * modules, the native tests), where LLVM lowers the atomic builtins to plain
@@ -22,8 +27,20 @@
 #include "arena.h"
 #include "attention/flash_attention.h"
 #include "qe_api.h"
+#include "search/similarity.h"
 
-struct qe_attention_job {
+typedef struct {
+  const float *queries, *corpus, *inv_norms;
+  float *q_inv; /* the queries' inverse norms (arena) */
+  size_t nq, n, dim, k;
+  size_t panels_per_task;
+  int32_t *part_idx; /* [task][nq][k] (arena) */
+  float *part_score;
+  int32_t *out_idx;
+  float *out_score;
+} search_problem;
+
+struct qe_job {
   /* Cache line 0: touched by every participant once per task. */
   int32_t next_task;
   int32_t pad0[15];
@@ -32,13 +49,15 @@ struct qe_attention_job {
   int32_t slots_used; /* workspaces claimed */
   int32_t pad1[14];
   /* Read-only once created. */
-  qe_attention_problem p;
+  enum { JOB_ATTENTION, JOB_SEARCH } kind;
+  qe_attention_problem p; /* JOB_ATTENTION */
+  search_problem s;       /* JOB_SEARCH */
   int32_t workers;
   int32_t task_count;
   int32_t slots;      /* min(workers, task_count) */
   size_t stride;      /* bytes between workspaces, a multiple of 64 */
   unsigned char *workspace;
-  int32_t joined[QE_ATTENTION_JOB_MAX_WORKERS];
+  int32_t joined[QE_JOB_MAX_WORKERS];
 };
 
 int qe_thread_support(void) {
@@ -49,7 +68,40 @@ int qe_thread_support(void) {
 #endif
 }
 
-qe_attention_job *qe_attention_job_create(const float *q, const float *k, const float *v, float *o,
+/* A job of `tasks` tasks for `workers` participants, each that runs a task
+ * with `workspace_bytes` of its own after `shared_bytes` of the arena; NULL
+ * when that cannot be had. */
+static qe_job *job_new(int32_t workers, size_t tasks, size_t shared_bytes, size_t workspace_bytes,
+                       unsigned char **shared) {
+  if (workers < 1 || workers > QE_JOB_MAX_WORKERS) return NULL;
+  if (tasks == 0 || tasks > INT32_MAX) return NULL;
+  int32_t slots = (size_t)workers < tasks ? workers : (int32_t)tasks;
+  size_t stride = qe_arena_round(workspace_bytes);
+  if (stride == 0) stride = 64;
+  shared_bytes = qe_arena_round(shared_bytes);
+  if (stride > (SIZE_MAX - shared_bytes) / (size_t)slots) return NULL;
+
+  qe_job *job = aligned_alloc(64, (sizeof(qe_job) + 63) & ~(size_t)63);
+  if (!job) return NULL;
+  /* Every participant's workspace in one arena block, so the arena's
+   * accounting (qe_workspace_last_bytes) reports all of them. */
+  unsigned char *block = qe_arena_acquire(shared_bytes + stride * (size_t)slots);
+  if (!block) {
+    free(job);
+    return NULL;
+  }
+  *job = (qe_job){
+      .workers = workers,
+      .task_count = (int32_t)tasks,
+      .slots = slots,
+      .stride = stride,
+      .workspace = block + shared_bytes,
+  };
+  *shared = block;
+  return job;
+}
+
+qe_job *qe_attention_job_create(const float *q, const float *k, const float *v, float *o,
                                           int32_t nq, int32_t nk, int32_t dim, int32_t heads,
                                           float scale, int32_t causal, int32_t valid_k,
                                           int32_t block_q, int32_t block_k, int32_t workers) {
@@ -58,39 +110,87 @@ qe_attention_job *qe_attention_job_create(const float *q, const float *k, const 
   if (qe_attention_problem_init(&p, q, k, v, o, nq, nk, dim, heads, scale, causal, valid_k, block_q,
                                 block_k) != QE_OK)
     return NULL;
-  if (workers < 1 || workers > QE_ATTENTION_JOB_MAX_WORKERS) return NULL;
-
-  size_t tasks = qe_attention_task_count(&p);
-  if (tasks == 0 || tasks > INT32_MAX) return NULL;
-  int32_t slots = (size_t)workers < tasks ? workers : (int32_t)tasks;
-  size_t stride = qe_arena_round(qe_attention_workspace_bytes(&p));
-  if (stride == 0) stride = 64;
-  if (stride > SIZE_MAX / (size_t)slots) return NULL;
-
-  qe_attention_job *job = aligned_alloc(64, (sizeof(qe_attention_job) + 63) & ~(size_t)63);
+  unsigned char *shared;
+  qe_job *job = job_new(workers, qe_attention_task_count(&p), 0, qe_attention_workspace_bytes(&p), &shared);
   if (!job) return NULL;
-  /* Every participant's workspace in one arena block, so the arena's
-   * accounting (qe_workspace_last_bytes) reports all of them. */
-  unsigned char *ws = qe_arena_acquire(stride * (size_t)slots);
-  if (!ws) {
-    free(job);
-    return NULL;
-  }
-  *job = (qe_attention_job){
-      .p = p,
-      .workers = workers,
-      .task_count = (int32_t)tasks,
-      .slots = slots,
-      .stride = stride,
-      .workspace = ws,
-  };
+  job->kind = JOB_ATTENTION;
+  job->p = p;
   /* Publish the initialized job before any participant can see it (the
    * caller hands the pointer to the workers after this returns). */
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   return job;
 }
 
-int32_t qe_attention_job_work(qe_attention_job *job, int32_t worker) {
+qe_job *qe_search_job_create(const float *queries, int32_t nq, const float *corpus,
+                             const float *inv_norms, int32_t n, int32_t dim, int32_t k,
+                             int32_t *out_idx, float *out_score, int32_t workers) {
+  /* The same checks as qe_cosine_topk. */
+  if (qe_cosine_topk_check(queries, nq, corpus, inv_norms, n, dim, k, out_idx, out_score) != QE_OK)
+    return NULL;
+  if (workers < 1 || workers > QE_JOB_MAX_WORKERS) return NULL;
+  /* About four ranges per participant, so one held up costs little. */
+  const size_t panels = ((size_t)n + QE_CORPUS_PANEL - 1) / QE_CORPUS_PANEL;
+  size_t tasks = 4 * (size_t)workers;
+  if (tasks > panels) tasks = panels;
+  if (tasks > QE_SIMILARITY_MAX_PARTS) tasks = QE_SIMILARITY_MAX_PARTS;
+  const size_t per_task = (panels + tasks - 1) / tasks;
+  tasks = (panels + per_task - 1) / per_task;
+  const size_t list = (size_t)nq * (size_t)k;
+  if (list > SIZE_MAX / 8 / tasks) return NULL;
+  const size_t q_inv_bytes = qe_arena_round((size_t)nq * sizeof(float));
+  const size_t idx_bytes = qe_arena_round(tasks * list * sizeof(int32_t));
+  const size_t score_bytes = qe_arena_round(tasks * list * sizeof(float));
+  unsigned char *shared;
+  qe_job *job = job_new(workers, tasks, q_inv_bytes + idx_bytes + score_bytes,
+                        qe_f32_cosine_topk_workspace_bytes((size_t)nq, (size_t)dim), &shared);
+  if (!job) return NULL;
+  float *q_inv = (float *)shared;
+  if (qe_f32_row_inv_norms((size_t)nq, (size_t)dim, queries, (size_t)dim, q_inv) != 0) {
+    free(job); /* a query whose norm float cannot hold, as qe_cosine_topk rejects it */
+    return NULL;
+  }
+  job->kind = JOB_SEARCH;
+  job->s = (search_problem){
+      .queries = queries, .corpus = corpus, .inv_norms = inv_norms, .q_inv = q_inv,
+      .nq = (size_t)nq, .n = (size_t)n, .dim = (size_t)dim, .k = (size_t)k,
+      .panels_per_task = per_task,
+      .part_idx = (int32_t *)(shared + q_inv_bytes),
+      .part_score = (float *)(shared + q_inv_bytes + idx_bytes),
+      .out_idx = out_idx, .out_score = out_score,
+  };
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return job;
+}
+
+static void run_task(qe_job *job, size_t task, unsigned char *ws) {
+  if (job->kind == JOB_ATTENTION) {
+    qe_flash_attention_forward(&job->p, task, task + 1, ws);
+    return;
+  }
+  const search_problem *s = &job->s;
+  const size_t panels = (s->n + QE_CORPUS_PANEL - 1) / QE_CORPUS_PANEL;
+  const size_t p0 = task * s->panels_per_task;
+  const size_t p1 = p0 + s->panels_per_task < panels ? p0 + s->panels_per_task : panels;
+  const size_t list = s->nq * s->k;
+  qe_f32_cosine_topk_panels(s->nq, s->n, s->dim, s->k, s->queries, s->dim, s->q_inv, s->corpus,
+                            s->inv_norms, p0, p1, s->part_idx + task * list,
+                            s->part_score + task * list, s->k, ws);
+}
+
+int qe_search_job_merge(qe_job *job) {
+  if (!job) return QE_ERR_NULL;
+  if (job->kind != JOB_SEARCH) return QE_ERR_ARGUMENT;
+  if (__atomic_load_n(&job->next_task, __ATOMIC_ACQUIRE) < job->task_count) return QE_ERR_ARGUMENT;
+  int32_t joined = 0;
+  for (int32_t w = 0; w < job->workers; w++) joined += __atomic_load_n(&job->joined[w], __ATOMIC_ACQUIRE);
+  if (__atomic_load_n(&job->finished, __ATOMIC_ACQUIRE) < joined) return QE_ERR_ARGUMENT;
+  const search_problem *s = &job->s;
+  qe_f32_topk_merge(s->nq, s->k, (size_t)job->task_count, s->part_idx, s->part_score, s->out_idx,
+                    s->out_score, s->k);
+  return QE_OK;
+}
+
+int32_t qe_job_work(qe_job *job, int32_t worker) {
   if (!job) return QE_ERR_NULL;
   if (worker < 0 || worker >= job->workers) return QE_ERR_ARGUMENT;
   if (__atomic_exchange_n(&job->joined[worker], 1, __ATOMIC_ACQ_REL) != 0) return QE_ERR_ARGUMENT;
@@ -107,8 +207,7 @@ int32_t qe_attention_job_work(qe_attention_job *job, int32_t worker) {
     }
     /* Last task first: under a causal mask the last query tiles cost the
      * most, and starting with them balances the participants' finish. */
-    size_t task = (size_t)(job->task_count - 1 - t);
-    qe_flash_attention_forward(&job->p, task, task + 1, ws);
+    run_task(job, (size_t)(job->task_count - 1 - t), ws);
     ran++;
   }
   /* Release: this participant's output is visible to whoever sees the count. */
@@ -119,19 +218,23 @@ int32_t qe_attention_job_work(qe_attention_job *job, int32_t worker) {
   return ran;
 }
 
-int32_t qe_attention_job_finished(const qe_attention_job *job) {
+int32_t qe_job_finished(const qe_job *job) {
   return job ? __atomic_load_n(&job->finished, __ATOMIC_ACQUIRE) : 0;
 }
 
-int32_t *qe_attention_job_finished_address(qe_attention_job *job) { return job ? &job->finished : NULL; }
+int32_t *qe_job_finished_address(qe_job *job) { return job ? &job->finished : NULL; }
 
-int32_t qe_attention_job_task_count(const qe_attention_job *job) { return job ? job->task_count : 0; }
+int32_t qe_job_task_count(const qe_job *job) { return job ? job->task_count : 0; }
 
-int32_t qe_attention_job_tile_q(const qe_attention_job *job) { return job ? (int32_t)job->p.tile_q : 0; }
+int32_t qe_attention_job_tile_q(const qe_job *job) {
+  return job && job->kind == JOB_ATTENTION ? (int32_t)job->p.tile_q : 0;
+}
 
-int32_t qe_attention_job_tile_k(const qe_attention_job *job) { return job ? (int32_t)job->p.tile_k : 0; }
+int32_t qe_attention_job_tile_k(const qe_job *job) {
+  return job && job->kind == JOB_ATTENTION ? (int32_t)job->p.tile_k : 0;
+}
 
-int qe_attention_job_destroy(qe_attention_job *job) {
+int qe_job_destroy(qe_job *job) {
   if (!job) return QE_OK;
   /* Refuse while a participant that joined is still running. */
   int32_t joined = 0;

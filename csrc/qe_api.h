@@ -142,60 +142,73 @@ QE_EXPORT int qe_feature_table_fill(float *table, int32_t rows, int32_t dim, uin
 QE_EXPORT int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const float *weights, int32_t tokens, int32_t features, const float *table, int32_t table_rows, int32_t dim, float *out);
 
 /* ------------------------------------------------------------------------
- * Attention jobs: one attention call shared by several threads (issue 4;
- * implemented in csrc/api_threads.c). Used by the multi-threaded module
- * wasm/qe-flash-simd-mt.wasm, whose instances (the main thread's and one per
- * worker) share one linear memory; every module exports them, and without
- * threads the participants just run one after another.
+ * Jobs: one attention or search call shared by several threads (issue 4;
+ * implemented in csrc/api_threads.c). Used by the multi-threaded modules,
+ * whose instances (the main thread's and one per worker) share one linear
+ * memory; every module exports them, and without threads the participants
+ * just run one after another.
  *
  * Protocol: the main thread creates a job (the only step that allocates),
- * hands the pointer to workers 1 .. workers-1 and calls
- * qe_attention_job_work(job, 0) itself; each participant grabs tasks until
- * none are left, then counts itself finished (and, in the threaded build,
- * wakes waiters on qe_attention_job_finished_address with memory.atomic.notify).
- * When the count reaches the number of participants that were started, the
- * output is complete and the main thread destroys the job. Between create and
- * destroy no other entry may use the arena (it holds the workspaces).
+ * hands the pointer to workers 1 .. workers-1 and calls qe_job_work(job, 0)
+ * itself; each participant grabs tasks until none are left, then counts
+ * itself finished (and, in the threaded build, wakes waiters on
+ * qe_job_finished_address with memory.atomic.notify). When the count reaches
+ * the number of participants that were started, the work is complete (a
+ * search job then needs qe_search_job_merge) and the main thread destroys
+ * the job. Between create and destroy no other entry may use the arena (it
+ * holds the workspaces).
  * ------------------------------------------------------------------------ */
 
 /* Most participants one job accepts. */
-#define QE_ATTENTION_JOB_MAX_WORKERS 64
+#define QE_JOB_MAX_WORKERS 64
 
-typedef struct qe_attention_job qe_attention_job;
+typedef struct qe_job qe_job;
 
 /* 1 when this build has WebAssembly atomics (the shared-memory module). */
 QE_EXPORT int qe_thread_support(void);
 
 /*
  * A job computing exactly what qe_attention computes with the same arguments,
- * for 1 <= workers <= QE_ATTENTION_JOB_MAX_WORKERS participants. NULL for any
+ * for 1 <= workers <= QE_JOB_MAX_WORKERS participants. NULL for any
  * argument qe_attention rejects, a bad worker count, or no memory. The
  * workspaces of min(workers, tasks) participants come from the arena, so
  * qe_workspace_last_bytes reports them all.
  */
-QE_EXPORT qe_attention_job *qe_attention_job_create(const float *q, const float *k, const float *v, float *o,
+QE_EXPORT qe_job *qe_attention_job_create(const float *q, const float *k, const float *v, float *o,
                                                     int32_t nq, int32_t nk, int32_t dim, int32_t heads, float scale,
                                                     int32_t causal, int32_t valid_k, int32_t block_q, int32_t block_k,
                                                     int32_t workers);
 
+/*
+ * A job computing exactly what qe_cosine_topk computes with the same
+ * arguments, its corpus split into ranges of panels. NULL for any argument
+ * qe_cosine_topk rejects, a bad worker count, or no memory. After every
+ * participant has finished, qe_search_job_merge writes out_idx and
+ * out_score (QE_ERR_ARGUMENT before then, or for an attention job).
+ */
+QE_EXPORT qe_job *qe_search_job_create(const float *queries, int32_t nq, const float *corpus,
+                                       const float *inv_norms, int32_t n, int32_t dim, int32_t k,
+                                       int32_t *out_idx, float *out_score, int32_t workers);
+QE_EXPORT int qe_search_job_merge(qe_job *job);
+
 /* Participant `worker` (0 <= worker < workers, each at most once) runs tasks
  * until none are left. Returns how many it ran, or a negative status. */
-QE_EXPORT int32_t qe_attention_job_work(qe_attention_job *job, int32_t worker);
+QE_EXPORT int32_t qe_job_work(qe_job *job, int32_t worker);
 
 /* Participants done so far, and the address of that count (an int32 for
  * Atomics.wait). */
-QE_EXPORT int32_t qe_attention_job_finished(const qe_attention_job *job);
-QE_EXPORT int32_t *qe_attention_job_finished_address(qe_attention_job *job);
+QE_EXPORT int32_t qe_job_finished(const qe_job *job);
+QE_EXPORT int32_t *qe_job_finished_address(qe_job *job);
 
-/* The job's task count and the tile sizes it uses. */
-QE_EXPORT int32_t qe_attention_job_task_count(const qe_attention_job *job);
-QE_EXPORT int32_t qe_attention_job_tile_q(const qe_attention_job *job);
-QE_EXPORT int32_t qe_attention_job_tile_k(const qe_attention_job *job);
+/* The job's task count, and the tile sizes an attention job uses (0 for a search job). */
+QE_EXPORT int32_t qe_job_task_count(const qe_job *job);
+QE_EXPORT int32_t qe_attention_job_tile_q(const qe_job *job);
+QE_EXPORT int32_t qe_attention_job_tile_k(const qe_job *job);
 
 /* Frees the job (not the arena). QE_ERR_ARGUMENT, and nothing freed, while a
  * participant that joined has not finished. NULL is a no-op. */
-QE_EXPORT int qe_attention_job_destroy(qe_attention_job *job);
+QE_EXPORT int qe_job_destroy(qe_job *job);
 
-/* ---------------------------------------------------- end of attention jobs */
+/* ---------------------------------------------------------------- end of jobs */
 
 #endif /* QE_API_H */

@@ -14,7 +14,7 @@ import { naiveAttention } from './baseline';
 import { QE_PERFORMANCE_TARGETS } from './config';
 import { createQEFlashAttention, type QEFlashAttention } from './flash-attention';
 import { loadQEModule, type QEModule } from './module';
-import { createSimilarityIndex, matchPatterns } from './similarity';
+import { createSimilarityIndex, matchPatterns, type IndexSearchResult } from './similarity';
 import { threadsAvailable } from './threads';
 import type { ResolvedAttention } from './validate';
 
@@ -530,40 +530,62 @@ export class FlashAttentionBenchmark {
     return loadQEModule();
   }
 
-  /** Top-10 by cosine in a resident 10,000 x 384 corpus: 1 query, then 512 at once. */
+  /**
+   * Top-10 by cosine in a resident 10,000 x 384 corpus: 1 query, then 512 at
+   * once; on one thread and on all cores, side by side.
+   */
   private async corpusSearchRows(): Promise<BenchmarkResult[]> {
     const { n, dim, k, batch } = SEARCH_SHAPES.corpus;
     const corpus = seededUniform(n * dim, 11);
     const queries = seededUniform(batch * dim, 12);
     const module = await this.searchModule();
+    const threads = this.threadCounts().find((t) => t > 1);
+    const engine = threads === undefined ? null : await this.engine('test-similarity', threads);
     const index = createSimilarityIndex(module, dim);
+    const indexAll = engine === null ? null : engine.createSimilarityIndex(dim);
     try {
       index.add(corpus);
+      indexAll?.add(corpus);
       const rows: BenchmarkResult[] = [];
       for (const count of [1, batch]) {
         const label = `top-${k} search, ${count === 1 ? '1 query' : `${count} queries`}, resident ${n.toLocaleString('en-US')} x ${dim}`;
         this.log(`test-similarity: ${label}`);
         const q = queries.subarray(0, count * dim);
-        let ours: { id: number; similarity: number }[][] = [];
+        const outs: IndexSearchResult[][][] = [[], []];
+        const sessions = [index, indexAll].filter((x) => x !== null).map((ix, i) => localSession(() => {
+          outs[i] = count === 1 ? [ix.search(q, k)] : ix.searchBatch(q, k);
+        }));
         module.resetWorkspaceHighWater();
-        const timing = await measure(() => {
-          ours = count === 1 ? [index.search(q, k)] : index.searchBatch(q, k);
-        }, this.options.measure ?? {});
+        const [timing, timingAll] = await measureSideBySide(sessions, this.options.measure ?? {});
         const workBytes = module.workspaceHighWaterBytes();
-        this.log(`  qe-flash: ${timing.medianMs.toFixed(3)} ms`);
+        this.log(`  qe-flash: ${timing.medianMs.toFixed(3)} ms${timingAll ? `, ${threads} threads ${timingAll.medianMs.toFixed(3)} ms` : ''}`);
         let truth: { index: number; similarity: number }[][] = [];
         const slow = count === 1 ? this.options.measure ?? {} : { warmupCalls: 1, warmupMs: 0, minRuns: 5, minTimeMs: 0 };
         const baseTiming = await measure(() => {
           truth = naiveCosineTopK(q, count, corpus, n, dim, k);
         }, slow);
         this.log(`  baseline: ${baseTiming.medianMs.toFixed(3)} ms`);
-        const diff = compareTopK(ours.map((r) => r.map((x) => ({ index: x.id, similarity: x.similarity }))), truth);
+        const asTopK = (r: IndexSearchResult[][]) => r.map((row) => row.map((x) => ({ index: x.id, similarity: x.similarity })));
+        let diff = compareTopK(asTopK(outs[0]), truth);
+        // The threaded search must give the same results, bit for bit.
+        if (timingAll && JSON.stringify(outs[1]) !== JSON.stringify(outs[0])) diff = Infinity;
         if (!(diff <= CROSS_CHECK_TOLERANCE)) this.log(`  CROSS-CHECK FAILED: search results differ (${diff})`);
-        rows.push(this.searchRow('test-similarity', label, { n, dim, k, queries: count }, timing, workBytes, baseTiming, n * 8 * count, diff, count));
+        const all: EngineResult | undefined = timingAll && {
+          engine: 'qe-flash',
+          threads: threads as number,
+          status: 'ok',
+          timing: timingAll,
+          memoryBytes: workBytes,
+          memoryHow: 'kernel working memory, all workers (arena high-water); the corpus itself is input',
+          maxAbsDiff: 0,
+        };
+        rows.push(this.searchRow('test-similarity', label, { n, dim, k, queries: count }, timing, workBytes, baseTiming, n * 8 * count, diff, count, all));
       }
       return rows;
     } finally {
       index.dispose();
+      indexAll?.dispose();
+      engine?.dispose();
     }
   }
 
@@ -602,6 +624,7 @@ export class FlashAttentionBenchmark {
     baseBytes: number,
     diff: number,
     queries: number,
+    allCores?: EngineResult,
   ): BenchmarkResult {
     const flash: EngineResult = {
       engine: 'qe-flash',
@@ -621,8 +644,9 @@ export class FlashAttentionBenchmark {
       memoryHow: 'its score array',
       maxAbsDiff: diff,
     };
-    const targets = targetChecks(workload, timing.medianMs, workBytes / MIB, queries / (timing.medianMs / 1000), 'queries/s');
-    const speedup = baseTiming.medianMs / timing.medianMs;
+    const best = allCores?.timing && allCores.timing.medianMs < timing.medianMs ? allCores.timing : timing;
+    const targets = targetChecks(workload, best.medianMs, workBytes / MIB, queries / (best.medianMs / 1000), 'queries/s');
+    const speedup = baseTiming.medianMs / best.medianMs;
     return {
       workload,
       label,
@@ -630,7 +654,7 @@ export class FlashAttentionBenchmark {
       shape,
       baseline,
       flash,
-      flashThreads: notRun('qe-flash', 1, 'skipped', 'search runs on one thread'),
+      flashThreads: allCores ?? notRun('qe-flash', 1, 'skipped', 'this search runs on one thread'),
       peers: [],
       speedup,
       memoryReduction: 1 - workBytes / baseBytes,

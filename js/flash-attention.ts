@@ -207,10 +207,11 @@ export class QEFlashAttention {
 
   /**
    * A resident corpus in this instance's module memory (default dim: the
-   * workload's): add vectors once, search many times. Dispose it when done.
+   * workload's): add vectors once, search many times, on this instance's
+   * threads. Dispose it when done.
    */
   createSimilarityIndex(dim: number = this.config.dim): SimilarityIndex {
-    return createSimilarityIndex(this.live(), dim);
+    return createSimilarityIndex(this.live(), dim, this.threads);
   }
 
   /** Runs a QE method and records its metrics. */

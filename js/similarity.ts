@@ -306,7 +306,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
   private idOfRow = new Int32Array(0);
   private readonly rowOfId = new Map<number, number>();
 
-  constructor(module: QEModule, readonly dim: number) {
+  constructor(module: QEModule, readonly dim: number, private readonly threads: number) {
     this.module = module;
     this.entries = module.searchEntries();
   }
@@ -405,7 +405,11 @@ class ResidentSimilarityIndex implements SimilarityIndex {
       const search = (query: number, count: number, k1: number): { idx: Int32Array; score: Float32Array } => {
         const oi = s.alloc(count * k1 * 4);
         const os = s.allocFloats(count * k1);
-        checkStatus(this.entries.qe_cosine_topk(query, count, this.rowsPtr, this.normsPtr, n, this.dim, k1, oi, os), 'qe_cosine_topk');
+        const call = { queries: query, nq: count, corpus: this.rowsPtr, invNorms: this.normsPtr, n, dim: this.dim, k: k1, outIdx: oi, outScore: os };
+        const status = module.pool !== null && this.threads > 1
+          ? module.pool.search(call, this.threads).status
+          : this.entries.qe_cosine_topk(query, count, this.rowsPtr, this.normsPtr, n, this.dim, k1, oi, os);
+        checkStatus(status, 'qe_cosine_topk');
         return { idx: module.i32().slice(oi >>> 2, (oi >>> 2) + count * k1), score: s.readFloats(os, count * k1) };
       };
       const first = search(pq, nq, ask);
@@ -476,8 +480,10 @@ class ResidentSimilarityIndex implements SimilarityIndex {
  * A resident corpus of `dim`-length vectors in module memory: vectors are
  * copied in once (add), searched many times (search, searchBatch), and
  * removed in O(dim) by moving the last row into the gap; ids stay stable.
+ * threads above 1 splits each search over the module's worker pool (the
+ * threaded builds), the corpus in ranges whose results merge exactly.
  */
-export function createSimilarityIndex(module: QEModule, dim: number): SimilarityIndex {
+export function createSimilarityIndex(module: QEModule, dim: number, threads = 1): SimilarityIndex {
   validatePositiveInteger('dim', dim);
-  return new ResidentSimilarityIndex(module, dim);
+  return new ResidentSimilarityIndex(module, dim, threads);
 }

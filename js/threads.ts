@@ -82,20 +82,24 @@ export interface ThreadedExports {
     nq: number, nk: number, dim: number, heads: number, scale: number,
     causal: number, validK: number, blockQ: number, blockK: number, workers: number,
   ): number;
-  qe_attention_job_work(job: number, worker: number): number;
-  qe_attention_job_finished(job: number): number;
-  qe_attention_job_finished_address(job: number): number;
-  qe_attention_job_task_count(job: number): number;
+  qe_job_work(job: number, worker: number): number;
+  qe_job_finished(job: number): number;
+  qe_job_finished_address(job: number): number;
+  qe_job_task_count(job: number): number;
   qe_attention_job_tile_q(job: number): number;
   qe_attention_job_tile_k(job: number): number;
-  qe_attention_job_destroy(job: number): number;
+  qe_job_destroy(job: number): number;
+  qe_cosine_topk(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number): number;
+  qe_search_job_create(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number, workers: number): number;
+  qe_search_job_merge(job: number): number;
 }
 
 const JOB_EXPORTS: readonly (keyof ThreadedExports)[] = [
   'qe_alloc', 'qe_free', 'qe_thread_support', 'qe_attention', 'qe_attention_tile_q', 'qe_attention_tile_k',
-  'qe_attention_job_create', 'qe_attention_job_work',
-  'qe_attention_job_finished', 'qe_attention_job_finished_address', 'qe_attention_job_task_count',
-  'qe_attention_job_tile_q', 'qe_attention_job_tile_k', 'qe_attention_job_destroy',
+  'qe_attention_job_create', 'qe_job_work',
+  'qe_job_finished', 'qe_job_finished_address', 'qe_job_task_count',
+  'qe_attention_job_tile_q', 'qe_attention_job_tile_k', 'qe_job_destroy',
+  'qe_cosine_topk', 'qe_search_job_create', 'qe_search_job_merge',
 ];
 
 /* ------------------------------------------------------------------ detection */
@@ -263,7 +267,7 @@ export const WORKER_SOURCE = `'use strict';
         if (job === 0) continue;
         try {
           var t0 = performance.now();
-          var ran = x.qe_attention_job_work(job, Atomics.load(ctrl, PART));
+          var ran = x.qe_job_work(job, Atomics.load(ctrl, PART));
           var t1 = performance.now();
           // For diagnostics (recordThreadJobStats): tasks run and how long they took (us).
           Atomics.store(ctrl, RAN, ran);
@@ -272,7 +276,7 @@ export const WORKER_SOURCE = `'use strict';
           // Count this participant in so the main thread stops waiting, and say so.
           Atomics.store(ctrl, STATE, FAILED);
           var i32 = new Int32Array(d.memory.buffer);
-          var at = x.qe_attention_job_finished_address(job) >>> 2;
+          var at = x.qe_job_finished_address(job) >>> 2;
           Atomics.add(i32, at, 1);
           Atomics.notify(i32, at);
           throw e;
@@ -425,6 +429,19 @@ export interface ThreadedAttentionCall {
    * output array there). Not run when the call stays on one thread.
    */
   meanwhile?: () => void;
+}
+
+/** A qe_cosine_topk call (csrc/qe_api.h), pointers into module memory. */
+export interface ThreadedSearchCall {
+  queries: number;
+  nq: number;
+  corpus: number;
+  invNorms: number;
+  n: number;
+  dim: number;
+  k: number;
+  outIdx: number;
+  outScore: number;
 }
 
 /** What a threaded attention call reports: the status and tiles of the C side, and the threads it used. */
@@ -630,28 +647,68 @@ export class ThreadPool {
    * thread call either reports why or does the work.
    */
   attention(c: ThreadedAttentionCall, threads: number): ThreadedAttentionResult {
-    // Workers stopped while this pool still has users come back for later calls.
-    if (this.users > 0 && this.broken === null && this.size < Math.min(threads, MAX_THREADS) - 1) {
-      void this.ensureWorkers(threads - 1).catch(() => undefined);
-    }
-    const flops = 4 * c.seqLen * c.kvSeqLen * c.dim;
-    const helpers = flops < MIN_PARALLEL_FLOPS ? [] : this.ready().slice(0, Math.max(0, threads - 1));
+    const helpers = this.helpersFor(threads, 4 * c.seqLen * c.kvSeqLen * c.dim);
     if (helpers.length === 0) return this.single(c);
-    const participants = helpers.length + 1;
     const x = this.x;
     const job = x.qe_attention_job_create(
       c.q, c.k, c.v, c.o, c.seqLen, c.kvSeqLen, c.dim, c.heads, c.scale,
-      c.causal ? 1 : 0, c.validKeyLength, c.blockQ, c.blockK, participants,
+      c.causal ? 1 : 0, c.validKeyLength, c.blockQ, c.blockK, helpers.length + 1,
     ) >>> 0;
     if (job === 0) return this.single(c);
     const tileQ = x.qe_attention_job_tile_q(job);
     const tileK = x.qe_attention_job_tile_k(job);
+    const used = this.runJob(job, helpers, 'attention', c.meanwhile);
+    return { status: 0, tileQ, tileK, threads: used };
+  }
+
+  /**
+   * qe_cosine_topk on up to `threads` threads, the corpus split into ranges
+   * whose top-k lists are merged in order (the same output bit for bit).
+   * Small searches run on the calling thread alone; a status other than 0
+   * comes from qe_cosine_topk on the same arguments.
+   */
+  search(c: ThreadedSearchCall, threads: number): { status: number; threads: number } {
+    const x = this.x;
+    const single = () => ({
+      status: x.qe_cosine_topk(c.queries, c.nq, c.corpus, c.invNorms, c.n, c.dim, c.k, c.outIdx, c.outScore),
+      threads: 1,
+    });
+    const helpers = this.helpersFor(threads, 2 * c.nq * c.n * c.dim);
+    if (helpers.length === 0) return single();
+    const job = x.qe_search_job_create(c.queries, c.nq, c.corpus, c.invNorms, c.n, c.dim, c.k, c.outIdx, c.outScore, helpers.length + 1) >>> 0;
+    if (job === 0) return single();
+    let status = 0;
+    const used = this.runJob(job, helpers, 'search', undefined, () => {
+      status = x.qe_search_job_merge(job);
+    });
+    return { status, threads: used };
+  }
+
+  /** The ready workers a call of about `flops` operations on `threads` threads gets (none when too small to split). */
+  private helpersFor(threads: number, flops: number): WorkerRecord[] {
+    // Workers stopped while this pool still has users come back for later calls.
+    if (this.users > 0 && this.broken === null && this.size < Math.min(threads, MAX_THREADS) - 1) {
+      void this.ensureWorkers(threads - 1).catch(() => undefined);
+    }
+    return flops < MIN_PARALLEL_FLOPS ? [] : this.ready().slice(0, Math.max(0, threads - 1));
+  }
+
+  /**
+   * Runs a created job on this thread and `helpers`, then `finish` (before
+   * the job is destroyed), then destroys it. Returns the threads it was
+   * split across (1 when it has a single task). `meanwhile` runs on this
+   * thread once the helpers have the job, before it takes tasks itself.
+   */
+  private runJob(job: number, helpers: WorkerRecord[], what: string, meanwhile?: () => void, finish?: () => void): number {
+    const x = this.x;
+    const participants = helpers.length + 1;
     let failed: WorkerRecord | undefined;
     let taken = 0;
     try {
-      if (x.qe_attention_job_task_count(job) < 2) {
-        for (let i = 0; i < participants; i++) x.qe_attention_job_work(job, i);
-        return { status: 0, tileQ, tileK, threads: 1 };
+      if (x.qe_job_task_count(job) < 2) {
+        for (let i = 0; i < participants; i++) x.qe_job_work(job, i);
+        finish?.();
+        return 1;
       }
       helpers.forEach((r, i) => {
         const s = this.slot(r);
@@ -662,9 +719,9 @@ export class ThreadPool {
         Atomics.add(s, SEQ, 1);
         if (Atomics.load(s, ASLEEP) === 1) Atomics.notify(s, SEQ, 1);
       });
-      c.meanwhile?.();
+      meanwhile?.();
       const t0 = performance.now();
-      const mine = x.qe_attention_job_work(job, 0);
+      const mine = x.qe_job_work(job, 0);
       const t1 = performance.now();
       // No task is left. Helpers that have not taken the job yet are not
       // waited for: it is withdrawn from their slots.
@@ -674,23 +731,24 @@ export class ThreadPool {
       this.waitFinished(job, 1 + taken, mine > 0 ? (performance.now() - t0) / mine : 0);
       if (jobStats !== null) {
         jobStats.push({
-          tasks: x.qe_attention_job_task_count(job), main: mine, workMs: t1 - t0, waitMs: performance.now() - t1,
+          tasks: x.qe_job_task_count(job), main: mine, workMs: t1 - t0, waitMs: performance.now() - t1,
           withdrawn: helpers.length - taken,
         });
       }
       failed = helpers.find((r) => Atomics.load(this.slot(r), STATE) !== READY);
+      if (failed === undefined) finish?.();
     } finally {
       // All participants have counted themselves out (or a failure did it for
       // one), so nothing uses the job any more.
-      x.qe_attention_job_destroy(job);
+      x.qe_job_destroy(job);
     }
     if (failed !== undefined) {
-      this.broken = new Error(`a worker thread failed during attention: ${String((failed.error as Error)?.message ?? 'unknown error')}`);
+      this.broken = new Error(`a worker thread failed during ${what}: ${String((failed.error as Error)?.message ?? 'unknown error')}`);
       throw this.broken;
     }
     // The threads the job was split across (recordThreadJobStats tells
     // which workers it was withdrawn from).
-    return { status: 0, tileQ, tileK, threads: participants };
+    return participants;
   }
 
   private single(c: ThreadedAttentionCall): ThreadedAttentionResult {
@@ -710,7 +768,7 @@ export class ThreadPool {
    */
   private waitFinished(job: number, participants: number, taskMs: number): void {
     const i32 = new Int32Array(this.memory.buffer);
-    const at = this.x.qe_attention_job_finished_address(job) >>> 2;
+    const at = this.x.qe_job_finished_address(job) >>> 2;
     if (Atomics.load(i32, at) >= participants) return;
     const block = canBlock();
     const until = performance.now() + Math.min(spin.mainMs, taskMs > 0 ? 0.05 + 2 * taskMs : 1);

@@ -238,6 +238,44 @@ describe('createQEFlashAttention with threads', () => {
     expect(one.getMetrics().pop()?.threads).toBe(1);
   });
 
+  it.each([
+    // n, dim, queries, k: one query and batches, corpora not a multiple of the panel, k beyond n
+    [7001, 384, 1, 10],
+    [20011, 101, 1, 25],
+    [1501, 64, 40, 7],
+    [3000, 33, 21, 4000],
+  ])('a similarity index searches on 2 threads exactly as on 1: n %i, dim %i, %i queries, top %i', (n, dim, nq, k) => {
+    const corpus = uniform(n * dim, n);
+    // Ties across the cut and across task ranges: copies of rows, scaled by powers of two, far apart.
+    for (let r = 0; r < n; r += 97) corpus.copyWithin(((r * 31) % n) * dim, r * dim, (r + 1) * dim);
+    for (let r = 5; r < n; r += 211) for (let c = 0; c < dim; c++) corpus[((n - 1 - r) * dim) + c] = corpus[r * dim + c] * 4;
+    const queries = corpus.slice(0, nq * dim);
+    const a = one.createSimilarityIndex(dim);
+    const b = two.createSimilarityIndex(dim);
+    try {
+      a.add(corpus);
+      b.add(corpus);
+      // Removals move the last rows into the gaps: ids and rows part ways.
+      for (const id of [3, 17, n - 5]) {
+        a.remove(id);
+        b.remove(id);
+      }
+      recordThreadJobStats(true);
+      const got = nq === 1 ? [b.search(queries, k)] : b.searchBatch(queries, k);
+      const jobs = recordThreadJobStats(false);
+      const want = nq === 1 ? [a.search(queries, k)] : a.searchBatch(queries, k);
+      expect(got).toEqual(want);
+      expect(got[0].length).toBe(Math.min(k, n - 3));
+      // The 2-thread search really was split (every call here is above MIN_PARALLEL_FLOPS).
+      expect(2 * nq * (n - 3) * dim).toBeGreaterThanOrEqual(MIN_PARALLEL_FLOPS);
+      expect(jobs.length).toBeGreaterThanOrEqual(1);
+      expect(jobs[0].tasks).toBeGreaterThan(1);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('the async method gives the same output', async () => {
     const { shape, Q, K, V, options } = inputs({ seqLen: 300, dim: 128, heads: 4 }, 9);
     const a = await two.computeFlashAttention(Q, K, V, shape.seqLen, shape.dim, options);

@@ -264,7 +264,16 @@ void qe_f32_cosine_topk(size_t nq, size_t n, size_t dim, size_t k, const float *
                         size_t ldq, const float *q_inv_norms, const float *corpus,
                         const float *inv_norms, int32_t *out_idx, float *out_score, size_t ldo,
                         void *workspace) {
-  const size_t g = group_size(nq), capacity = min_size(k, n), panels = (n + PANEL - 1) / PANEL;
+  qe_f32_cosine_topk_panels(nq, n, dim, k, queries, ldq, q_inv_norms, corpus, inv_norms, 0,
+                            (n + PANEL - 1) / PANEL, out_idx, out_score, ldo, workspace);
+}
+
+void qe_f32_cosine_topk_panels(size_t nq, size_t n, size_t dim, size_t k, const float *queries,
+                               size_t ldq, const float *q_inv_norms, const float *corpus,
+                               const float *inv_norms, size_t first_panel, size_t end_panel,
+                               int32_t *out_idx, float *out_score, size_t ldo, void *workspace) {
+  const size_t row0 = first_panel * PANEL, row1 = min_size(n, end_panel * PANEL);
+  const size_t g = group_size(nq), capacity = min_size(k, row1 - row0);
   qe_arena_cursor cursor = {workspace, 0, qe_f32_cosine_topk_workspace_bytes(nq, dim)};
   float *qn = qe_arena_take(&cursor, g * dim * sizeof(float));
   topk_heap *heaps = qe_arena_take(&cursor, g * sizeof(topk_heap));
@@ -286,8 +295,8 @@ void qe_f32_cosine_topk(size_t nq, size_t n, size_t dim, size_t k, const float *
       heaps[i] = (topk_heap){out_score + (g0 + i) * ldo, out_idx + (g0 + i) * ldo, capacity, 0};
       thr[i] = -INFINITY;
     }
-    for (size_t p0 = 0; p0 < panels; p0 += block) {
-      const size_t p1 = min_size(panels, p0 + block);
+    for (size_t p0 = first_panel; p0 < end_panel; p0 += block) {
+      const size_t p1 = min_size(end_panel, p0 + block);
       size_t i = 0;
       for (; i + 2 <= gq; i += 2)
         scan_panels2(n, dim, qn + i * dim, qn + (i + 1) * dim, &heaps[i], &thr[i], corpus,
@@ -296,5 +305,37 @@ void qe_f32_cosine_topk(size_t nq, size_t n, size_t dim, size_t k, const float *
         scan_panels(n, dim, qn + i * dim, &heaps[i], &thr[i], corpus, inv_norms, p0, p1);
     }
     for (size_t i = 0; i < gq; i++) topk_finish(&heaps[i], k);
+  }
+}
+
+void qe_f32_topk_merge(size_t nq, size_t k, size_t parts, const int32_t *part_idx,
+                       const float *part_score, int32_t *out_idx, float *out_score, size_t ldo) {
+  /* Each part lists, per query, its best results first (index -1 past its
+   * last); the merge takes the best head k times. Parts cover increasing
+   * row ranges, so on equal scores the earlier part holds the lower index. */
+  for (size_t i = 0; i < nq; i++) {
+    size_t at[QE_SIMILARITY_MAX_PARTS] = {0};
+    for (size_t j = 0; j < k; j++) {
+      size_t best = parts;
+      for (size_t p = 0; p < parts; p++) {
+        if (at[p] >= k) continue;
+        const size_t e = (p * nq + i) * k + at[p];
+        if (part_idx[e] < 0) continue;
+        if (best == parts) {
+          best = p;
+          continue;
+        }
+        const size_t b = (best * nq + i) * k + at[best];
+        if (ranks_below(part_score[b], part_idx[b], part_score[e], part_idx[e])) best = p;
+      }
+      if (best == parts) {
+        out_idx[i * ldo + j] = -1;
+        out_score[i * ldo + j] = 0.0f;
+        continue;
+      }
+      const size_t e = (best * nq + i) * k + at[best]++;
+      out_idx[i * ldo + j] = part_idx[e];
+      out_score[i * ldo + j] = part_score[e];
+    }
   }
 }

@@ -68,4 +68,24 @@ void qe_f32_cosine_topk(size_t nq, size_t n, size_t dim, size_t k, const float *
                         const float *inv_norms, int32_t *out_idx, float *out_score, size_t ldo,
                         void *workspace);
 
+/* As qe_f32_cosine_topk over the rows of panels [first_panel, end_panel)
+ * only (indices stay the corpus's). */
+void qe_f32_cosine_topk_panels(size_t nq, size_t n, size_t dim, size_t k, const float *queries,
+                               size_t ldq, const float *q_inv_norms, const float *corpus,
+                               const float *inv_norms, size_t first_panel, size_t end_panel,
+                               int32_t *out_idx, float *out_score, size_t ldo, void *workspace);
+
+/* Most parts qe_f32_topk_merge takes. */
+#define QE_SIMILARITY_MAX_PARTS 64
+
+/*
+ * Merges `parts` (<= QE_SIMILARITY_MAX_PARTS) top-k lists per query, as
+ * qe_f32_cosine_topk_panels writes them for consecutive panel ranges
+ * (part p, query i at [(p * nq + i) * k]), into one per query: the k best
+ * of all by score descending, index ascending; index -1 and score 0 past
+ * the last result.
+ */
+void qe_f32_topk_merge(size_t nq, size_t k, size_t parts, const int32_t *part_idx,
+                       const float *part_score, int32_t *out_idx, float *out_score, size_t ldo);
+
 #endif /* QE_SIMILARITY_H */

@@ -4,6 +4,8 @@
  * double-precision brute force written here.
  */
 #include <float.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -467,8 +469,104 @@ QE_TEST(feature_hash_embed_matches_reference) {
   free(table);
 }
 
+/* ---------------------------------------------------------- search jobs */
+
+static void *search_participant(void *arg) {
+  void **a = arg;
+  *(int32_t *)a[2] = qe_job_work((qe_job *)a[0], (int32_t)(intptr_t)a[1]);
+  return NULL;
+}
+
+/* A search job split over `workers` participants (sequential, or on threads)
+ * gives qe_cosine_topk's output bit for bit, ties and short corpora included. */
+QE_TEST(search_job_matches_single_pass) {
+  static const size_t shapes[][4] = {/* nq, n, dim, k */
+      {1, 1, 1, 1}, {1, 9, 3, 9}, {1, 40, 7, 5}, {3, 17, 6, 50}, {5, 100, 33, 7},
+      {1, 300, 384, 10}, {9, 257, 13, 300}, {70, 450, 9, 6}, {1, 2000, 20, 11}, {2, 1000, 16, 1000},
+  };
+  qe_rng_seed(777);
+  for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+    const size_t nq = shapes[sh][0], n = shapes[sh][1], dim = shapes[sh][2], k = shapes[sh][3];
+    float *u = xmalloc(dim * sizeof(float));
+    random_unit_orthogonal(u, NULL, dim);
+    float *corpus = planted_corpus(u, n, dim), *queries = planted_queries(u, nq, dim);
+    const size_t panel = (size_t)qe_corpus_panel_rows();
+    const size_t capacity = (n + panel - 1) / panel * panel;
+    float *stored = calloc(capacity * dim, sizeof(float)), *inv = calloc(capacity, sizeof(float));
+    int32_t *want_idx = xmalloc(nq * k * 4), *got_idx = xmalloc(nq * k * 4);
+    float *want_score = xmalloc(nq * k * 4), *got_score = xmalloc(nq * k * 4);
+    QE_CHECK(qe_corpus_store_rows(stored, inv, (int32_t)capacity, (int32_t)dim, 0, corpus, (int32_t)n) == QE_OK, "store");
+    QE_CHECK(qe_cosine_topk(queries, (int32_t)nq, stored, inv, (int32_t)n, (int32_t)dim, (int32_t)k,
+                            want_idx, want_score) == QE_OK, "single pass");
+    static const int32_t worker_counts[] = {1, 2, 3, 5, 16};
+    for (size_t wc = 0; wc < sizeof worker_counts / sizeof worker_counts[0]; wc++) {
+      for (int threaded = 0; threaded < 2; threaded++) {
+        const int32_t workers = worker_counts[wc];
+        memset(got_idx, 0x55, nq * k * 4);
+        memset(got_score, 0x55, nq * k * 4);
+        qe_job *job = qe_search_job_create(queries, (int32_t)nq, stored, inv, (int32_t)n, (int32_t)dim,
+                                           (int32_t)k, got_idx, got_score, workers);
+        QE_CHECK(job != NULL, "nq=%zu n=%zu: create with %d workers", nq, n, workers);
+        if (!job) continue;
+        QE_CHECK(qe_attention_job_tile_q(job) == 0, "a search job has no tiles");
+        int32_t ran[16] = {0};
+        if (threaded) {
+          pthread_t t[16];
+          void *args[16][3];
+          for (int32_t w = 1; w < workers; w++) {
+            args[w][0] = job, args[w][1] = (void *)(intptr_t)w, args[w][2] = &ran[w];
+            if (pthread_create(&t[w], NULL, search_participant, args[w]) != 0) abort();
+          }
+          ran[0] = qe_job_work(job, 0);
+          for (int32_t w = 1; w < workers; w++) pthread_join(t[w], NULL);
+        } else {
+          for (int32_t w = 0; w < workers; w++) ran[w] = qe_job_work(job, w);
+        }
+        int32_t total = 0;
+        for (int32_t w = 0; w < workers; w++) total += ran[w];
+        QE_CHECK(total == qe_job_task_count(job), "tasks run %d of %d", total, qe_job_task_count(job));
+        QE_CHECK(qe_search_job_merge(job) == QE_OK, "merge");
+        QE_CHECK(memcmp(got_idx, want_idx, nq * k * 4) == 0 && memcmp(got_score, want_score, nq * k * 4) == 0,
+                 "nq=%zu n=%zu dim=%zu k=%zu, %d workers%s: differs from qe_cosine_topk", nq, n, dim, k,
+                 workers, threaded ? " on threads" : "");
+        QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy");
+      }
+    }
+    free(stored), free(inv), free(want_idx), free(got_idx), free(want_score), free(got_score);
+    free(u), free(corpus), free(queries);
+  }
+}
+
+QE_TEST(search_job_rejects_bad_arguments_and_misuse) {
+  const size_t n = 64, dim = 8, k = 3;
+  float *stored = calloc(n * dim, sizeof(float)), *inv = calloc(n, sizeof(float)), q[8] = {1};
+  float *rows = xmalloc(n * dim * sizeof(float));
+  qe_rng_fill(rows, n * dim, -1.0f, 1.0f);
+  QE_CHECK(qe_corpus_store_rows(stored, inv, (int32_t)n, (int32_t)dim, 0, rows, (int32_t)n) == QE_OK, "store");
+  int32_t idx[3];
+  float score[3];
+  QE_CHECK(qe_search_job_create(NULL, 1, stored, inv, 64, 8, 3, idx, score, 2) == NULL, "null queries");
+  QE_CHECK(qe_search_job_create(q, 0, stored, inv, 64, 8, 3, idx, score, 2) == NULL, "no queries");
+  QE_CHECK(qe_search_job_create(q, 1, stored, inv, 64, 8, 0, idx, score, 2) == NULL, "k 0");
+  QE_CHECK(qe_search_job_create(q, 1, stored, inv, 64, 8, 3, idx, score, 0) == NULL, "0 workers");
+  QE_CHECK(qe_search_job_create(q, 1, stored, inv, 64, 8, 3, idx, score, QE_JOB_MAX_WORKERS + 1) == NULL,
+           "too many workers");
+  const float huge[8] = {FLT_MAX, FLT_MAX};
+  QE_CHECK(qe_search_job_create(huge, 1, stored, inv, 64, 8, 3, idx, score, 2) == NULL, "query norm beyond float");
+  qe_job *job = qe_search_job_create(q, 1, stored, inv, (int32_t)n, (int32_t)dim, (int32_t)k, idx, score, 2);
+  QE_CHECK(job != NULL, "create");
+  QE_CHECK(qe_search_job_merge(job) == QE_ERR_ARGUMENT, "merge before the work");
+  qe_job_work(job, 0);
+  qe_job_work(job, 1);
+  QE_CHECK(qe_search_job_merge(job) == QE_OK, "merge after the work");
+  QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy");
+  QE_CHECK(qe_search_job_merge(NULL) == QE_ERR_NULL, "merge of NULL");
+  free(stored), free(inv), free(rows);
+}
+
 QE_SUITE(qe_suite_search, "search",
          QE_CASE(topk_equals_full_sort_with_ties), QE_CASE(topk_random_is_a_valid_top_k),
+         QE_CASE(search_job_matches_single_pass), QE_CASE(search_job_rejects_bad_arguments_and_misuse),
          QE_CASE(topk_single_and_batch_agree_bitwise), QE_CASE(topk_zero_vectors_score_zero),
          QE_CASE(store_rows_computes_inverse_norms_and_flags_bad_rows),
          QE_CASE(corpus_layout_store_and_move), QE_CASE(topk_extreme_magnitudes),

@@ -45,7 +45,7 @@ static void make_data(const job_case *c, job_data *d) {
 
 static void free_data(job_data *d) { free(d->q), free(d->k), free(d->v), free(d->want), free(d->got); }
 
-static qe_attention_job *create(const job_case *c, job_data *d, int workers) {
+static qe_job *create(const job_case *c, job_data *d, int workers) {
   for (size_t i = 0; i < d->qn; i++) d->got[i] = NAN;
   return qe_attention_job_create(d->q, d->k, d->v, d->got, c->nq, c->nk, c->dim, c->heads, d->scale, c->causal,
                                  c->valid_k, c->block_q, c->block_k, workers);
@@ -59,27 +59,27 @@ QE_TEST(job_sequential_participants_match_qe_attention) {
     make_data(c, &d);
     int32_t tile_q = qe_attention_tile_q(), tile_k = qe_attention_tile_k();
     for (int workers = 1; workers <= 4; workers++) {
-      qe_attention_job *job = create(c, &d, workers);
+      qe_job *job = create(c, &d, workers);
       QE_CHECK(job != NULL, "case %zu: create failed", i);
       if (!job) continue;
       QE_CHECK(qe_attention_job_tile_q(job) == tile_q && qe_attention_job_tile_k(job) == tile_k,
                "case %zu: tiles %d/%d vs %d/%d", i, qe_attention_job_tile_q(job), qe_attention_job_tile_k(job),
                tile_q, tile_k);
-      int32_t tasks = qe_attention_job_task_count(job), total = 0;
+      int32_t tasks = qe_job_task_count(job), total = 0;
       /* Participants in reverse order: the last one runs everything. */
       for (int w = workers - 1; w >= 0; w--) {
-        QE_CHECK(qe_attention_job_finished(job) == workers - 1 - w, "finished count before %d", w);
-        int32_t ran = qe_attention_job_work(job, w);
+        QE_CHECK(qe_job_finished(job) == workers - 1 - w, "finished count before %d", w);
+        int32_t ran = qe_job_work(job, w);
         QE_CHECK(ran >= 0, "work status %d", ran);
         total += ran;
       }
       QE_CHECK(total == tasks, "case %zu: %d tasks run of %d", i, total, tasks);
-      QE_CHECK(qe_attention_job_finished(job) == workers, "finished %d of %d", qe_attention_job_finished(job),
+      QE_CHECK(qe_job_finished(job) == workers, "finished %d of %d", qe_job_finished(job),
                workers);
-      QE_CHECK(*qe_attention_job_finished_address(job) == workers, "finished address disagrees");
+      QE_CHECK(*qe_job_finished_address(job) == workers, "finished address disagrees");
       QE_CHECK(memcmp(d.got, d.want, d.qn * 4) == 0, "case %zu workers %d: output differs from qe_attention", i,
                workers);
-      QE_CHECK(qe_attention_job_destroy(job) == QE_OK, "destroy failed");
+      QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy failed");
     }
     free_data(&d);
   }
@@ -97,22 +97,22 @@ QE_TEST(job_rejects_bad_arguments_and_misuse) {
   QE_CHECK(!qe_attention_job_create(x, x, x, o, 4, 4, 4, 1, NAN, 0, 4, 0, 0, 2), "NaN scale accepted");
   QE_CHECK(!qe_attention_job_create(x, x, x, o, 4, 4, 4, 1, 1, 0, 4, -1, 0, 2), "negative block accepted");
   QE_CHECK(!qe_attention_job_create(x, x, x, o, 4, 4, 4, 1, 1, 0, 4, 0, 0, 0), "0 workers accepted");
-  QE_CHECK(!qe_attention_job_create(x, x, x, o, 4, 4, 4, 1, 1, 0, 4, 0, 0, QE_ATTENTION_JOB_MAX_WORKERS + 1),
+  QE_CHECK(!qe_attention_job_create(x, x, x, o, 4, 4, 4, 1, 1, 0, 4, 0, 0, QE_JOB_MAX_WORKERS + 1),
            "too many workers accepted");
-  QE_CHECK(qe_attention_job_work(NULL, 0) == QE_ERR_NULL, "work on null job");
-  QE_CHECK(qe_attention_job_destroy(NULL) == QE_OK, "destroy(NULL)");
-  QE_CHECK(qe_attention_job_finished(NULL) == 0, "finished(NULL)");
+  QE_CHECK(qe_job_work(NULL, 0) == QE_ERR_NULL, "work on null job");
+  QE_CHECK(qe_job_destroy(NULL) == QE_OK, "destroy(NULL)");
+  QE_CHECK(qe_job_finished(NULL) == 0, "finished(NULL)");
 
-  qe_attention_job *job = qe_attention_job_create(x, x, x, o, 4, 4, 4, 1, 1, 0, 4, 0, 0, 2);
+  qe_job *job = qe_attention_job_create(x, x, x, o, 4, 4, 4, 1, 1, 0, 4, 0, 0, 2);
   QE_CHECK(job != NULL, "valid job refused");
   if (!job) return;
-  QE_CHECK(qe_attention_job_work(job, -1) == QE_ERR_ARGUMENT, "worker -1 accepted");
-  QE_CHECK(qe_attention_job_work(job, 2) == QE_ERR_ARGUMENT, "worker 2 of 2 accepted");
-  QE_CHECK(qe_attention_job_work(job, 0) == 1, "worker 0 should run the one task");
-  QE_CHECK(qe_attention_job_work(job, 0) == QE_ERR_ARGUMENT, "worker 0 joined twice");
-  QE_CHECK(qe_attention_job_finished(job) == 1, "a refused participant was counted");
-  QE_CHECK(qe_attention_job_work(job, 1) == 0, "worker 1 found work left");
-  QE_CHECK(qe_attention_job_destroy(job) == QE_OK, "destroy failed");
+  QE_CHECK(qe_job_work(job, -1) == QE_ERR_ARGUMENT, "worker -1 accepted");
+  QE_CHECK(qe_job_work(job, 2) == QE_ERR_ARGUMENT, "worker 2 of 2 accepted");
+  QE_CHECK(qe_job_work(job, 0) == 1, "worker 0 should run the one task");
+  QE_CHECK(qe_job_work(job, 0) == QE_ERR_ARGUMENT, "worker 0 joined twice");
+  QE_CHECK(qe_job_finished(job) == 1, "a refused participant was counted");
+  QE_CHECK(qe_job_work(job, 1) == 0, "worker 1 found work left");
+  QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy failed");
 }
 
 QE_TEST(job_workspaces_are_reported_by_the_arena) {
@@ -122,35 +122,35 @@ QE_TEST(job_workspaces_are_reported_by_the_arena) {
   QE_CHECK(qe_attention(q, q, q, o, NQ, NQ, DIM, HEADS, 0.125f, 0, NQ, 0, 0) == QE_OK, "qe_attention");
   size_t one = qe_workspace_last_bytes();
   for (int workers = 1; workers <= 3; workers++) {
-    qe_attention_job *job = qe_attention_job_create(q, q, q, o, NQ, NQ, DIM, HEADS, 0.125f, 0, NQ, 0, 0, workers);
+    qe_job *job = qe_attention_job_create(q, q, q, o, NQ, NQ, DIM, HEADS, 0.125f, 0, NQ, 0, 0, workers);
     QE_CHECK(job != NULL, "create");
     QE_CHECK(qe_workspace_last_bytes() == (size_t)workers * qe_arena_round(one),
              "%d workers: arena reports %zu, one workspace is %zu", workers, qe_workspace_last_bytes(), one);
-    for (int w = 0; w < workers; w++) qe_attention_job_work(job, w);
-    qe_attention_job_destroy(job);
+    for (int w = 0; w < workers; w++) qe_job_work(job, w);
+    qe_job_destroy(job);
   }
   /* More participants than tasks: only as many workspaces as tasks. */
-  qe_attention_job *job = qe_attention_job_create(q, q, q, o, 1, NQ, DIM, HEADS, 0.125f, 0, NQ, 0, 0, 8);
+  qe_job *job = qe_attention_job_create(q, q, q, o, 1, NQ, DIM, HEADS, 0.125f, 0, NQ, 0, 0, 8);
   QE_CHECK(job != NULL, "create");
-  QE_CHECK(qe_attention_job_task_count(job) == HEADS, "tasks %d", qe_attention_job_task_count(job));
+  QE_CHECK(qe_job_task_count(job) == HEADS, "tasks %d", qe_job_task_count(job));
   QE_CHECK(qe_workspace_last_bytes() <= (size_t)HEADS * qe_arena_round(one), "arena %zu for %d tasks",
            qe_workspace_last_bytes(), HEADS);
-  for (int w = 0; w < 8; w++) qe_attention_job_work(job, w);
-  QE_CHECK(qe_attention_job_finished(job) == 8, "finished %d", qe_attention_job_finished(job));
-  qe_attention_job_destroy(job);
+  for (int w = 0; w < 8; w++) qe_job_work(job, w);
+  QE_CHECK(qe_job_finished(job) == 8, "finished %d", qe_job_finished(job));
+  qe_job_destroy(job);
 }
 
 /* ---------------------------------------------------------------- threads */
 
 typedef struct {
-  qe_attention_job *job;
+  qe_job *job;
   int worker;
   int32_t ran;
 } thread_arg;
 
 static void *participant(void *arg) {
   thread_arg *a = arg;
-  a->ran = qe_attention_job_work(a->job, a->worker);
+  a->ran = qe_job_work(a->job, a->worker);
   return NULL;
 }
 
@@ -162,7 +162,7 @@ QE_TEST(job_runs_on_concurrent_threads) {
     job_data d;
     make_data(c, &d);
     for (int rep = 0; rep < 3; rep++) {
-      qe_attention_job *job = create(c, &d, THREADS);
+      qe_job *job = create(c, &d, THREADS);
       QE_CHECK(job != NULL, "create");
       if (!job) break;
       pthread_t t[THREADS];
@@ -180,14 +180,14 @@ QE_TEST(job_runs_on_concurrent_threads) {
       participant(&args[0]);
       for (int w = 1; w < started; w++) pthread_join(t[w], NULL);
       /* A participant that never started still has to be counted in. */
-      for (int w = started; w < THREADS; w++) args[w].ran = qe_attention_job_work(job, w);
+      for (int w = started; w < THREADS; w++) args[w].ran = qe_job_work(job, w);
       int32_t total = 0;
       for (int w = 0; w < THREADS; w++) total += args[w].ran;
-      QE_CHECK(total == qe_attention_job_task_count(job), "case %zu: %d tasks of %d", i, total,
-               qe_attention_job_task_count(job));
-      QE_CHECK(qe_attention_job_finished(job) == THREADS, "finished %d", qe_attention_job_finished(job));
+      QE_CHECK(total == qe_job_task_count(job), "case %zu: %d tasks of %d", i, total,
+               qe_job_task_count(job));
+      QE_CHECK(qe_job_finished(job) == THREADS, "finished %d", qe_job_finished(job));
       QE_CHECK(memcmp(d.got, d.want, d.qn * 4) == 0, "case %zu: threaded output differs from qe_attention", i);
-      QE_CHECK(qe_attention_job_destroy(job) == QE_OK, "destroy");
+      QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy");
     }
     free_data(&d);
   }
