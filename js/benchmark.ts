@@ -894,7 +894,7 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
   lines.push('');
   lines.push(
     'Times are medians in ms with (min-max) after warm-up, over at least 10 timed runs (5 for the naive 512-query search, 3 for the N = 16384 row); GF/s counts 4·N²·dim FLOPs. ' +
-      `On each attention shape, qe-flash and the peers take turns: ${SIDE_BY_SIDE_ROUNDS} rounds, each a batch of timed runs per engine after one untimed run, so that a slow spell of the machine falls on all of them.`,
+      `The engines compared on a row (qe-flash on 1 thread and on all cores, and the peers) take turns: ${SIDE_BY_SIDE_ROUNDS} rounds, each a batch of timed runs per engine after one untimed run, so that a slow spell of the machine falls on all of them.`,
   );
   const modules = [
     ...new Set(
