@@ -111,6 +111,14 @@ export function localSession(fn: () => unknown): TimedSession {
 export const SIDE_BY_SIDE_ROUNDS = 5;
 
 /**
+ * The benchmark's rows that compare engines take at least this many timed
+ * calls of each, in this many rounds: noise that lasts seconds then falls
+ * on every engine in about equal measure.
+ */
+export const COMPARED_RUNS = 20;
+export const COMPARED_ROUNDS = 10;
+
+/**
  * Times engines side by side. Each is warmed up first (V8 optimizes wasm and
  * JS only after it has seen them run); then they take turns, a batch of timed
  * calls each per round, so that a slow spell of the machine (another tenant,
@@ -556,7 +564,7 @@ export class FlashAttentionBenchmark {
           outs[i] = count === 1 ? [ix.search(q, k)] : ix.searchBatch(q, k);
         }));
         module.resetWorkspaceHighWater();
-        const [timing, timingAll] = await measureSideBySide(sessions, this.options.measure ?? {});
+        const [timing, timingAll] = await measureSideBySide(sessions, { minRuns: COMPARED_RUNS, rounds: COMPARED_ROUNDS, ...this.options.measure });
         const workBytes = module.workspaceHighWaterBytes();
         this.log(`  qe-flash: ${timing.medianMs.toFixed(3)} ms${timingAll ? `, ${threads} threads ${timingAll.medianMs.toFixed(3)} ms` : ''}`);
         let truth: { index: number; similarity: number }[][] = [];
@@ -671,7 +679,9 @@ export class FlashAttentionBenchmark {
     const label = `attention N=${seqLen} dim=${dim} heads=${heads}`;
     const inputs = attentionInputs(shape);
     const flops = 4 * seqLen * seqLen * dim;
-    const measureOptions = withOthers ? this.options.measure ?? {} : { warmupCalls: 1, warmupMs: 0, minRuns: 3, minTimeMs: 0 };
+    const measureOptions: MeasureOptions = withOthers
+      ? { minRuns: COMPARED_RUNS, rounds: COMPARED_ROUNDS, ...this.options.measure }
+      : { warmupCalls: 1, warmupMs: 0, minRuns: 3, minTimeMs: 0 };
     const options = { heads };
     this.log(`${workload}: ${label}`);
 
@@ -810,7 +820,7 @@ export class FlashAttentionBenchmark {
         validKeyLength: seqLen,
       };
       let out: Float32Array = new Float32Array(0);
-      const slow = { ...measureOptions, warmupCalls: 3, warmupMs: 0, minTimeMs: 0 };
+      const slow = { ...measureOptions, warmupCalls: 3, warmupMs: 0, minRuns: Math.min(10, measureOptions.minRuns ?? 10), minTimeMs: 0 };
       const timing = await measure(() => {
         out = naiveAttention(inputs.Q, inputs.K, inputs.V, resolved);
       }, slow);
@@ -893,8 +903,8 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
   lines.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; load average at start ${machine.loadAverage.join(' / ')}; ${machine.date}.`);
   lines.push('');
   lines.push(
-    'Times are medians in ms with (min-max) after warm-up, over at least 10 timed runs (5 for the naive 512-query search, 3 for the N = 16384 row); GF/s counts 4·N²·dim FLOPs. ' +
-      `The engines compared on a row (qe-flash on 1 thread and on all cores, and the peers) take turns: ${SIDE_BY_SIDE_ROUNDS} rounds, each a batch of timed runs per engine after one untimed run, so that a slow spell of the machine falls on all of them.`,
+    `Times are medians in ms with (min-max) after warm-up, over at least ${COMPARED_RUNS} timed runs of each engine compared (10 for the naive baseline and the pattern match, 5 for the naive 512-query search, 3 for the N = 16384 row); GF/s counts 4·N²·dim FLOPs. ` +
+      `The engines compared on a row (qe-flash on 1 thread and on all cores, and the peers) take turns: ${COMPARED_ROUNDS} rounds, each a batch of timed runs per engine after one untimed run, so that a slow spell of the machine falls on all of them.`,
   );
   const modules = [
     ...new Set(
