@@ -29,6 +29,10 @@
 #include "qe_api.h"
 #include "search/similarity.h"
 
+/* Largest part list (indices or scores) a search job takes; a larger
+ * search runs on one thread, where qe_cosine_topk needs no part lists. */
+#define QE_SEARCH_JOB_MAX_LIST_BYTES ((uint64_t)256 << 20)
+
 typedef struct {
   const float *queries, *corpus, *inv_norms;
   float *q_inv; /* the queries' inverse norms (arena) */
@@ -78,6 +82,7 @@ static qe_job *job_new(int32_t workers, size_t tasks, size_t shared_bytes, size_
   int32_t slots = (size_t)workers < tasks ? workers : (int32_t)tasks;
   size_t stride = qe_arena_round(workspace_bytes);
   if (stride == 0) stride = 64;
+  if (shared_bytes > SIZE_MAX - 64) return NULL;
   shared_bytes = qe_arena_round(shared_bytes);
   if (stride > (SIZE_MAX - shared_bytes) / (size_t)slots) return NULL;
 
@@ -135,11 +140,14 @@ qe_job *qe_search_job_create(const float *queries, int32_t nq, const float *corp
   if (tasks > QE_SIMILARITY_MAX_PARTS) tasks = QE_SIMILARITY_MAX_PARTS;
   const size_t per_task = (panels + tasks - 1) / tasks;
   tasks = (panels + per_task - 1) / per_task;
-  const size_t list = (size_t)nq * (size_t)k;
-  if (list > SIZE_MAX / 8 / tasks) return NULL;
+  /* The part lists, sized in 64 bits: on wasm32 they could wrap size_t
+   * (8 tasks x 8191 queries x k = 8192 is 2^31 bytes each). */
+  const uint64_t list = (uint64_t)nq * (uint64_t)k;
+  const uint64_t lists_bytes = (uint64_t)tasks * list * sizeof(int32_t);
+  if (lists_bytes > QE_SEARCH_JOB_MAX_LIST_BYTES) return NULL;
   const size_t q_inv_bytes = qe_arena_round((size_t)nq * sizeof(float));
-  const size_t idx_bytes = qe_arena_round(tasks * list * sizeof(int32_t));
-  const size_t score_bytes = qe_arena_round(tasks * list * sizeof(float));
+  const size_t idx_bytes = qe_arena_round((size_t)lists_bytes);
+  const size_t score_bytes = idx_bytes;
   unsigned char *shared;
   qe_job *job = job_new(workers, tasks, q_inv_bytes + idx_bytes + score_bytes,
                         qe_f32_cosine_topk_workspace_bytes((size_t)nq, (size_t)dim), &shared);
@@ -171,7 +179,7 @@ static void run_task(qe_job *job, size_t task, unsigned char *ws) {
   const size_t panels = (s->n + QE_CORPUS_PANEL - 1) / QE_CORPUS_PANEL;
   const size_t p0 = task * s->panels_per_task;
   const size_t p1 = p0 + s->panels_per_task < panels ? p0 + s->panels_per_task : panels;
-  const size_t list = s->nq * s->k;
+  const size_t list = s->nq * s->k; /* tasks x list fits: checked at create */
   qe_f32_cosine_topk_panels(s->nq, s->n, s->dim, s->k, s->queries, s->dim, s->q_inv, s->corpus,
                             s->inv_norms, p0, p1, s->part_idx + task * list,
                             s->part_score + task * list, s->k, ws);

@@ -182,7 +182,8 @@ QE_EXPORT qe_job *qe_attention_job_create(const float *q, const float *k, const 
 /*
  * A job computing exactly what qe_cosine_topk computes with the same
  * arguments, its corpus split into ranges of panels. NULL for any argument
- * qe_cosine_topk rejects, a bad worker count, or no memory. After every
+ * qe_cosine_topk rejects, a bad worker count, part lists (tasks x nq x k
+ * results) over 256 MiB, or no memory: the caller then runs qe_cosine_topk. After every
  * participant has finished, qe_search_job_merge writes out_idx and
  * out_score (QE_ERR_ARGUMENT before then, or for an attention job).
  */

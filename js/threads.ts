@@ -703,10 +703,23 @@ export class ThreadPool {
     const x = this.x;
     const participants = helpers.length + 1;
     let failed: WorkerRecord | undefined;
-    let taken = 0;
+    let posted = false;
+    let settled = false;
+    let mainFinished = false;
+    let meanwhileError: { error: unknown } | undefined;
+    const withdraw = (): number => {
+      // Helpers that have not taken the job yet are not waited for: it is
+      // withdrawn from their slots. Returns how many took it.
+      let taken = 0;
+      for (const r of helpers) {
+        if (Atomics.compareExchange(this.slot(r), JOB, job, 0) !== job) taken++;
+      }
+      return taken;
+    };
     try {
       if (x.qe_job_task_count(job) < 2) {
         for (let i = 0; i < participants; i++) x.qe_job_work(job, i);
+        settled = true;
         finish?.();
         return 1;
       }
@@ -719,16 +732,21 @@ export class ThreadPool {
         Atomics.add(s, SEQ, 1);
         if (Atomics.load(s, ASLEEP) === 1) Atomics.notify(s, SEQ, 1);
       });
-      meanwhile?.();
+      posted = true;
+      // The job goes on whatever the caller's own work does; its error is
+      // thrown once the job is over.
+      try {
+        meanwhile?.();
+      } catch (error) {
+        meanwhileError = { error };
+      }
       const t0 = performance.now();
       const mine = x.qe_job_work(job, 0);
+      mainFinished = true;
       const t1 = performance.now();
-      // No task is left. Helpers that have not taken the job yet are not
-      // waited for: it is withdrawn from their slots.
-      for (const r of helpers) {
-        if (Atomics.compareExchange(this.slot(r), JOB, job, 0) !== job) taken++;
-      }
+      const taken = withdraw();
       this.waitFinished(job, 1 + taken, mine > 0 ? (performance.now() - t0) / mine : 0);
+      settled = true;
       if (jobStats !== null) {
         jobStats.push({
           tasks: x.qe_job_task_count(job), main: mine, workMs: t1 - t0, waitMs: performance.now() - t1,
@@ -736,16 +754,24 @@ export class ThreadPool {
         });
       }
       failed = helpers.find((r) => Atomics.load(this.slot(r), STATE) !== READY);
-      if (failed === undefined) finish?.();
+      if (failed === undefined && meanwhileError === undefined) finish?.();
     } finally {
-      // All participants have counted themselves out (or a failure did it for
-      // one), so nothing uses the job any more.
-      x.qe_job_destroy(job);
+      // Something threw after the job was posted (the calling thread's own
+      // part trapped): helpers that took it still run; wait for them before
+      // the job and the caller's buffers go.
+      if (posted && !settled) this.waitFinished(job, withdraw() + (mainFinished ? 1 : 0), 0);
+      // Every participant that joined has counted itself out (or a failure
+      // did it for one), so nothing uses the job any more; a participant that
+      // trapped mid-task never counts out, and destroy then keeps the job.
+      if (x.qe_job_destroy(job) !== 0 && this.broken === null) {
+        this.broken = new Error(`a ${what} job could not be released after a failure on the calling thread`);
+      }
     }
     if (failed !== undefined) {
       this.broken = new Error(`a worker thread failed during ${what}: ${String((failed.error as Error)?.message ?? 'unknown error')}`);
       throw this.broken;
     }
+    if (meanwhileError !== undefined) throw meanwhileError.error;
     // The threads the job was split across (recordThreadJobStats tells
     // which workers it was withdrawn from).
     return participants;

@@ -133,6 +133,31 @@ describe.each(MT_BUILDS)('the threaded module (%s) and its pool', (_build, path)
     expect(run({ seqLen: 512, dim: 384, heads: 8 }, 5, 2, false).threads).toBe(2);
   });
 
+  it('an error thrown by the caller\'s meanwhile work comes out after the job, whole, and the pool goes on', () => {
+    const s = { seqLen: 512, dim: 384, heads: 8 };
+    const shape = attentionShape(s);
+    const Q = uniform(shape.seqLen * shape.dim, 3, -2, 2);
+    const q = copyIn(Q), k = copyIn(Q), v = copyIn(Q);
+    const o = x.qe_alloc(shape.seqLen * shape.dim * 4) >>> 0;
+    try {
+      new Float32Array(memory.buffer).fill(NaN, o >>> 2, (o >>> 2) + shape.seqLen * shape.dim);
+      expect(() => pool.attention({
+        q, k, v, o, seqLen: shape.seqLen, kvSeqLen: shape.kvSeqLen, dim: shape.dim, heads: shape.heads,
+        scale: shape.scale, causal: false, validKeyLength: shape.validKeyLength, blockQ: 0, blockK: 0,
+        meanwhile: () => {
+          throw new RangeError('no room for the output');
+        },
+      }, 2)).toThrow('no room for the output');
+      // The job ran to the end before the error came out: every output was written.
+      const out = new Float32Array(memory.buffer).slice(o >>> 2, (o >>> 2) + shape.seqLen * shape.dim);
+      expect(out.every((value) => Number.isFinite(value))).toBe(true);
+      expect(pool.readyWorkers).toBe(1);
+    } finally {
+      for (const p of [q, k, v, o]) x.qe_free(p);
+    }
+    expect(run(s, 5, 2, false).threads).toBe(2);
+  });
+
   it('reports a bad argument as the single-thread entry does', () => {
     const q = x.qe_alloc(64) >>> 0;
     try {

@@ -137,6 +137,11 @@ async function openInChild(threads, shape, inputs) {
     if (pending) pending.reject(new Error(`onnxruntime-web child exited with ${code}`));
     pending = null;
   });
+  // A failed send (the channel already closed) arrives here, not as an exit.
+  child.on('error', (err) => {
+    if (pending) pending.reject(err);
+    pending = null;
+  });
   const ask = (msg) =>
     new Promise((resolve, reject) => {
       if (exited !== null) return reject(new Error(`onnxruntime-web child exited with ${exited}`));

@@ -551,6 +551,11 @@ QE_TEST(search_job_rejects_bad_arguments_and_misuse) {
   QE_CHECK(qe_search_job_create(q, 1, stored, inv, 64, 8, 3, idx, score, 0) == NULL, "0 workers");
   QE_CHECK(qe_search_job_create(q, 1, stored, inv, 64, 8, 3, idx, score, QE_JOB_MAX_WORKERS + 1) == NULL,
            "too many workers");
+  /* Part lists too large (8 x 8191 x 8193 results, 2^31 bytes each on the
+   * wasm side, where they wrapped size_t): refused from the sizes alone,
+   * before any input is read (the buffers here are far too small to read). */
+  QE_CHECK(qe_search_job_create(q, 8191, stored, inv, 70000, 8, 8193, idx, score, 2) == NULL,
+           "part lists over the limit");
   const float huge[8] = {FLT_MAX, FLT_MAX};
   QE_CHECK(qe_search_job_create(huge, 1, stored, inv, 64, 8, 3, idx, score, 2) == NULL, "query norm beyond float");
   qe_job *job = qe_search_job_create(q, 1, stored, inv, (int32_t)n, (int32_t)dim, (int32_t)k, idx, score, 2);
