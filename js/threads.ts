@@ -707,12 +707,15 @@ export class ThreadPool {
     let settled = false;
     let mainFinished = false;
     let meanwhileError: { error: unknown } | undefined;
+    let taken: number | null = null;
     const withdraw = (): number => {
       // Helpers that have not taken the job yet are not waited for: it is
-      // withdrawn from their slots. Returns how many took it.
-      let taken = 0;
-      for (const r of helpers) {
-        if (Atomics.compareExchange(this.slot(r), JOB, job, 0) !== job) taken++;
+      // withdrawn from their slots (once). Returns how many took it.
+      if (taken === null) {
+        taken = 0;
+        for (const r of helpers) {
+          if (Atomics.compareExchange(this.slot(r), JOB, job, 0) !== job) taken++;
+        }
       }
       return taken;
     };
@@ -744,13 +747,12 @@ export class ThreadPool {
       const mine = x.qe_job_work(job, 0);
       mainFinished = true;
       const t1 = performance.now();
-      const taken = withdraw();
-      this.waitFinished(job, 1 + taken, mine > 0 ? (performance.now() - t0) / mine : 0);
+      this.waitFinished(job, 1 + withdraw(), mine > 0 ? (performance.now() - t0) / mine : 0);
       settled = true;
       if (jobStats !== null) {
         jobStats.push({
           tasks: x.qe_job_task_count(job), main: mine, workMs: t1 - t0, waitMs: performance.now() - t1,
-          withdrawn: helpers.length - taken,
+          withdrawn: helpers.length - withdraw(),
         });
       }
       failed = helpers.find((r) => Atomics.load(this.slot(r), STATE) !== READY);
