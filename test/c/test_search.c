@@ -59,14 +59,21 @@ static ref_entry *ref_sorted(const float *q, const float *corpus, size_t n, size
 
 /* Stores a row-major corpus in the panel layout (padding zeroed), then
  * searches it through the exported entries; returns the first bad status. */
-static int run_topk(const float *queries, size_t nq, const float *corpus, size_t n, size_t dim,
-                    size_t k, int32_t *idx, float *score) {
+/* The row-major corpus in the panel layout (padding zeroed), with its
+ * inverse norms; returns the status of qe_corpus_store_rows. */
+static int store_corpus(const float *corpus, size_t n, size_t dim, float **stored, float **inv) {
   const size_t panel = (size_t)qe_corpus_panel_rows();
   const size_t capacity = (n + panel - 1) / panel * panel;
-  float *stored = calloc(capacity * dim, sizeof(float));
-  float *inv = calloc(capacity, sizeof(float));
-  if (!stored || !inv) abort();
-  int status = qe_corpus_store_rows(stored, inv, (int32_t)capacity, (int32_t)dim, 0, corpus, (int32_t)n);
+  *stored = calloc(capacity * dim, sizeof(float));
+  *inv = calloc(capacity, sizeof(float));
+  if (!*stored || !*inv) abort();
+  return qe_corpus_store_rows(*stored, *inv, (int32_t)capacity, (int32_t)dim, 0, corpus, (int32_t)n);
+}
+
+static int run_topk(const float *queries, size_t nq, const float *corpus, size_t n, size_t dim,
+                    size_t k, int32_t *idx, float *score) {
+  float *stored, *inv;
+  int status = store_corpus(corpus, n, dim, &stored, &inv);
   if (status == QE_OK)
     status = qe_cosine_topk(queries, (int32_t)nq, stored, inv, (int32_t)n, (int32_t)dim,
                             (int32_t)k, idx, score);
@@ -490,12 +497,10 @@ QE_TEST(search_job_matches_single_pass) {
     float *u = xmalloc(dim * sizeof(float));
     random_unit_orthogonal(u, NULL, dim);
     float *corpus = planted_corpus(u, n, dim), *queries = planted_queries(u, nq, dim);
-    const size_t panel = (size_t)qe_corpus_panel_rows();
-    const size_t capacity = (n + panel - 1) / panel * panel;
-    float *stored = calloc(capacity * dim, sizeof(float)), *inv = calloc(capacity, sizeof(float));
+    float *stored, *inv;
+    QE_CHECK(store_corpus(corpus, n, dim, &stored, &inv) == QE_OK, "store");
     int32_t *want_idx = xmalloc(nq * k * 4), *got_idx = xmalloc(nq * k * 4);
     float *want_score = xmalloc(nq * k * 4), *got_score = xmalloc(nq * k * 4);
-    QE_CHECK(qe_corpus_store_rows(stored, inv, (int32_t)capacity, (int32_t)dim, 0, corpus, (int32_t)n) == QE_OK, "store");
     QE_CHECK(qe_cosine_topk(queries, (int32_t)nq, stored, inv, (int32_t)n, (int32_t)dim, (int32_t)k,
                             want_idx, want_score) == QE_OK, "single pass");
     static const int32_t worker_counts[] = {1, 2, 3, 5, 16};
