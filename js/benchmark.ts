@@ -141,11 +141,13 @@ export const SIDE_BY_SIDE_ROUNDS = 5;
 
 /**
  * The benchmark's rows that compare engines take at least this many timed
- * calls of each, in this many rounds: noise that lasts seconds then falls
- * on every engine in about equal measure.
+ * calls of each, in this many rounds, spread over several seconds: a slow
+ * spell of the machine (here they last a second or two, and slow a second
+ * core more than the first) then touches a minority of every engine's calls,
+ * and the medians stand.
  */
-export const COMPARED_RUNS = 20;
-export const COMPARED_ROUNDS = 10;
+export const COMPARED_RUNS = 60;
+export const COMPARED_ROUNDS = 20;
 
 /**
  * Times engines side by side. Each is warmed up first (V8 optimizes wasm and
