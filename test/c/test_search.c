@@ -191,6 +191,15 @@ static float *planted_queries(const float *u, size_t nq, size_t dim) {
   return q;
 }
 
+/* A planted corpus of n rows and nq queries along one random direction. */
+static void planted_case(size_t nq, size_t n, size_t dim, float **corpus, float **queries) {
+  float *u = xmalloc(dim * sizeof(float));
+  random_unit_orthogonal(u, NULL, dim);
+  *corpus = planted_corpus(u, n, dim);
+  *queries = planted_queries(u, nq, dim);
+  free(u);
+}
+
 QE_TEST(topk_equals_full_sort_with_ties) {
   static const size_t shapes[][4] = {/* nq, n, dim, k */
       {1, 1, 1, 1},    {1, 1, 5, 3},    {1, 9, 3, 9},    {1, 40, 7, 5},   {2, 40, 7, 40},
@@ -200,13 +209,11 @@ QE_TEST(topk_equals_full_sort_with_ties) {
   qe_rng_seed(501);
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     const size_t nq = shapes[s][0], n = shapes[s][1], dim = shapes[s][2], k = shapes[s][3];
-    float *u = xmalloc(dim * sizeof(float));
-    random_unit_orthogonal(u, NULL, dim);
-    float *corpus = planted_corpus(u, n, dim), *queries = planted_queries(u, nq, dim);
+    float *corpus, *queries;
+    planted_case(nq, n, dim, &corpus, &queries);
     char what[96];
     snprintf(what, sizeof what, "nq=%zu n=%zu dim=%zu k=%zu", nq, n, dim, k);
     expect_equal_to_full_sort(what, queries, nq, corpus, n, dim, k);
-    free(u);
     free(corpus);
     free(queries);
   }
@@ -494,9 +501,8 @@ QE_TEST(search_job_matches_single_pass) {
   qe_rng_seed(777);
   for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
     const size_t nq = shapes[sh][0], n = shapes[sh][1], dim = shapes[sh][2], k = shapes[sh][3];
-    float *u = xmalloc(dim * sizeof(float));
-    random_unit_orthogonal(u, NULL, dim);
-    float *corpus = planted_corpus(u, n, dim), *queries = planted_queries(u, nq, dim);
+    float *corpus, *queries;
+    planted_case(nq, n, dim, &corpus, &queries);
     float *stored, *inv;
     QE_CHECK(store_corpus(corpus, n, dim, &stored, &inv) == QE_OK, "store");
     int32_t *want_idx = xmalloc(nq * k * 4), *got_idx = xmalloc(nq * k * 4);
@@ -538,7 +544,7 @@ QE_TEST(search_job_matches_single_pass) {
       }
     }
     free(stored), free(inv), free(want_idx), free(got_idx), free(want_score), free(got_score);
-    free(u), free(corpus), free(queries);
+    free(corpus), free(queries);
   }
 }
 
