@@ -81,7 +81,7 @@ $(MT_OBJDIR)/%.o: csrc/%.c $(CHDR) Makefile
 	@mkdir -p $(dir $@)
 	$(EMCC) $(MT_CFLAGS) -c $< -o $@
 
-$(WASM_MT): $(MT_OBJS) Makefile scripts/check-mt-module.cjs
+$(WASM_MT): $(MT_OBJS) Makefile scripts/check-mt-module.cjs scripts/gen-c-api.js
 	@mkdir -p wasm
 	$(WASM_LD) $(MT_LDFLAGS) $(MT_OBJS) -o $(MT_OBJDIR)/linked.wasm
 	node scripts/check-mt-module.cjs $(MT_OBJDIR)/linked.wasm
@@ -100,7 +100,14 @@ $(WASM_RELAXED): $(RELAXED_OBJS) Makefile scripts/check-mt-module.cjs
 
 dist: dist/.stamp
 
-dist/.stamp: $(TS_SRC) tsconfig.json tsconfig.build.json scripts/write-esm-entry.js node_modules/.package-lock.json
+# The JS view of the C API (QE_STATUS, QEExports, QE_EXPORT_NAMES), generated
+# from the headers' QE_EXPORT declarations; committed, and checked by
+# test/c-api.test.ts.
+js/c-api.ts: $(CHDR) scripts/gen-c-api.js
+	node scripts/gen-c-api.js
+	@touch $@
+
+dist/.stamp: js/c-api.ts $(TS_SRC) tsconfig.json tsconfig.build.json scripts/write-esm-entry.js node_modules/.package-lock.json
 	rm -rf dist
 	npx tsc -p tsconfig.build.json
 	node scripts/write-esm-entry.js

@@ -5,6 +5,11 @@
  * returns a status code; none of them traps on bad input or aborts. Pointers
  * are byte offsets into the module's memory, allocated with qe_alloc.
  * Matrices are row-major float32 with no padding between rows.
+ *
+ * These headers are the C API's one source of truth: every declaration that
+ * starts its line with QE_EXPORT, here or in a header of a subfolder of
+ * csrc/, is exported by every module, and scripts/gen-c-api.js writes the
+ * JavaScript view (js/c-api.ts) from them, status codes included.
  */
 #ifndef QE_API_H
 #define QE_API_H
@@ -83,7 +88,7 @@ QE_EXPORT int32_t qe_attention_tile_q(void);
 QE_EXPORT int32_t qe_attention_tile_k(void);
 
 /* ------------------------------------------------------------------------
- * Similarity search and code-embedding features (issue 5; implemented in
+ * Similarity search and code-embedding features (implemented in
  * csrc/api_search.c, kernels in csrc/search/ and csrc/embed/).
  * ------------------------------------------------------------------------ */
 
@@ -142,7 +147,7 @@ QE_EXPORT int qe_feature_table_fill(float *table, int32_t rows, int32_t dim, uin
 QE_EXPORT int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const float *weights, int32_t tokens, int32_t features, const float *table, int32_t table_rows, int32_t dim, float *out);
 
 /* ------------------------------------------------------------------------
- * Jobs: one attention or search call shared by several threads (issue 4;
+ * Jobs: one attention or search call shared by several threads (
  * implemented in csrc/api_threads.c). Used by the multi-threaded modules,
  * whose instances (the main thread's and one per worker) share one linear
  * memory; every module exports them, and without threads the participants

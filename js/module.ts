@@ -10,60 +10,15 @@ import type { ModuleKind, ModuleLoadOptions } from '../types';
 import { loadWasm, type LoadedWasm } from './loader';
 import type { ThreadPool } from './threads';
 import { nonFiniteElementError, type ResolvedAttention } from './validate';
+import { QE_EXPORT_NAMES, QE_STATUS, QE_STATUS_TEXT, type QEExports } from './c-api';
 
-/** Status codes of csrc/qe_api.h. */
-export const QE_STATUS = Object.freeze({
-  OK: 0,
-  ERR_ARGUMENT: -1,
-  ERR_NO_MEMORY: -2,
-  ERR_INDEX: -3,
-  ERR_NULL: -4,
-});
-
-/** The exports of csrc/qe_api.h. Pointers are byte offsets; size_t and int32_t are i32. */
-export interface QEExports {
-  qe_alloc(bytes: number): number;
-  qe_free(ptr: number): void;
-  qe_simd_level(): number;
-  qe_workspace_last_bytes(): number;
-  qe_workspace_high_water_bytes(): number;
-  qe_workspace_reset_high_water(): void;
-  qe_workspace_reserved_bytes(): number;
-  qe_workspace_release(): void;
-  qe_first_nonfinite(x: number, n: number): number;
-  qe_vec_add(a: number, b: number, out: number, n: number): number;
-  qe_matmul(a: number, b: number, c: number, m: number, n: number, k: number): number;
-  qe_embedding_lookup(ids: number, count: number, table: number, rows: number, dim: number, out: number): number;
-  qe_softmax(x: number, y: number, rows: number, n: number): number;
-  qe_layer_norm(x: number, gamma: number, beta: number, y: number, rows: number, n: number, eps: number): number;
-  qe_attention(
-    q: number, k: number, v: number, o: number,
-    nq: number, nk: number, dim: number, heads: number, scale: number,
-    causal: number, validK: number, blockQ: number, blockK: number,
-  ): number;
-  qe_attention_tile_q(): number;
-  qe_attention_tile_k(): number;
-  qe_corpus_panel_rows(): number;
-  qe_corpus_store_rows(corpus: number, invNorms: number, capacity: number, dim: number, row0: number, rows: number, count: number): number;
-  qe_corpus_move_row(corpus: number, invNorms: number, capacity: number, dim: number, from: number, to: number): number;
-  qe_cosine_topk(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number): number;
-  qe_feature_table_fill(table: number, rows: number, dim: number, seed: number, scale: number): number;
-  qe_feature_hash_embed(offsets: number, rows: number, weights: number, tokens: number, features: number, table: number, tableRows: number, dim: number, out: number): number;
-}
+export { QE_STATUS, type QEExports };
 
 /** The search and feature-hashing entries (csrc/api_search.c), pointer level. */
 export type SearchEntries = Pick<
   QEExports,
   'qe_corpus_panel_rows' | 'qe_corpus_store_rows' | 'qe_corpus_move_row' | 'qe_cosine_topk' | 'qe_feature_table_fill' | 'qe_feature_hash_embed'
 >;
-
-const REQUIRED_EXPORTS: readonly (keyof QEExports)[] = [
-  'qe_alloc', 'qe_free', 'qe_simd_level', 'qe_first_nonfinite', 'qe_workspace_last_bytes', 'qe_workspace_high_water_bytes',
-  'qe_workspace_reset_high_water', 'qe_workspace_reserved_bytes', 'qe_workspace_release', 'qe_vec_add',
-  'qe_matmul', 'qe_embedding_lookup', 'qe_softmax', 'qe_layer_norm', 'qe_attention', 'qe_attention_tile_q',
-  'qe_attention_tile_k', 'qe_corpus_panel_rows', 'qe_corpus_store_rows', 'qe_corpus_move_row', 'qe_cosine_topk',
-  'qe_feature_table_fill', 'qe_feature_hash_embed',
-];
 
 const MAX_ALLOCATION_BYTES = 0xffffffff;
 
@@ -80,8 +35,12 @@ export function checkStatus(status: number, entry: string): void {
       throw new RangeError(`${entry}: an id or index is outside its table (QE_ERR_INDEX)`);
     case QE_STATUS.ERR_NULL:
       throw new Error(`${entry}: a required pointer was null (QE_ERR_NULL); this is a bug in qe-flash`);
-    default:
+    default: {
+      // A status a header declares but this switch does not name yet.
+      const known = QE_STATUS_TEXT[status];
+      if (known !== undefined && status < 0) throw new RangeError(`${entry}: ${known.text} (${known.name})`);
       throw new Error(`${entry}: unknown status ${status}`);
+    }
   }
 }
 
@@ -109,7 +68,7 @@ export class QEModule {
   private liveByteCount = 0;
 
   constructor(loaded: LoadedWasm) {
-    for (const name of REQUIRED_EXPORTS) {
+    for (const name of QE_EXPORT_NAMES) {
       if (typeof loaded.exports[name] !== 'function') {
         throw new Error(`${loaded.source} lacks the export ${name}; rebuild it with 'make wasm'`);
       }

@@ -32,8 +32,9 @@
  * - Workers are unref()'d: an idle pool never keeps Node alive, so Jest and
  *   scripts exit by themselves. terminateThreadPools() ends them explicitly.
  *
- * This file is on the ground floor: it imports nothing of the package.
+ * This file is on the ground floor: it imports only the generated js/c-api.ts.
  */
+import { QE_EXPORT_NAMES, type QEExports } from './c-api';
 
 /** The multi-threaded build's file name (in the package's wasm/ folder). */
 export const THREADED_MODULE_FILE = 'qe-flash-simd-mt.wasm';
@@ -65,42 +66,8 @@ export const THREADS_PROBE = new Uint8Array([
   0x0a, 0x0a, 0x01, 0x08, 0x00, 0x41, 0x00, 0xfe, 0x10, 0x02, 0x00, 0x0b, // i32.const 0; i32.atomic.load; end
 ]);
 
-/** The exports of csrc/qe_api.h that the pool uses. Pointers are byte offsets. */
-export interface ThreadedExports {
-  qe_alloc(bytes: number): number;
-  qe_free(ptr: number): void;
-  qe_thread_support(): number;
-  qe_attention(
-    q: number, k: number, v: number, o: number,
-    nq: number, nk: number, dim: number, heads: number, scale: number,
-    causal: number, validK: number, blockQ: number, blockK: number,
-  ): number;
-  qe_attention_tile_q(): number;
-  qe_attention_tile_k(): number;
-  qe_attention_job_create(
-    q: number, k: number, v: number, o: number,
-    nq: number, nk: number, dim: number, heads: number, scale: number,
-    causal: number, validK: number, blockQ: number, blockK: number, workers: number,
-  ): number;
-  qe_job_work(job: number, worker: number): number;
-  qe_job_finished(job: number): number;
-  qe_job_finished_address(job: number): number;
-  qe_job_task_count(job: number): number;
-  qe_attention_job_tile_q(job: number): number;
-  qe_attention_job_tile_k(job: number): number;
-  qe_job_destroy(job: number): number;
-  qe_cosine_topk(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number): number;
-  qe_search_job_create(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number, workers: number): number;
-  qe_search_job_merge(job: number): number;
-}
-
-const JOB_EXPORTS: readonly (keyof ThreadedExports)[] = [
-  'qe_alloc', 'qe_free', 'qe_thread_support', 'qe_attention', 'qe_attention_tile_q', 'qe_attention_tile_k',
-  'qe_attention_job_create', 'qe_job_work',
-  'qe_job_finished', 'qe_job_finished_address', 'qe_job_task_count',
-  'qe_attention_job_tile_q', 'qe_attention_job_tile_k', 'qe_job_destroy',
-  'qe_cosine_topk', 'qe_search_job_create', 'qe_search_job_merge',
-];
+/** The exports the pool uses: every module exports every entry (js/c-api.ts). */
+export type ThreadedExports = QEExports;
 
 /* ------------------------------------------------------------------ detection */
 
@@ -497,7 +464,7 @@ export class ThreadPool {
    * then runs with those that did).
    */
   static async start(module: WebAssembly.Module, memory: WebAssembly.Memory, x: WebAssembly.Exports, workers: number): Promise<ThreadPool> {
-    for (const name of JOB_EXPORTS) {
+    for (const name of QE_EXPORT_NAMES) {
       if (typeof x[name] !== 'function') throw new Error(`the threaded module lacks the export ${name}; rebuild it with 'make wasm'`);
     }
     const exports = x as unknown as ThreadedExports;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prints the module's export list for emcc: every QE_EXPORT in csrc/*.h,
-# as -sEXPORTED_FUNCTIONS wants it (_name,_name,...).
+# Prints the module's export list for emcc (_name,_name,...): every
+# QE_EXPORT declaration in csrc/**/*.h, read by scripts/gen-c-api.js, the
+# same reader that writes js/c-api.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -h '^QE_EXPORT' csrc/*.h | grep -o 'qe_[a-z0-9_]*[[:space:]]*(' | tr -d '( \t' | sed 's/^/_/' | sort -u | paste -sd, -
+exec node scripts/gen-c-api.js --emcc-exports
