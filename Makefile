@@ -124,9 +124,11 @@ $(CTEST_BIN): $(CSRC) $(CHDR) $(CTEST_SRC) $(sort $(wildcard test/c/*.h)) Makefi
 deps:
 	@bash scripts/ensure-deps.sh
 
+# make test ARGS="flash-attention": only the C cases and Jest files matching
+# (scripts/run-tests.sh); npm test -- flash-attention does the same.
 test: deps
 	@$(MAKE) --no-print-directory all $(CTEST_BIN)
-	@bash scripts/run-tests.sh
+	@bash scripts/run-tests.sh $(ARGS)
 
 test-c: $(CTEST_BIN)
 	$(CTEST_BIN)

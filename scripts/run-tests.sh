@@ -1,29 +1,50 @@
 #!/usr/bin/env bash
 # Runs every suite (the native C tests under ASan/UBSan, then Jest) even when
 # one fails, and ends with one line that sums them: "N passed, N failed".
+#
+#   scripts/run-tests.sh [pattern...] [--jest-option...]
+#
+# Patterns select tests: Jest takes each as a regular expression on test file
+# paths (its own rule), the C runner as a case-insensitive regular expression
+# on "suite/case" names (a plain word matches as a substring). A runner with
+# no match counts 0 and is not a failure; no match anywhere is. Words
+# starting with "-" go to Jest only (write Jest options as --opt=value).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+patterns=()
+jest_options=()
+for arg in "$@"; do
+  case "$arg" in
+    -*) jest_options+=("$arg") ;;
+    *) patterns+=("$arg") ;;
+  esac
+done
+if [ ${#patterns[@]} -gt 0 ]; then
+  # Jest exits 1 when no file matches; here that is the C runner's call too.
+  jest_options+=(--passWithNoTests)
+fi
 
 passed=0
 failed=0
 status=0
 
-echo "== C tests (native build, SIMDe + AddressSanitizer + UBSan)"
+echo "== C tests (native build, SIMDe + AddressSanitizer + UBSan)${patterns[*]:+, matching: ${patterns[*]}}"
 c_out=$(mktemp)
-./build/native/qe-ctests 2>&1 | tee "$c_out"
+./build/native/qe-ctests "${patterns[@]}" 2>&1 | tee "$c_out"
 c_rc=${PIPESTATUS[0]}
 c_line=$(grep -E '^c-tests: [0-9]+ passed, [0-9]+ failed' "$c_out" | tail -n 1)
 if [ -n "$c_line" ]; then
   passed=$((passed + $(echo "$c_line" | sed -E 's/.* ([0-9]+) passed.*/\1/')))
   failed=$((failed + $(echo "$c_line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
 else
-  echo "C tests ended without a summary line (crash?)" >&2
+  echo "C tests ended without a summary line (crash or bad pattern?)" >&2
   failed=$((failed + 1))
 fi
 [ "$c_rc" -eq 0 ] || status=1
 rm -f "$c_out"
 
-echo "== Jest"
+echo "== Jest${patterns[*]:+, test files matching: ${patterns[*]}}"
 jest_json=$(mktemp)
 # Node 20 validates relaxed SIMD only with a V8 flag, which NODE_OPTIONS may
 # not carry: run Jest's own script under it (its workers inherit execArgv),
@@ -32,7 +53,8 @@ node_flags=()
 if [ "$(node -p 'process.versions.node.split(".")[0]')" = "20" ]; then
   node_flags+=(--experimental-wasm-relaxed-simd)
 fi
-node "${node_flags[@]}" node_modules/jest/bin/jest.js --ci --json --outputFile="$jest_json" "$@"
+node "${node_flags[@]}" node_modules/jest/bin/jest.js --ci --json --outputFile="$jest_json" \
+  "${jest_options[@]}" "${patterns[@]}"
 j_rc=$?
 counts=""
 if [ -s "$jest_json" ]; then
@@ -54,6 +76,10 @@ fi
 [ "$j_rc" -eq 0 ] || status=1
 rm -f "$jest_json"
 
+if [ ${#patterns[@]} -gt 0 ] && [ $((passed + failed)) -eq 0 ]; then
+  echo "no C test and no Jest test file matches: ${patterns[*]}" >&2
+  failed=1
+fi
 [ "$failed" -eq 0 ] || status=1
 echo "$passed passed, $failed failed"
 exit $status

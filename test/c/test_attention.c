@@ -151,7 +151,7 @@ QE_TEST(attention_refuses_heads_too_large_for_a_workspace) {
   QE_CHECK(qe_attention_workspace_bytes(&p) < ((size_t)1 << 20), "%zu bytes", qe_attention_workspace_bytes(&p));
 }
 
-QE_SUITE(qe_suite_attention, "attention",
+QE_SUITE(qe_suite_attention, "flash-attention",
          QE_CASE(attention_refuses_heads_too_large_for_a_workspace),
          QE_CASE(attention_matches_reference_on_awkward_shapes),
          QE_CASE(attention_causal_and_padding_masks),
