@@ -50,7 +50,7 @@ export const CLI_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   threshold: { type: 'string', value: '<x>', help: `report pairs with similarity >= x, in (0, 1] (default ${DEFAULT_THRESHOLD})` },
   top: { type: 'string', value: '<n>', help: `report at most n pairs (default ${DEFAULT_TOP})` },
   json: { type: 'boolean', help: 'print JSON instead of text' },
-  'all-files': { type: 'boolean', help: 'look at every source file, not only test files (a file without test cases is one case)' },
+  'all-files': { type: 'boolean', help: 'every source file, not only test files' },
   'no-ignore': { type: 'boolean', help: 'walk into what .gitignore files exclude' },
   neighbors: { type: 'string', value: '<n>', help: `nearest cases considered per case (default ${DEFAULT_NEIGHBORS})` },
   dim: { type: 'string', value: '<n>', help: `embedding length, a multiple of 4 in [4, 4096] (default ${DEFAULT_CLI_DIM})` },
