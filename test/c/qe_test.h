@@ -1,7 +1,8 @@
 /*
  * A small test harness for the native (SIMDe) build of the C sources.
  * Each test file defines functions with QE_TEST(name) and lists them in its
- * suite table; test_main.c runs every suite and prints the closing line
+ * suite table; test_main.c runs every suite (or, given patterns, the cases
+ * whose "suite/case" name matches one) and prints the closing line
  * "c-tests: N passed, N failed" that scripts/run-tests.sh adds up.
  *
  * References are computed in double precision (long double where it helps),
