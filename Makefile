@@ -63,7 +63,7 @@ TS_SRC      := $(sort $(wildcard js/*.ts types/*.ts))
 # Node 20 runs relaxed SIMD only with this V8 flag (Node >= 21 by default).
 NODE_RELAXED := $(shell node -e 'process.stdout.write(process.versions.node.split(".")[0] === "20" ? "--experimental-wasm-relaxed-simd" : "")' 2>/dev/null)
 
-.PHONY: all wasm dist deps test test-c test-js bench clean
+.PHONY: all wasm dist deps test test-c test-js bench bench-matrix clean
 
 all: wasm dist
 
@@ -136,9 +136,18 @@ test-c: $(CTEST_BIN)
 test-js: all
 	node $(NODE_RELAXED) node_modules/jest/bin/jest.js
 
+# The headline run is on Node 24 (current LTS), with no V8 flags: what users
+# get. Then the attention rows again on Node 22 and Node 20 (with and without
+# its relaxed-SIMD flag). Node binaries come from the npm registry, once.
 bench: deps
 	@$(MAKE) --no-print-directory all
-	node $(NODE_RELAXED) bench/run.js
+	"$$(bash scripts/ensure-node.sh 24)" bench/run.js
+	node bench/matrix.js --only=22,20 --readme
+
+# The attention rows alone, on Node 24, 22 and 20 (with and without the flag).
+bench-matrix: deps
+	@$(MAKE) --no-print-directory all
+	node bench/matrix.js
 
 clean:
 	rm -rf build dist wasm/*.wasm
