@@ -60,10 +60,18 @@ CTEST_BIN   := build/native/qe-ctests
 
 TS_SRC      := $(sort $(wildcard js/*.ts types/*.ts))
 
+# libFuzzer targets: the same C natively through SIMDe, with ASan and UBSan.
+# `make fuzz` runs each for FUZZ_SECONDS; `make test` runs each briefly.
+FUZZ_CC     ?= clang-19
+FUZZ_SECONDS ?= 600
+FUZZ_FLAGS  := -std=c11 -O1 -g -Icsrc -Itest/fuzz -DQE_NATIVE_SIMDE \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_BINS   := $(patsubst test/fuzz/fuzz_%.c,build/fuzz/fuzz_%,$(sort $(wildcard test/fuzz/fuzz_*.c)))
+
 # Node 20 runs relaxed SIMD only with this V8 flag (Node >= 21 by default).
 NODE_RELAXED := $(shell node -e 'process.stdout.write(process.versions.node.split(".")[0] === "20" ? "--experimental-wasm-relaxed-simd" : "")' 2>/dev/null)
 
-.PHONY: all wasm dist deps test test-c test-js bench bench-matrix clean
+.PHONY: all wasm dist deps test test-c test-js bench bench-matrix fuzz fuzz-build clean
 
 all: wasm dist
 
@@ -121,13 +129,24 @@ $(CTEST_BIN): $(CSRC) $(CHDR) $(CTEST_SRC) $(sort $(wildcard test/c/*.h)) Makefi
 	@mkdir -p build/native
 	$(CC_NATIVE) $(NATIVE_FLAGS) -Itest/c $(CSRC) $(CTEST_SRC) -lm -o $@
 
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_input.h $(CSRC) $(CHDR) Makefile
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(CSRC) $< -lm -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+# Every fuzz target for FUZZ_SECONDS (default 10 minutes) each.
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 deps:
 	@bash scripts/ensure-deps.sh
 
 # make test ARGS="flash-attention": only the C cases and Jest files matching
 # (scripts/run-tests.sh); npm test -- flash-attention does the same.
 test: deps
-	@$(MAKE) --no-print-directory all $(CTEST_BIN)
+	@$(MAKE) --no-print-directory all $(CTEST_BIN) $(FUZZ_BINS)
 	@bash scripts/run-tests.sh $(ARGS)
 
 test-c: $(CTEST_BIN)

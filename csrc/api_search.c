@@ -8,6 +8,7 @@
 #include "arena.h"
 #include "embed/feature_hash.h"
 #include "qe_api.h"
+#include "kernels/kernels.h"
 #include "search/similarity.h"
 
 /* Largest buffer a caller may describe: module memory is at most 4 GiB. */
@@ -38,7 +39,13 @@ int qe_corpus_store_rows(float *corpus, float *inv_norms, int32_t capacity, int3
     return QE_ERR_ARGUMENT;
   size_t bad = qe_f32_row_inv_norms((size_t)count, (size_t)dim, rows, (size_t)dim, inv_norms + row0);
   qe_f32_corpus_store_rows((size_t)dim, corpus, (size_t)row0, (size_t)count, rows, (size_t)dim);
-  return bad ? QE_ERR_ARGUMENT : QE_OK;
+  if (!bad) return QE_OK;
+  /* A refused row (non-finite, or a norm past FLT_MAX) is kept as the zero
+   * vector: its dot products would be infinite or NaN, and times its inverse
+   * norm of 0 a NaN score, where a zero vector scores 0 against anything. */
+  for (int32_t i = 0; i < count; i++)
+    if (inv_norms[row0 + i] == 0.0f) qe_f32_corpus_clear_row((size_t)dim, corpus, (size_t)(row0 + i));
+  return QE_ERR_ARGUMENT;
 }
 
 int qe_corpus_move_row(float *corpus, float *inv_norms, int32_t capacity, int32_t dim,
@@ -100,5 +107,7 @@ int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const flo
     if (rows[f] < 0 || rows[f] >= table_rows) return QE_ERR_INDEX;
   }
   qe_f32_embedding_bag_sum((size_t)tokens, offsets, rows, weights, table, (size_t)dim, out);
-  return QE_OK;
+  /* Finite weights can still sum past FLT_MAX: refuse rather than return infinity. */
+  const size_t n = (size_t)tokens * (size_t)dim;
+  return qe_f32_first_nonfinite(n, out) == n ? QE_OK : QE_ERR_ARGUMENT;
 }

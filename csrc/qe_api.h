@@ -107,7 +107,8 @@ QE_EXPORT int32_t qe_corpus_panel_rows(void);
  * vector (norm below FLT_MIN), whose similarity to anything is then 0.
  * QE_ERR_ARGUMENT when capacity is not a positive multiple of P, the rows
  * do not fit, or a row has a non-finite element or a norm above FLT_MAX
- * (the rows are stored all the same, such a row with inverse norm 0).
+ * (the other rows are stored all the same; such a row is stored as the zero
+ * vector, with inverse norm 0, so it scores 0 against any query).
  */
 QE_EXPORT int qe_corpus_store_rows(float *corpus, float *inv_norms, int32_t capacity, int32_t dim, int32_t row0, const float *rows, int32_t count);
 
@@ -141,8 +142,8 @@ QE_EXPORT int qe_feature_table_fill(float *table, int32_t rows, int32_t dim, uin
  * offsets has tokens + 1 entries, ascending from 0 to features (a token may
  * have none: a zero vector); rows and weights have `features` entries (a
  * weight is the feature's sign times its weight; it must be finite).
- * QE_ERR_ARGUMENT for bad offsets or weights, QE_ERR_INDEX for a row
- * outside [0, table_rows).
+ * QE_ERR_ARGUMENT for bad offsets or weights, or sums beyond float32's
+ * range, QE_ERR_INDEX for a row outside [0, table_rows).
  */
 QE_EXPORT int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const float *weights, int32_t tokens, int32_t features, const float *table, int32_t table_rows, int32_t dim, float *out);
 

@@ -44,6 +44,36 @@ fi
 [ "$c_rc" -eq 0 ] || status=1
 rm -f "$c_out"
 
+# Each libFuzzer target, briefly; with patterns, the targets whose name
+# "fuzz/<target>" matches one.
+fuzz_targets=()
+for f in test/fuzz/fuzz_*.c; do
+  t=${f#test/fuzz/fuzz_}; t=${t%.c}
+  if [ ${#patterns[@]} -eq 0 ]; then
+    fuzz_targets+=("$t")
+  else
+    for p in "${patterns[@]}"; do
+      if grep -qiE -- "$p" <<< "fuzz/$t" 2>/dev/null; then fuzz_targets+=("$t"); break; fi
+    done
+  fi
+done
+if [ ${#fuzz_targets[@]} -gt 0 ]; then
+  echo "== Fuzzing (each libFuzzer target ${QE_FUZZ_SECONDS:-10} s from its kept corpus; make fuzz runs them longer)"
+  f_out=$(mktemp)
+  bash scripts/fuzz.sh "${QE_FUZZ_SECONDS:-10}" "${fuzz_targets[@]}" | tee "$f_out"
+  f_rc=${PIPESTATUS[0]}
+  f_line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$f_out" | tail -n 1)
+  if [ -n "$f_line" ]; then
+    passed=$((passed + $(echo "$f_line" | sed -E 's/.* ([0-9]+) passed.*/\1/')))
+    failed=$((failed + $(echo "$f_line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+  else
+    echo "fuzzing ended without a summary line" >&2
+    failed=$((failed + 1))
+  fi
+  [ "$f_rc" -eq 0 ] || status=1
+  rm -f "$f_out"
+fi
+
 echo "== Jest${patterns[*]:+, test files matching: ${patterns[*]}}"
 jest_json=$(mktemp)
 # Node 20 validates relaxed SIMD only with a V8 flag, which NODE_OPTIONS may

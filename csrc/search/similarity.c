@@ -182,6 +182,11 @@ void qe_f32_corpus_move_row(size_t dim, float *corpus, size_t from, size_t to) {
   for (size_t d = 0; d < dim; d++) dst[d * PANEL] = src[d * PANEL];
 }
 
+void qe_f32_corpus_clear_row(size_t dim, float *corpus, size_t r) {
+  float *dst = corpus + (r / PANEL) * dim * PANEL + r % PANEL;
+  for (size_t d = 0; d < dim; d++) dst[d * PANEL] = 0.0f;
+}
+
 /* ----------------------------------------------------- the microkernel */
 
 /* dots[j] = q . row j of the panel, j < PANEL; q a unit query of length dim. */

@@ -52,6 +52,9 @@ void qe_f32_corpus_store_rows(size_t dim, float *corpus, size_t row0, size_t cou
 /* Copies corpus row `from` over row `to`. */
 void qe_f32_corpus_move_row(size_t dim, float *corpus, size_t from, size_t to);
 
+/* Sets corpus row r to the zero vector. */
+void qe_f32_corpus_clear_row(size_t dim, float *corpus, size_t r);
+
 /* Bytes of workspace qe_f32_cosine_topk needs (independent of n). */
 size_t qe_f32_cosine_topk_workspace_bytes(size_t nq, size_t dim);
 

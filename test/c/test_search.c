@@ -337,6 +337,13 @@ QE_TEST(store_rows_computes_inverse_norms_and_flags_bad_rows) {
   QE_CHECK(qe_corpus_store_rows(stored, inv, 32, (int32_t)dim, 0, x, 6) == QE_ERR_ARGUMENT, "infinite row accepted");
   for (size_t c = 0; c < dim; c++) x[5 * dim + c] = 3e38f; /* finite, but the norm exceeds FLT_MAX */
   QE_CHECK(qe_corpus_store_rows(stored, inv, 32, (int32_t)dim, 0, x, 6) == QE_ERR_ARGUMENT, "norm above FLT_MAX accepted");
+  /* A refused row is stored as the zero vector and scores 0, not NaN or -1. */
+  float q[7], score[6];
+  int32_t idx[6];
+  for (size_t c = 0; c < dim; c++) q[c] = x[5 * dim + c] > 0 ? 1.0f : -1.0f;
+  QE_CHECK(qe_cosine_topk(q, 1, stored, inv, 6, (int32_t)dim, 6, idx, score) == QE_OK, "search over a refused row");
+  for (size_t j = 0; j < 6; j++)
+    if (idx[j] == 5) QE_CHECK(score[j] == 0.0f, "refused row scored %g", (double)score[j]);
 }
 
 /* The documented layout: row r, element d at ((r / P) * dim + d) * P + r % P; and moves. */
@@ -469,6 +476,11 @@ QE_TEST(feature_hash_embed_matches_reference) {
   QE_CHECK(qe_feature_hash_embed(offsets, bad_rows, weights, 6, 10, table, 50, (int32_t)dim, out) == QE_ERR_INDEX, "row = table_rows");
   bad_rows[9] = -1;
   QE_CHECK(qe_feature_hash_embed(offsets, bad_rows, weights, 6, 10, table, 50, (int32_t)dim, out) == QE_ERR_INDEX, "row < 0");
+  /* Finite weights whose sums pass FLT_MAX: refused, not infinity. */
+  const float huge[10] = {3e38f, 3e38f, 3e38f, 3e38f, 3e38f, 3e38f, 3e38f, 3e38f, 3e38f, 3e38f};
+  float big_table[50 * 13];
+  for (size_t i = 0; i < 50 * 13; i++) big_table[i] = 1.5f;
+  QE_CHECK(qe_feature_hash_embed(offsets, rows, huge, 6, 10, big_table, 50, (int32_t)dim, out) == QE_ERR_ARGUMENT, "overflowing sums accepted");
   int32_t bad_offsets[7] = {0, 3, 2, 4, 7, 9, 10};
   QE_CHECK(qe_feature_hash_embed(bad_offsets, rows, weights, 6, 10, table, 50, (int32_t)dim, out) == QE_ERR_ARGUMENT, "descending offsets");
   QE_CHECK(qe_feature_hash_embed(offsets, rows, weights, 6, 9, table, 50, (int32_t)dim, out) == QE_ERR_ARGUMENT, "offsets past features");
