@@ -5,5 +5,7 @@ module.exports = {
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
   moduleFileExtensions: ['ts', 'js', 'json'],
+  // test/compat imports the built package by its published name, as users do.
+  moduleNameMapper: { '^@agentic-qe/v3/flash-attention$': '<rootDir>/dist/cjs/js/index.js' },
   testTimeout: 300000,
 };

@@ -55,7 +55,7 @@ async function main() {
   } finally {
     for (const p of peers) if (p.dispose) await p.dispose();
   }
-  const results = suite.getResults();
+  const results = suite.getRows();
   const machine = suite.getMachine();
   console.log('qe-flash similar: 10,000 generated test cases');
   const similar = runCliSimilarBenchmark();

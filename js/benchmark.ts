@@ -11,7 +11,7 @@
  */
 import type { QEWorkloadType } from '../types';
 import { naiveAttention } from './baseline';
-import { QE_PERFORMANCE_TARGETS } from './config';
+import { MAX_SPEEDUP_TARGET, MIN_SPEEDUP_TARGET, QE_PERFORMANCE_TARGETS, assertWorkloadType } from './config';
 import { createQEFlashAttention, type QEFlashAttention } from './flash-attention';
 import { loadQEModule, type QEModule } from './module';
 import { createSimilarityIndex, matchPatterns, type IndexSearchResult, type SimilarityIndex } from './similarity';
@@ -21,7 +21,7 @@ import type { ResolvedAttention } from './validate';
 const MIB = 1024 * 1024;
 
 /** The seed's promised speedup range over the baseline. */
-export const SEED_SPEEDUP_RANGE = Object.freeze({ min: 2.49, max: 7.47 });
+export const SEED_SPEEDUP_RANGE = Object.freeze({ min: MIN_SPEEDUP_TARGET, max: MAX_SPEEDUP_TARGET });
 
 /** Largest |difference| between two engines' outputs before the bench fails. */
 export const CROSS_CHECK_TOLERANCE = 1e-4;
@@ -241,7 +241,8 @@ export interface AttentionPeer {
 
 export type EngineStatus = 'ok' | 'not built' | 'not installed' | 'skipped' | 'failed';
 
-export interface EngineResult {
+/** How one engine ran on one row, before the original module's metric fields are added (see EngineResult). */
+export interface EngineRun {
   engine: string;
   threads: number;
   status: EngineStatus;
@@ -260,18 +261,45 @@ export interface TargetCheck {
   throughput: { target: number; measured: number | null; unit: string; pass: boolean | null };
 }
 
-export interface BenchmarkResult {
+/**
+ * The original module's FlashAttentionMetrics fields, for one engine on one
+ * benchmark row. NaN where the engine did not run (the type stays number, as
+ * in the original; NaN rather than a made-up value).
+ */
+export interface BenchmarkMetrics {
+  /** Median ms per call. */
+  timeMs: number;
+  /** Working memory as the row defines it (MiB). */
+  memoryMB: number;
+  /** The baseline's median over this engine's (1 for the baseline itself); NaN when either did not run. */
+  speedup: number;
+  /** Items per second at the median: query tokens for attention rows, queries for search rows, else calls. */
+  throughput: number;
+  /** The high-water mark of the working memory (MiB): memoryMB, which is already measured as a peak. */
+  peakMemoryMB: number;
+  /** The original's field; no cache is involved here, so it is left out. */
+  cacheHitRate?: number;
+}
+
+/** One engine on one row: the original's metric fields plus how it ran. */
+export interface EngineResult extends EngineRun, BenchmarkMetrics {}
+
+/**
+ * A row as the suite builds it: speedup, memoryReduction and meetsTarget are
+ * null when not measured. completeRow() turns it into a BenchmarkResult.
+ */
+export interface BenchmarkRowDraft {
   workload: QEWorkloadType;
   /** What is timed, e.g. "attention N=512 dim=384 heads=8". */
   label: string;
   kind: 'attention' | 'search' | 'index' | 'adaptation';
   shape: Record<string, number>;
-  baseline: EngineResult;
+  baseline: EngineRun;
   /** Ours on one thread. */
-  flash: EngineResult;
+  flash: EngineRun;
   /** Ours on all cores. */
-  flashThreads: EngineResult;
-  peers: EngineResult[];
+  flashThreads: EngineRun;
+  peers: EngineRun[];
   /** Baseline median over our best median. */
   speedup: number | null;
   /** 1 - ours / baseline working memory (both: bytes beyond inputs and outputs). */
@@ -283,6 +311,62 @@ export interface BenchmarkResult {
   /** FLOPs of one call, for GFLOP/s (4 N^2 dim for attention). */
   flops: number | null;
   crossCheckPassed: boolean;
+}
+
+/**
+ * One benchmark row, with the original module's BenchmarkResult fields
+ * (workload, baseline, flash, speedup, memoryReduction, meetsTarget) keeping
+ * their meaning, and this package's richer report in the other fields.
+ */
+export interface BenchmarkResult extends Omit<BenchmarkRowDraft, 'baseline' | 'flash' | 'flashThreads' | 'peers' | 'speedup' | 'memoryReduction' | 'meetsTarget'> {
+  /** The naive JavaScript baseline (without flash attention). */
+  baseline: EngineResult;
+  /** Ours on one thread. */
+  flash: EngineResult;
+  /** Ours on all cores. */
+  flashThreads: EngineResult;
+  peers: EngineResult[];
+  /** Baseline median over our best median; NaN when the baseline did not run (the original filled in 1). */
+  speedup: number;
+  /** 1 - ours / baseline working memory, a fraction; NaN when not measured. */
+  memoryReduction: number;
+  /** Every target of QE_PERFORMANCE_TARGETS measured and met; false when not judged (targets is then null). */
+  meetsTarget: boolean;
+}
+
+/** Items one call of the row processes, for throughput. */
+function itemsPerCall(row: BenchmarkRowDraft): number {
+  if (row.kind === 'attention') return row.shape.seqLen ?? 1;
+  return row.shape.queries ?? 1;
+}
+
+function completeEngine(e: EngineRun, items: number, baselineMs: number | null): EngineResult {
+  const timeMs = e.status === 'ok' && e.timing ? e.timing.medianMs : NaN;
+  const memoryMB = e.status === 'ok' && e.memoryBytes !== null ? e.memoryBytes / MIB : NaN;
+  return {
+    ...e,
+    timeMs,
+    memoryMB,
+    speedup: baselineMs !== null && timeMs > 0 ? baselineMs / timeMs : NaN,
+    throughput: timeMs > 0 ? items / (timeMs / 1000) : NaN,
+    peakMemoryMB: memoryMB,
+  };
+}
+
+/** A drafted row with the original module's fields filled in (NaN / false where not measured). */
+export function completeRow(row: BenchmarkRowDraft): BenchmarkResult {
+  const items = itemsPerCall(row);
+  const baselineMs = row.baseline.status === 'ok' && row.baseline.timing ? row.baseline.timing.medianMs : null;
+  return {
+    ...row,
+    baseline: completeEngine(row.baseline, items, baselineMs),
+    flash: completeEngine(row.flash, items, baselineMs),
+    flashThreads: completeEngine(row.flashThreads, items, baselineMs),
+    peers: row.peers.map((p) => completeEngine(p, items, baselineMs)),
+    speedup: row.speedup ?? NaN,
+    memoryReduction: row.memoryReduction ?? NaN,
+    meetsTarget: row.meetsTarget === true,
+  };
 }
 
 export interface MachineInfo {
@@ -325,6 +409,8 @@ export interface FlashAttentionBenchmarkOptions {
   measure?: MeasureOptions;
   /** Include the N = 16384 row (default true). */
   longSequence?: boolean;
+  /** Include the 512-query search row (default true; its naive baseline takes tens of seconds). */
+  searchBatch?: boolean;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
   /** Makes our engine for a workload and thread count (default: createQEFlashAttention). */
@@ -428,7 +514,7 @@ function compareTopK(ours: { index: number; similarity: number }[][], truth: { i
   return worst;
 }
 
-function notRun(engine: string, threads: number, status: EngineStatus, note: string): EngineResult {
+function notRun(engine: string, threads: number, status: EngineStatus, note: string): EngineRun {
   return { engine, threads, status, timing: null, memoryBytes: null, memoryHow: '', maxAbsDiff: null, note };
 }
 
@@ -456,75 +542,159 @@ function allPass(t: TargetCheck | null): boolean | null {
   return passes.every(Boolean);
 }
 
+/**
+ * The run QE_FLASH_BENCH_QUICK=1 sets as the default: a smoke test of the
+ * suite, not a measurement. One timed call per engine and no warm-up, one
+ * thread, no N = 16384 row, no 512-query search row.
+ */
+export const QUICK_BENCHMARK_OPTIONS: Readonly<FlashAttentionBenchmarkOptions> = Object.freeze({
+  longSequence: false,
+  searchBatch: false,
+  threadCounts: [1],
+  measure: { warmupCalls: 0, warmupMs: 0, minRuns: 1, minTimeMs: 0, maxRuns: 1, rounds: 1 },
+});
+
+/** Defaults from the environment: QE_FLASH_BENCH_QUICK=1 gives QUICK_BENCHMARK_OPTIONS (a smoke test, not a measurement). */
+function environmentDefaults(): FlashAttentionBenchmarkOptions {
+  const quick = typeof process !== 'undefined' && process.env?.QE_FLASH_BENCH_QUICK === '1';
+  return quick ? { ...QUICK_BENCHMARK_OPTIONS, measure: { ...QUICK_BENCHMARK_OPTIONS.measure } } : {};
+}
+
+/** Node's fs module, for the file exports. */
+function nodeFs(): typeof import('fs') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('fs');
+}
+
+const ALL_WORKLOADS: readonly QEWorkloadType[] = ['test-similarity', 'code-embedding', 'defect-matching', 'coverage-analysis', 'pattern-adaptation'];
+
 export class FlashAttentionBenchmark {
-  private results: BenchmarkResult[] = [];
+  private rows: BenchmarkResult[] = [];
+  private headline = new Map<QEWorkloadType, BenchmarkResult>();
   private machine: MachineInfo | null = null;
   private readonly options: FlashAttentionBenchmarkOptions;
 
+  /** Options default to a full run (QE_FLASH_BENCH_QUICK=1: a one-call smoke run). */
   constructor(options: FlashAttentionBenchmarkOptions = {}) {
-    this.options = options;
+    this.options = { ...environmentDefaults(), ...options };
   }
 
-  /** Every workload's row, plus the long-sequence row. */
-  async runFullSuite(): Promise<BenchmarkResult[]> {
-    this.results = [];
+  /**
+   * Every workload, plus the long-sequence row; as in the original, one
+   * result per workload (its first row). getRows() has every row.
+   */
+  async runFullSuite(): Promise<Map<QEWorkloadType, BenchmarkResult>> {
+    this.reset();
     this.machine = describeMachine();
-    for (const workload of ['test-similarity', 'code-embedding', 'defect-matching', 'coverage-analysis', 'pattern-adaptation'] as const) {
-      await this.benchmarkWorkload(workload);
-    }
+    for (const workload of ALL_WORKLOADS) await this.benchmarkWorkloadRows(workload);
     if (this.options.longSequence ?? true) await this.benchmarkLongSequence();
     return this.getResults();
   }
 
-  /** The rows of one workload (attention, and its search or index rows); they are added to getResults(). */
-  async benchmarkWorkload(workload: QEWorkloadType): Promise<BenchmarkResult[]> {
+  /** One workload's result (its first row: attention, or its index/adaptation row); every row it ran goes to getRows(). */
+  async benchmarkWorkload(workload: QEWorkloadType): Promise<BenchmarkResult> {
+    return (await this.benchmarkWorkloadRows(workload))[0];
+  }
+
+  /** The rows of one workload (attention, and its search or index rows); they are added to getRows(). */
+  async benchmarkWorkloadRows(workload: QEWorkloadType): Promise<BenchmarkResult[]> {
+    assertWorkloadType(workload);
     if (this.machine === null) this.machine = describeMachine();
-    const rows: BenchmarkResult[] = [];
+    const drafts: BenchmarkRowDraft[] = [];
     if (workload === 'test-similarity' || workload === 'code-embedding' || workload === 'defect-matching') {
-      rows.push(await this.attentionRow(workload, REFERENCE_SHAPES[workload], true));
-      if (workload === 'test-similarity') rows.push(...(await this.corpusSearchRows()));
-      if (workload === 'defect-matching') rows.push(await this.patternMatchRow());
+      drafts.push(await this.attentionRow(workload, REFERENCE_SHAPES[workload], true));
+      if (workload === 'test-similarity') drafts.push(...(await this.corpusSearchRows()));
+      if (workload === 'defect-matching') drafts.push(await this.patternMatchRow());
     } else if (workload === 'coverage-analysis') {
-      rows.push(this.notBuiltRow(workload, 'index', 'HNSW top-10 query in 100,000 x 384', { n: 100000, dim: 384, k: 10 }));
+      drafts.push(this.notBuiltRow(workload, 'index', 'HNSW top-10 query in 100,000 x 384', { n: 100000, dim: 384, k: 10 }));
     } else {
-      rows.push(this.notBuiltRow(workload, 'adaptation', 'Micro-LoRA rank 2, dim 256, one adaptation step', { rank: 2, dim: 256 }));
+      drafts.push(this.notBuiltRow(workload, 'adaptation', 'Micro-LoRA rank 2, dim 256, one adaptation step', { rank: 2, dim: 256 }));
     }
-    this.results.push(...rows);
-    return rows;
+    const rows = drafts.map(completeRow);
+    this.rows.push(...rows);
+    this.headline.set(workload, rows[0]);
+    return rows.map((r) => structuredClone(r));
   }
 
   /** N = 16384, dim 384, 8 heads: ours only; the others' score matrices alone would not fit. */
   async benchmarkLongSequence(): Promise<BenchmarkResult> {
-    const row = await this.attentionRow('code-embedding', LONG_SEQUENCE_SHAPE, false);
-    this.results.push(row);
-    return row;
+    const row = completeRow(await this.attentionRow('code-embedding', LONG_SEQUENCE_SHAPE, false));
+    this.rows.push(row);
+    return structuredClone(row);
   }
 
-  getResults(): BenchmarkResult[] {
-    return this.results.map((r) => structuredClone(r));
+  /** As in the original: each workload benchmarked so far and its result (copies). */
+  getResults(): Map<QEWorkloadType, BenchmarkResult> {
+    return new Map([...this.headline].map(([w, r]) => [w, structuredClone(r)]));
+  }
+
+  /** Every row run so far, in order (copies): the full report. */
+  getRows(): BenchmarkResult[] {
+    return this.rows.map((r) => structuredClone(r));
+  }
+
+  /** Forgets every result. */
+  reset(): void {
+    this.rows = [];
+    this.headline = new Map();
+    this.machine = null;
+  }
+
+  /** Prints one result to the console: what was timed, the times, speedup, memory, verdict. */
+  printBenchmarkResult(result: BenchmarkResult): void {
+    const ms = (e: EngineResult) => (Number.isNaN(e.timeMs) ? e.status : `${e.timeMs.toFixed(3)} ms`);
+    const lines = [
+      `${result.workload}: ${result.label}`,
+      `  baseline (naive JS): ${ms(result.baseline)}`,
+      `  qe-flash 1 thread:   ${ms(result.flash)}`,
+    ];
+    if (result.flashThreads.status === 'ok') lines.push(`  qe-flash ${result.flashThreads.threads} threads:   ${ms(result.flashThreads)}`);
+    for (const p of result.peers) lines.push(`  ${p.engine} ${p.threads} thr: ${ms(p)}`);
+    lines.push(
+      `  speedup: ${Number.isNaN(result.speedup) ? 'not measured' : `${result.speedup.toFixed(2)}x`} (target ${MIN_SPEEDUP_TARGET}x-${MAX_SPEEDUP_TARGET}x)`,
+      `  memory reduction: ${Number.isNaN(result.memoryReduction) ? 'not measured' : `${(result.memoryReduction * 100).toFixed(1)}%`}`,
+      `  targets: ${result.targets === null ? 'not judged' : result.meetsTarget ? 'PASS' : 'FAIL'}; cross-check: ${result.crossCheckPassed ? 'ok' : 'FAILED'}`,
+    );
+    console.log(lines.join('\n'));
   }
 
   getMachine(): MachineInfo {
     return this.machine ?? describeMachine();
   }
 
+  /** Every row, the machine and the tolerance as JSON (NaN, for what was not measured, is written as null). */
   exportResultsJSON(): string {
-    return JSON.stringify({ machine: this.getMachine(), tolerance: CROSS_CHECK_TOLERANCE, results: this.results }, null, 2);
+    return JSON.stringify({ machine: this.getMachine(), tolerance: CROSS_CHECK_TOLERANCE, results: this.rows }, null, 2);
+  }
+
+  /** As in the original: writes the results to `path` (exportResultsJSON; through a temporary file and a rename, so a reader never sees half a file). */
+  exportResultsToFile(path: string): void {
+    if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${typeof path === 'string' ? 'an empty string' : typeof path}`);
+    const fs = nodeFs();
+    const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    try {
+      fs.writeFileSync(temp, this.exportResultsJSON() + '\n');
+      fs.renameSync(temp, path);
+    } catch (err) {
+      try {
+        fs.unlinkSync(temp);
+      } catch {
+        // Nothing was written.
+      }
+      throw err;
+    }
   }
 
   /** Writes the Markdown report to `path` and returns it. */
   async exportResultsMarkdown(path?: string): Promise<string> {
-    const md = formatMarkdown(this.results, this.getMachine());
-    if (path) {
-      const fs = await import('fs');
-      fs.writeFileSync(path, md);
-    }
+    const md = formatMarkdown(this.rows, this.getMachine());
+    if (path) nodeFs().writeFileSync(path, md);
     return md;
   }
 
   /** True when every row that ran agreed across engines within CROSS_CHECK_TOLERANCE. */
   crossChecksPassed(): boolean {
-    return this.results.every((r) => r.crossCheckPassed);
+    return this.rows.every((r) => r.crossCheckPassed);
   }
 
   private log(line: string): void {
@@ -544,10 +714,10 @@ export class FlashAttentionBenchmark {
 
   private notBuiltRow(
     workload: QEWorkloadType,
-    kind: BenchmarkResult['kind'],
+    kind: BenchmarkRowDraft['kind'],
     label: string,
     shape: Record<string, number>,
-  ): BenchmarkResult {
+  ): BenchmarkRowDraft {
     const nb = (engine: string) => notRun(engine, 1, 'not built', 'lands with its own issue');
     return {
       workload,
@@ -576,7 +746,7 @@ export class FlashAttentionBenchmark {
    * Top-10 by cosine in a resident 10,000 x 384 corpus: 1 query, then 512 at
    * once; on one thread and on all cores, side by side.
    */
-  private async corpusSearchRows(): Promise<BenchmarkResult[]> {
+  private async corpusSearchRows(): Promise<BenchmarkRowDraft[]> {
     const { n, dim, k, batch } = SEARCH_SHAPES.corpus;
     const corpus = seededUniform(n * dim, 11);
     const queries = seededUniform(batch * dim, 12);
@@ -588,8 +758,8 @@ export class FlashAttentionBenchmark {
     try {
       index.add(corpus);
       indexAll?.add(corpus);
-      const rows: BenchmarkResult[] = [];
-      for (const count of [1, batch]) {
+      const rows: BenchmarkRowDraft[] = [];
+      for (const count of (this.options.searchBatch ?? true) ? [1, batch] : [1]) {
         const label = `top-${k} search, ${count === 1 ? '1 query' : `${count} queries`}, resident ${n.toLocaleString('en-US')} x ${dim}`;
         this.log(`test-similarity: ${label}`);
         const q = queries.subarray(0, count * dim);
@@ -609,7 +779,7 @@ export class FlashAttentionBenchmark {
         const workBytesAll = indexAll === null ? null : await highWater(await loadQEModule({ threads }), searchOnce(indexAll));
         this.log(`  qe-flash: ${timing.medianMs.toFixed(3)} ms${timingAll ? `, ${threads} threads ${timingAll.medianMs.toFixed(3)} ms` : ''}`);
         let truth: { index: number; similarity: number }[][] = [];
-        const slow = count === 1 ? this.options.measure ?? {} : { warmupCalls: 1, warmupMs: 0, minRuns: 5, minTimeMs: 0 };
+        const slow = count === 1 ? this.options.measure ?? {} : { warmupCalls: 1, warmupMs: 0, minRuns: Math.min(5, this.options.measure?.minRuns ?? 5), minTimeMs: 0 };
         const baseTiming = await measure(() => {
           truth = naiveCosineTopK(q, count, corpus, n, dim, k);
         }, slow);
@@ -619,7 +789,7 @@ export class FlashAttentionBenchmark {
         // The threaded search must give the same results, bit for bit.
         if (timingAll && JSON.stringify(outs[1]) !== JSON.stringify(outs[0])) diff = Infinity;
         if (!(diff <= CROSS_CHECK_TOLERANCE)) this.log(`  CROSS-CHECK FAILED: search results differ (${diff})`);
-        const all: EngineResult | undefined = timingAll && {
+        const all: EngineRun | undefined = timingAll && {
           engine: 'qe-flash',
           threads: threads as number,
           status: 'ok',
@@ -639,7 +809,7 @@ export class FlashAttentionBenchmark {
   }
 
   /** One defect embedding against a 2,000-pattern library: cosine scores and softmax probabilities. */
-  private async patternMatchRow(): Promise<BenchmarkResult> {
+  private async patternMatchRow(): Promise<BenchmarkRowDraft> {
     const { n, dim } = SEARCH_SHAPES.patterns;
     const library = seededUniform(n * dim, 21);
     const defect = seededUniform(dim, 22);
@@ -673,9 +843,9 @@ export class FlashAttentionBenchmark {
     baseBytes: number,
     diff: number,
     queries: number,
-    allCores?: EngineResult,
-  ): BenchmarkResult {
-    const flash: EngineResult = {
+    allCores?: EngineRun,
+  ): BenchmarkRowDraft {
+    const flash: EngineRun = {
       engine: 'qe-flash',
       threads: 1,
       status: 'ok',
@@ -684,7 +854,7 @@ export class FlashAttentionBenchmark {
       memoryHow: 'kernel working memory (arena high-water); the corpus itself is input',
       maxAbsDiff: 0,
     };
-    const baseline: EngineResult = {
+    const baseline: EngineRun = {
       engine: 'baseline (naive JS)',
       threads: 1,
       status: 'ok',
@@ -718,7 +888,7 @@ export class FlashAttentionBenchmark {
     };
   }
 
-  private async attentionRow(workload: QEWorkloadType, shape: AttentionShape, withOthers: boolean): Promise<BenchmarkResult> {
+  private async attentionRow(workload: QEWorkloadType, shape: AttentionShape, withOthers: boolean): Promise<BenchmarkRowDraft> {
     const { seqLen, dim, heads } = shape;
     const label = `attention N=${seqLen} dim=${dim} heads=${heads}`;
     const inputs = attentionInputs(shape);
@@ -741,12 +911,12 @@ export class FlashAttentionBenchmark {
     })];
     const multi: { threads: number; engine: QEFlashAttention; out: Float32Array }[] = [];
     const opened: { peer: AttentionPeer; session: GuardedSession; closed: boolean }[] = [];
-    const peers: EngineResult[] = [];
+    const peers: EngineRun[] = [];
     const peerFailed = (peer: AttentionPeer, err: unknown) => {
       peers.push(notRun(peer.name, peer.threads, 'failed', String((err as Error)?.message ?? err)));
       this.log(`  ${peer.name} (${peer.threads} threads) FAILED: ${(err as Error)?.message ?? err}`);
     };
-    let flash: EngineResult;
+    let flash: EngineRun;
     let flashThreads = notRun('qe-flash', nodeOs().cpus().length, 'not built', 'threads not built yet');
     let crossCheckPassed: boolean;
     try {
@@ -869,7 +1039,7 @@ export class FlashAttentionBenchmark {
         validKeyLength: seqLen,
       };
       let out: Float32Array = new Float32Array(0);
-      const slow = { ...measureOptions, warmupCalls: 3, warmupMs: 0, minRuns: Math.min(10, measureOptions.minRuns ?? 10), minTimeMs: 0 };
+      const slow = { ...measureOptions, warmupCalls: Math.min(3, measureOptions.warmupCalls ?? 3), warmupMs: 0, minRuns: Math.min(10, measureOptions.minRuns ?? 10), minTimeMs: 0 };
       const timing = await measure(() => {
         out = naiveAttention(inputs.Q, inputs.K, inputs.V, resolved);
       }, slow);
@@ -929,7 +1099,7 @@ function fmtMs(t: TimingStats | null): string {
   return `${f(t.medianMs)} (${f(t.minMs)}-${f(t.maxMs)})`;
 }
 
-function cell(e: EngineResult | undefined, flops: number | null): string {
+function cell(e: EngineRun | undefined, flops: number | null): string {
   if (!e) return 'n/a';
   if (e.status !== 'ok') return e.status;
   const gf = flops && e.timing ? ` · ${(flops / e.timing.medianMs / 1e6).toFixed(1)} GF/s` : '';
@@ -985,7 +1155,7 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
       cell(r.flash, r.flops),
       threadsCell,
       ...peerCells,
-      r.speedup === null ? '' : `${r.speedup.toFixed(1)}x`,
+      Number.isNaN(r.speedup) ? '' : `${r.speedup.toFixed(1)}x`,
       check,
     ].join(' | ')} |`);
   }
@@ -996,7 +1166,7 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
   lines.push('|---|---|---|---|---|---|');
   for (const r of results.filter((x) => x.flash.status === 'ok')) {
     const ours = r.flashThreads.status === 'ok' ? r.flashThreads : r.flash;
-    lines.push(`| ${r.workload} | ${r.label} | ${mib(ours.memoryBytes)} | ${r.baseline.status === 'ok' ? mib(r.baseline.memoryBytes) : r.baseline.note ?? r.baseline.status} | ${r.memoryReduction === null ? '' : `${(r.memoryReduction * 100).toFixed(1)}%`} | ${r.peers.filter((p) => p.status === 'ok').map((p) => `${p.engine} ${p.threads} thr: ${p.note}`).join('; ')} |`);
+    lines.push(`| ${r.workload} | ${r.label} | ${mib(ours.memoryBytes)} | ${r.baseline.status === 'ok' ? mib(r.baseline.memoryBytes) : r.baseline.note ?? r.baseline.status} | ${Number.isNaN(r.memoryReduction) ? '' : `${(r.memoryReduction * 100).toFixed(1)}%`} | ${r.peers.filter((p) => p.status === 'ok').map((p) => `${p.engine} ${p.threads} thr: ${p.note}`).join('; ')} |`);
   }
   lines.push('');
   lines.push('Targets (QE_PERFORMANCE_TARGETS: latency after, memory after, throughput minimum; judged on our best configuration):');
@@ -1009,13 +1179,18 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
       continue;
     }
     const t = r.targets;
-    lines.push(`| ${r.workload} | ${r.label} | ${t.latencyMs.measured?.toFixed(2)} ms <= ${t.latencyMs.target} ${passFail(t.latencyMs.pass)} | ${t.memoryMB.measured?.toFixed(2)} MB <= ${t.memoryMB.target} ${passFail(t.memoryMB.pass)} | ${Math.round(t.throughput.measured ?? 0)} ${t.throughput.unit} >= ${t.throughput.target} ${passFail(t.throughput.pass)} | ${r.speedup === null ? 'n/a' : `${r.speedup.toFixed(1)}x ${r.seedSpeedupReached ? 'reached' : 'not reached'}`} | ${passFail(r.meetsTarget)} |`);
+    lines.push(`| ${r.workload} | ${r.label} | ${t.latencyMs.measured?.toFixed(2)} ms <= ${t.latencyMs.target} ${passFail(t.latencyMs.pass)} | ${t.memoryMB.measured?.toFixed(2)} MB <= ${t.memoryMB.target} ${passFail(t.memoryMB.pass)} | ${Math.round(t.throughput.measured ?? 0)} ${t.throughput.unit} >= ${t.throughput.target} ${passFail(t.throughput.pass)} | ${Number.isNaN(r.speedup) ? 'n/a' : `${r.speedup.toFixed(1)}x ${r.seedSpeedupReached ? 'reached' : 'not reached'}`} | ${passFail(allPass(r.targets))} |`);
   }
   lines.push('');
   return lines.join('\n');
 }
 
-/** Runs the whole suite with the given options; see FlashAttentionBenchmark. */
-export async function runFlashAttentionBenchmarks(options: FlashAttentionBenchmarkOptions = {}): Promise<BenchmarkResult[]> {
+/** As in the original: runs the whole suite (see FlashAttentionBenchmark) and returns each workload's result. */
+export async function runFlashAttentionBenchmarks(options: FlashAttentionBenchmarkOptions = {}): Promise<Map<QEWorkloadType, BenchmarkResult>> {
   return new FlashAttentionBenchmark(options).runFullSuite();
+}
+
+/** As in the original: benchmarks one workload on a fresh suite and returns its result. */
+export async function benchmarkWorkload(workload: QEWorkloadType, options: FlashAttentionBenchmarkOptions = {}): Promise<BenchmarkResult> {
+  return new FlashAttentionBenchmark(options).benchmarkWorkload(workload);
 }

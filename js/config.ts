@@ -6,13 +6,24 @@
 import type {
   AttentionStrategy,
   BlockConfig,
-  FlashAttentionConfig,
+  CoordinatorAttentionStrategy,
+  CustomFlashAttentionConfig,
+  WorkloadFlashAttentionConfig,
   FlashAttentionConfigOverrides,
   PerformanceTarget,
   QEWorkloadType,
   SONAIntegration,
 } from '../types';
 import { validateFlashAttentionConfig, validatePositiveInteger } from './validate';
+
+/**
+ * The API level of agentic-qe's flash-attention module that this package is
+ * a drop-in for (the package's own version is in package.json).
+ */
+export const FLASH_ATTENTION_VERSION = '1.0.0';
+/** The speedup range over the naive baseline that the original module promised (ADR-040). */
+export const MIN_SPEEDUP_TARGET = 2.49;
+export const MAX_SPEEDUP_TARGET = 7.47;
 
 const WORKLOAD_TYPES: readonly QEWorkloadType[] = Object.freeze([
   'test-similarity',
@@ -39,7 +50,7 @@ function preset(
   dim: number,
   blockConfig: BlockConfig,
   targetSpeedup: { min: number; max: number },
-): FlashAttentionConfig {
+): WorkloadFlashAttentionConfig {
   return {
     backend: 'wasm-simd',
     strategy,
@@ -53,7 +64,7 @@ function preset(
   };
 }
 
-export const QE_FLASH_ATTENTION_CONFIG: Readonly<Record<QEWorkloadType, Readonly<FlashAttentionConfig>>> = deepFreeze({
+export const QE_FLASH_ATTENTION_CONFIG: Readonly<Record<QEWorkloadType, Readonly<WorkloadFlashAttentionConfig>>> = deepFreeze({
   'test-similarity': preset('latency-optimized', 384, blocks(8, 512, 512, 128), { min: 2.49, max: 7.47 }),
   'code-embedding': preset('throughput-optimized', 512, blocks(4, 1024, 1024, 256), { min: 2.49, max: 7.47 }),
   'defect-matching': preset('latency-optimized', 384, blocks(12, 256, 256, 64), { min: 2.49, max: 7.47 }),
@@ -89,8 +100,12 @@ export const QE_PERFORMANCE_TARGETS: Readonly<Record<QEWorkloadType, Readonly<Pe
   'pattern-adaptation': target(2, 0.05, 50, 20, 20000),
 });
 
-/** Block configurations by the longest sequence length they suit. */
-export const BLOCK_SIZE_PRESETS: Readonly<Record<128 | 256 | 512 | 1024 | 2048 | 4096, Readonly<BlockConfig>>> = deepFreeze({
+/**
+ * Block configurations by the longest sequence length they suit (128, 256,
+ * ..., 4096). Typed as the original's Record<number, BlockConfig>: any other
+ * key reads undefined.
+ */
+export const BLOCK_SIZE_PRESETS: Readonly<Record<number, Readonly<BlockConfig>>> = deepFreeze({
   128: blocks(4, 128, 128, 32),
   256: blocks(8, 256, 256, 64),
   512: blocks(8, 512, 512, 128),
@@ -127,7 +142,7 @@ export function assertWorkloadType(workload: unknown): asserts workload is QEWor
 }
 
 /** A fresh copy of a configuration, nested objects included. */
-export function cloneConfig(config: Readonly<FlashAttentionConfig>): FlashAttentionConfig {
+export function cloneConfig(config: Readonly<WorkloadFlashAttentionConfig>): WorkloadFlashAttentionConfig {
   return { ...config, blocks: { ...config.blocks }, targetSpeedup: { ...config.targetSpeedup } };
 }
 
@@ -136,16 +151,17 @@ export function cloneConfig(config: Readonly<FlashAttentionConfig>): FlashAttent
  * field) and validates the result. Returns a new object; neither input changes.
  */
 export function mergeConfig(
-  base: Readonly<FlashAttentionConfig>,
-  overrides?: FlashAttentionConfigOverrides,
-): FlashAttentionConfig {
-  if (overrides === undefined) return cloneConfig(base);
-  if (overrides === null || typeof overrides !== 'object') {
-    throw new TypeError(`config overrides must be an object, got ${overrides === null ? 'null' : typeof overrides}`);
+  base: Readonly<WorkloadFlashAttentionConfig>,
+  custom?: CustomFlashAttentionConfig,
+): WorkloadFlashAttentionConfig {
+  if (custom === undefined) return cloneConfig(base);
+  if (custom === null || typeof custom !== 'object') {
+    throw new TypeError(`config overrides must be an object, got ${custom === null ? 'null' : typeof custom}`);
   }
-  const merged: FlashAttentionConfig = {
+  const overrides = fromCoordinatorShape(custom);
+  const merged: WorkloadFlashAttentionConfig = {
     ...base,
-    ...(overrides as Partial<FlashAttentionConfig>),
+    ...(overrides as Partial<WorkloadFlashAttentionConfig>),
     blocks: { ...base.blocks, ...(overrides.blocks ?? {}) },
     targetSpeedup: { ...base.targetSpeedup, ...(overrides.targetSpeedup ?? {}) },
   };
@@ -153,11 +169,51 @@ export function mergeConfig(
   return merged;
 }
 
+const COORDINATOR_STRATEGIES: readonly CoordinatorAttentionStrategy[] = ['flash', 'dot-product', 'multi-head', 'hyperbolic', 'linear', 'moe'];
+const PRESET_STRATEGIES: readonly AttentionStrategy[] = ['latency-optimized', 'throughput-optimized', 'memory-efficient'];
+/** Keys of agentic-qe 3.14's coordinator config that are not fields of ours. */
+const COORDINATOR_KEYS = ['blockSize', 'numHeads', 'curvature', 'features', 'moeConfig'] as const;
+
+/**
+ * Translates agentic-qe 3.14's coordinator shape ({ dim, strategy: 'flash',
+ * blockSize?, numHeads? }) into overrides of ours: numHeads sets
+ * blocks.headsPerBlock, blockSize both tiles, strategy 'flash' keeps the
+ * preset's strategy. Strategies not computed here are refused by name.
+ * Anything else passes through unchanged.
+ */
+function fromCoordinatorShape(custom: CustomFlashAttentionConfig): FlashAttentionConfigOverrides {
+  const c = custom as Record<string, unknown>;
+  const strategy = c.strategy;
+  const coordinatorStrategy = typeof strategy === 'string' && (COORDINATOR_STRATEGIES as readonly string[]).includes(strategy);
+  const hasCoordinatorKeys = COORDINATOR_KEYS.some((k) => c[k] !== undefined);
+  if (!coordinatorStrategy && !hasCoordinatorKeys) return custom as FlashAttentionConfigOverrides;
+  if (coordinatorStrategy && strategy !== 'flash') {
+    throw new RangeError(
+      `config.strategy ${JSON.stringify(strategy)} (agentic-qe 3.14) is not computed by this package; supported strategies: 'flash' ` +
+        `(exact FlashAttention, multi-head through numHeads), or a preset strategy: ${PRESET_STRATEGIES.map((s) => `'${s}'`).join(', ')}`,
+    );
+  }
+  const rest: Record<string, unknown> = { ...c };
+  for (const k of COORDINATOR_KEYS) delete rest[k];
+  if (coordinatorStrategy) delete rest.strategy;
+  const blocks: Partial<BlockConfig> = { ...((rest.blocks as Partial<BlockConfig> | undefined) ?? {}) };
+  if (c.numHeads !== undefined) {
+    validatePositiveInteger('config.numHeads', c.numHeads);
+    blocks.headsPerBlock = c.numHeads;
+  }
+  if (c.blockSize !== undefined) {
+    validatePositiveInteger('config.blockSize', c.blockSize);
+    blocks.queryChunkSize = c.blockSize;
+    blocks.kvChunkSize = c.blockSize;
+  }
+  return { ...(rest as FlashAttentionConfigOverrides), blocks };
+}
+
 /** The workload's preset with `custom` merged in; always a fresh object. */
 export function getQEFlashAttentionConfig(
   workload: QEWorkloadType,
-  custom?: FlashAttentionConfigOverrides,
-): FlashAttentionConfig {
+  custom?: CustomFlashAttentionConfig,
+): WorkloadFlashAttentionConfig {
   assertWorkloadType(workload);
   return mergeConfig(QE_FLASH_ATTENTION_CONFIG[workload], custom);
 }

@@ -5,11 +5,14 @@
  */
 import type {
   AttentionOptions,
+  AttentionStrategy,
+  CoordinatorAttentionStrategy,
+  CustomFlashAttentionConfig,
   DefectMatch,
+  FlashAttentionConfig,
   DefectMatchOptions,
   PatternLibrary,
-  FlashAttentionConfig,
-  FlashAttentionConfigOverrides,
+  WorkloadFlashAttentionConfig,
   FlashAttentionMetrics,
   ModuleLoadOptions,
   QEWorkloadType,
@@ -33,24 +36,73 @@ import {
 } from './similarity';
 import { describe, validateAttention, type ResolvedAttention } from './validate';
 
+function isQEModule(x: unknown): x is QEModule {
+  return typeof x === 'object' && x !== null && typeof (x as QEModule).attention === 'function' && typeof (x as QEModule).kind === 'string';
+}
+
 export class QEFlashAttention {
-  private config: FlashAttentionConfig;
-  private module: QEModule | null;
+  private config: WorkloadFlashAttentionConfig;
+  private module: QEModule | null = null;
+  private disposed = false;
+  private threads = 1;
+  private loading: Promise<void> | null = null;
+  private readonly loadOptions: ModuleLoadOptions | undefined;
+  private readonly workload: QEWorkloadType;
   private readonly metrics = new MetricsRecorder();
 
   /**
-   * Use createQEFlashAttention(), which loads the module and builds the
-   * config. threads: the most threads a call may use (the module's worker
-   * pool permitting).
+   * As in the original module: the workload's preset merged with
+   * customConfig (ours, the original's, or agentic-qe 3.14's coordinator
+   * shape), then `await initialize()` loads the module; loadOptions choose
+   * the build and threads as for createQEFlashAttention, which does both.
+   * The async methods initialize on first use; the Sync ones need
+   * initialize() first.
    */
+  constructor(workload: QEWorkloadType, customConfig?: CustomFlashAttentionConfig, loadOptions?: ModuleLoadOptions);
+  /**
+   * On an already loaded module, with a complete config. threads: the most
+   * threads a call may use (the module's worker pool permitting).
+   */
+  constructor(workload: QEWorkloadType, config: FlashAttentionConfig, module: QEModule, threads?: number);
   constructor(
-    private readonly workload: QEWorkloadType,
-    config: FlashAttentionConfig,
-    module: QEModule,
-    private readonly threads: number = 1,
+    workload: QEWorkloadType,
+    config?: CustomFlashAttentionConfig,
+    moduleOrOptions?: QEModule | ModuleLoadOptions,
+    threads = 1,
   ) {
-    this.config = cloneConfig(config);
+    assertWorkloadType(workload);
+    this.workload = workload;
+    if (isQEModule(moduleOrOptions)) {
+      this.config = getQEFlashAttentionConfig(workload, config);
+      this.loadOptions = undefined;
+      this.attach(moduleOrOptions, threads);
+    } else {
+      this.config = getQEFlashAttentionConfig(workload, config);
+      this.loadOptions = moduleOrOptions;
+    }
+  }
+
+  /** Loads the module and starts the worker threads (once; later calls return at once). */
+  async initialize(): Promise<void> {
+    this.notDisposed();
+    if (this.module !== null) return;
+    if (this.loading === null) {
+      this.loading = (async () => {
+        const threads = await resolveThreads(this.loadOptions);
+        const module = await loadQEModule({ ...this.loadOptions, threads });
+        // Disposed while loading: stay disposed.
+        if (!this.disposed) this.attach(module, threads);
+      })().finally(() => {
+        this.loading = null;
+      });
+    }
+    await this.loading;
+    this.notDisposed();
+  }
+
+  private attach(module: QEModule, threads: number): void {
     this.module = module;
+    this.threads = threads;
     if (threads > 1) module.pool?.retain();
   }
 
@@ -66,6 +118,7 @@ export class QEFlashAttention {
     dim: number,
     options?: AttentionOptions,
   ): Promise<Float32Array> {
+    await this.initialize();
     return this.computeFlashAttentionSync(Q, K, V, seqLen, dim, options);
   }
 
@@ -112,7 +165,7 @@ export class QEFlashAttention {
     dim: number,
     options?: AttentionOptions,
   ): Promise<Float32Array> {
-    this.live();
+    this.notDisposed();
     const shape = this.resolve(Q, K, V, seqLen, dim, options);
     const start = performance.now();
     const output = naiveAttention(Q, K, V, shape);
@@ -129,6 +182,7 @@ export class QEFlashAttention {
    * resident with createSimilarityIndex().
    */
   async computeTestSimilarity(testEmbedding: Float32Array, corpusEmbeddings: CorpusInput, topK = 5): Promise<SimilarityResult[]> {
+    await this.initialize();
     return this.computeTestSimilaritySync(testEmbedding, corpusEmbeddings, topK);
   }
 
@@ -154,9 +208,13 @@ export class QEFlashAttention {
    * temperature) over the library (they sum to 1), best first. The library is
    * a list of embeddings, a list of objects with an `embedding`, one flat
    * Float32Array, or a resident SimilarityIndex (the fast form for repeated
-   * matching; `pattern` is then the id). Default temperature 0.1.
+   * matching). `pattern` and `index` are the pattern's position in the
+   * library (its id in an index), as in the original module; `entry` is the
+   * library entry (a row view of a flat library; the id for an index).
+   * Default temperature 0.1.
    */
   async matchDefectPattern<P = unknown>(defectEmbedding: Float32Array, patternLibrary: PatternLibrary<P>, options: DefectMatchOptions = {}): Promise<DefectMatch<P>[]> {
+    await this.initialize();
     return this.matchDefectPatternSync(defectEmbedding, patternLibrary, options);
   }
 
@@ -168,12 +226,24 @@ export class QEFlashAttention {
     if (isSimilarityIndex(patternLibrary)) {
       const library = patternLibrary;
       return this.measured('defect-matching', library.size, dim, 0, () =>
-        matchPatternsInIndex(module, defectEmbedding, library, temperature).map((m) => ({ ...m, pattern: m.index as unknown as P })),
+        matchPatternsInIndex(module, defectEmbedding, library, temperature).map((m) => ({
+          pattern: m.index,
+          index: m.index,
+          entry: m.index as unknown as P,
+          score: m.score,
+          probability: m.probability,
+        })),
       );
     }
     const { corpus, pattern } = patternCorpus(patternLibrary, dim);
     return this.measured('defect-matching', corpusRows(corpus, defectEmbedding), dim, 0, () =>
-      matchPatterns(module, defectEmbedding, corpus, temperature).map((m) => ({ ...m, pattern: pattern(m.index) })),
+      matchPatterns(module, defectEmbedding, corpus, temperature).map((m) => ({
+        pattern: m.index,
+        index: m.index,
+        entry: pattern(m.index),
+        score: m.score,
+        probability: m.probability,
+      })),
     );
   }
 
@@ -188,6 +258,7 @@ export class QEFlashAttention {
    * model download.
    */
   async generateCodeEmbedding(code: Float32Array | string, positionEmbeddings?: Float32Array): Promise<Float32Array> {
+    await this.initialize();
     return this.generateCodeEmbeddingSync(code, positionEmbeddings);
   }
 
@@ -237,42 +308,55 @@ export class QEFlashAttention {
 
   /** Copies of the metrics of every recorded call, oldest first. */
   getMetrics(): FlashAttentionMetrics[] {
-    this.live();
+    this.notDisposed();
     return this.metrics.list();
   }
 
   /** Mean speedup over the calls whose speedup is known; null when none is. */
   getAverageSpeedup(): number | null {
-    this.live();
+    this.notDisposed();
     return this.metrics.averageSpeedup();
   }
 
-  getConfig(): FlashAttentionConfig {
-    this.live();
+  getConfig(): WorkloadFlashAttentionConfig {
+    this.notDisposed();
     return cloneConfig(this.config);
   }
 
-  /** Merges `partial` into the configuration (blocks field by field); returns the new configuration. */
-  updateConfig(partial: FlashAttentionConfigOverrides): FlashAttentionConfig {
-    this.live();
+  /**
+   * Merges `partial` into the configuration (blocks field by field; the
+   * 3.14 coordinator shape too). Returns nothing, as in the original; read
+   * the result with getConfig(). A rejected update changes nothing.
+   */
+  updateConfig(partial: CustomFlashAttentionConfig): void {
+    this.notDisposed();
     this.config = mergeConfig(this.config, partial);
-    return cloneConfig(this.config);
+  }
+
+  /**
+   * agentic-qe 3.14's changeStrategy: 'flash' keeps this instance's exact
+   * FlashAttention; a preset strategy is recorded; the 3.14 wrapper's other
+   * strategies are refused with a RangeError naming the supported ones.
+   */
+  changeStrategy(strategy: CoordinatorAttentionStrategy | AttentionStrategy): void {
+    this.updateConfig({ strategy } as CustomFlashAttentionConfig);
   }
 
   /** Forgets the recorded calls (baseline times are kept). */
   resetMetrics(): void {
-    this.live();
+    this.notDisposed();
     this.metrics.reset();
   }
 
   getWorkload(): QEWorkloadType {
-    this.live();
+    this.notDisposed();
     return this.workload;
   }
 
-  /** The most threads a call may use: 1 on the single-thread builds. */
+  /** The most threads a call may use: 1 on the single-thread builds (and before initialize()). */
   getThreads(): number {
-    return this.live().pool !== null ? this.threads : 1;
+    this.notDisposed();
+    return this.module?.pool ? this.threads : 1;
   }
 
   /**
@@ -283,12 +367,20 @@ export class QEFlashAttention {
   dispose(): void {
     if (this.module !== null && this.threads > 1) this.module.pool?.release();
     this.module = null;
+    this.disposed = true;
     this.metrics.reset();
   }
 
-  private live(): QEModule {
-    if (this.module === null) {
+  private notDisposed(): void {
+    if (this.disposed) {
       throw new Error(`this QEFlashAttention (${this.workload}) has been disposed; create a new one with createQEFlashAttention()`);
+    }
+  }
+
+  private live(): QEModule {
+    this.notDisposed();
+    if (this.module === null) {
+      throw new Error(`this QEFlashAttention (${this.workload}) is not initialized; call await initialize() first (createQEFlashAttention() does)`);
     }
     return this.module;
   }
@@ -322,20 +414,20 @@ async function resolveThreads(loadOptions: ModuleLoadOptions | undefined): Promi
 }
 
 /**
- * A QEFlashAttention for `workload`, its preset merged with customConfig.
- * loadOptions choose the build ('auto', 'simd', 'scalar'), where its bytes
- * come from, and the threads (default min(2, cores) with 'auto').
+ * A QEFlashAttention for `workload`, its preset merged with customConfig
+ * (ours, the original module's, or agentic-qe 3.14's { dim, strategy:
+ * 'flash', blockSize?, numHeads? }), initialized. loadOptions choose the
+ * build ('auto', 'simd', 'scalar'), where its bytes come from, and the
+ * threads (default min(2, cores) with 'auto').
  */
 export async function createQEFlashAttention(
   workload: QEWorkloadType,
-  customConfig?: FlashAttentionConfigOverrides,
+  customConfig?: CustomFlashAttentionConfig,
   loadOptions?: ModuleLoadOptions,
 ): Promise<QEFlashAttention> {
-  assertWorkloadType(workload);
-  const config = getQEFlashAttentionConfig(workload, customConfig);
-  const threads = await resolveThreads(loadOptions);
-  const module = await loadQEModule({ ...loadOptions, threads });
-  return new QEFlashAttention(workload, config, module, threads);
+  const instance = new QEFlashAttention(workload, customConfig, loadOptions);
+  await instance.initialize();
+  return instance;
 }
 
 /** Default temperature of matchDefectPattern: probabilities are softmax(cosine / 0.1). */

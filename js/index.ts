@@ -2,7 +2,13 @@
  * @agentic-qe/v3/flash-attention: the public face. Re-exports only.
  */
 export type {
+  AttentionBackend,
   AttentionOptions,
+  CoordinatorAttentionStrategy,
+  CustomFlashAttentionConfig,
+  QEFlashAttentionConfig,
+  WorkloadFlashAttentionConfig,
+  VectorOperation,
   DefectMatch,
   DefectMatchOptions,
   PatternLibrary,
@@ -25,6 +31,9 @@ export type {
 } from '../types';
 export {
   BLOCK_SIZE_PRESETS,
+  FLASH_ATTENTION_VERSION,
+  MAX_SPEEDUP_TARGET,
+  MIN_SPEEDUP_TARGET,
   QE_FLASH_ATTENTION_CONFIG,
   QE_PERFORMANCE_TARGETS,
   QE_SONA_CONFIG,
@@ -40,9 +49,12 @@ export { threadsAvailable, terminateThreadPools } from './threads';
 export {
   CROSS_CHECK_TOLERANCE,
   FlashAttentionBenchmark,
+  QUICK_BENCHMARK_OPTIONS,
   REFERENCE_SHAPES,
+  benchmarkWorkload,
   formatMarkdown,
   runFlashAttentionBenchmarks,
+  type BenchmarkMetrics,
   type AttentionPeer,
   type PeerSession,
   type TimedSession,

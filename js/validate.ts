@@ -4,13 +4,14 @@
  * of the right type that is out of range (a length, a size, a non-finite
  * number). Messages name the argument and give the numbers.
  */
-import type { AttentionOptions, AttentionStrategy, FlashAttentionConfig } from '../types';
+import type { AttentionBackend, AttentionOptions, AttentionStrategy, WorkloadFlashAttentionConfig } from '../types';
 
 /** Largest size the module's int32 arguments take. */
 export const MAX_INT32 = 0x7fffffff;
 
 const ATTENTION_OPTION_KEYS: readonly string[] = ['heads', 'causal', 'validKeyLength', 'scale', 'kvSeqLen'];
 const STRATEGIES: readonly AttentionStrategy[] = ['latency-optimized', 'throughput-optimized', 'memory-efficient'];
+const BACKENDS: readonly AttentionBackend[] = ['wasm-simd', 'native', 'gpu', 'hybrid', 'js-fallback'];
 
 /** A short description of a value for error messages. */
 export function describe(value: unknown): string {
@@ -172,12 +173,12 @@ export function validateAttention(
 }
 
 /** A complete configuration with every field of the right type and in range. */
-export function validateFlashAttentionConfig(config: FlashAttentionConfig): void {
-  if (config.backend !== 'wasm-simd') {
-    throw new RangeError(`config.backend must be 'wasm-simd', got ${describe(config.backend)}`);
+export function validateFlashAttentionConfig(config: WorkloadFlashAttentionConfig): void {
+  if (!BACKENDS.includes(config.backend)) {
+    throw new RangeError(`config.backend must be one of ${BACKENDS.join(', ')}; got ${describe(config.backend)}`);
   }
   if (!STRATEGIES.includes(config.strategy)) {
-    throw new RangeError(`config.strategy must be one of ${STRATEGIES.join(', ')}; got ${describe(config.strategy)}`);
+    throw new RangeError(`config.strategy must be one of ${STRATEGIES.join(', ')} (or agentic-qe 3.14's 'flash'); got ${describe(config.strategy)}`);
   }
   validatePositiveInteger('config.dim', config.dim);
   if (config.blocks === null || typeof config.blocks !== 'object') {
@@ -187,16 +188,15 @@ export function validateFlashAttentionConfig(config: FlashAttentionConfig): void
   validatePositiveInteger('config.blocks.queryChunkSize', config.blocks.queryChunkSize);
   validatePositiveInteger('config.blocks.kvChunkSize', config.blocks.kvChunkSize);
   validatePositiveInteger('config.blocks.matmulBlockSize', config.blocks.matmulBlockSize);
-  if (config.dropoutRate !== 0) {
-    throw new RangeError(`config.dropoutRate must be 0 (exact inference has no dropout), got ${describe(config.dropoutRate)}`);
+  // Recorded for code written against the original module; exact inference
+  // applies no dropout, always fuses softmax, and has nothing to checkpoint.
+  validateFiniteNumber('config.dropoutRate', config.dropoutRate);
+  if (config.dropoutRate < 0 || config.dropoutRate > 1) {
+    throw new RangeError(`config.dropoutRate must be in [0, 1], got ${config.dropoutRate}`);
   }
   validateBoolean('config.useCausalMask', config.useCausalMask);
-  if (config.fusedSoftmax !== true) {
-    throw new RangeError(`config.fusedSoftmax must be true (softmax is always fused), got ${describe(config.fusedSoftmax)}`);
-  }
-  if (config.enableCheckpointing !== false) {
-    throw new RangeError(`config.enableCheckpointing must be false (forward only), got ${describe(config.enableCheckpointing)}`);
-  }
+  validateBoolean('config.fusedSoftmax', config.fusedSoftmax);
+  validateBoolean('config.enableCheckpointing', config.enableCheckpointing);
   const speedup = config.targetSpeedup;
   if (speedup === null || typeof speedup !== 'object') {
     throw new TypeError(`config.targetSpeedup must be an object, got ${describe(speedup)}`);

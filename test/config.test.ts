@@ -147,9 +147,10 @@ test('an instance hands out copies of its configuration, and updateConfig merges
   const config = fa.getConfig();
   config.blocks.queryChunkSize = 1;
   expect(fa.getConfig().blocks.queryChunkSize).toBe(1024);
-  const updated = fa.updateConfig({ blocks: { queryChunkSize: 32 }, useCausalMask: true });
+  expect(fa.updateConfig({ blocks: { queryChunkSize: 32 }, useCausalMask: true })).toBeUndefined();
+  const updated = fa.getConfig();
   expect(updated.blocks).toEqual(blocks(4, 32, 1024, 256));
-  expect(fa.getConfig()).toEqual(updated);
+  expect(updated.useCausalMask).toBe(true);
   expect(fa.getConfig()).not.toBe(fa.getConfig());
   expect(fa.getWorkload()).toBe('code-embedding');
   expect(QE_FLASH_ATTENTION_CONFIG['code-embedding'].blocks.queryChunkSize).toBe(1024);

@@ -219,7 +219,7 @@ describe('workloads, configurations and module choices', () => {
   });
 
   test('bad custom configurations are rejected', async () => {
-    await expectReject(createQEFlashAttention('test-similarity', { dropoutRate: 0.1 as 0 }), RangeError, 'config.dropoutRate must be 0');
+    await expectReject(createQEFlashAttention('test-similarity', { dropoutRate: 1.5 }), RangeError, 'config.dropoutRate must be in [0, 1], got 1.5');
     await expectReject(
       createQEFlashAttention('test-similarity', { blocks: { queryChunkSize: 0 } }),
       RangeError,
@@ -227,7 +227,7 @@ describe('workloads, configurations and module choices', () => {
     );
     await expectReject(createQEFlashAttention('test-similarity', { dim: 1.5 }), RangeError, 'config.dim must be an integer, got 1.5');
     await expectReject(createQEFlashAttention('test-similarity', { useCausalMask: 'no' as never }), TypeError, 'config.useCausalMask must be a boolean');
-    await expectReject(createQEFlashAttention('test-similarity', { backend: 'webgpu' as never }), RangeError, "config.backend must be 'wasm-simd'");
+    await expectReject(createQEFlashAttention('test-similarity', { backend: 'webgpu' as never }), RangeError, 'config.backend must be one of wasm-simd, native, gpu, hybrid, js-fallback; got the string "webgpu"');
   });
 
   test('a rejected updateConfig leaves the configuration as it was', async () => {

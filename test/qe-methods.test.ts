@@ -74,7 +74,8 @@ describe('matchDefectPattern', () => {
       const probs = referenceSoftmax(Float64Array.from(want, (w) => w.similarity / temperature), want.length);
       let sum = 0;
       got.forEach((m, i) => {
-        expect(m.pattern).toBe(patterns[m.index]);
+        expect(m.pattern).toBe(m.index);
+        expect(m.entry).toBe(patterns[m.index]);
         expect(Math.abs(m.score - want[i].similarity)).toBeLessThan(1e-6);
         expect(Math.abs(m.probability - probs[i])).toBeLessThan(1e-6);
         sum += m.probability;
@@ -90,6 +91,7 @@ describe('matchDefectPattern', () => {
       const got = qe.matchDefectPatternSync(defect, library);
       const plain = qe.matchDefectPatternSync(defect, patterns);
       expect(got.map((m) => m.pattern)).toEqual(plain.map((m) => ids[m.index]));
+      expect(got.map((m) => m.entry)).toEqual(plain.map((m) => ids[m.index]));
       got.forEach((m, i) => expect(Math.abs(m.probability - plain[i].probability)).toBeLessThan(1e-7));
     } finally {
       library.dispose();

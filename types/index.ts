@@ -15,6 +15,37 @@ export type QEWorkloadType =
 export type AttentionStrategy = 'latency-optimized' | 'throughput-optimized' | 'memory-efficient';
 
 /**
+ * The backend a configuration names. Every value is accepted and recorded
+ * (getConfig() returns it); attention always runs in the WebAssembly module,
+ * whichever is named (see README, "Coming from agentic-qe").
+ */
+export type AttentionBackend = 'wasm-simd' | 'native' | 'gpu' | 'hybrid' | 'js-fallback';
+
+/**
+ * The attention strategies of agentic-qe 3.14's attention wrapper. Only
+ * 'flash' (this package's exact FlashAttention) is computed here; the others
+ * are refused with a RangeError naming the supported one.
+ */
+export type CoordinatorAttentionStrategy = 'flash' | 'dot-product' | 'multi-head' | 'hyperbolic' | 'linear' | 'moe';
+
+/**
+ * The configuration shape agentic-qe 3.14's domain coordinators pass to
+ * createQEFlashAttention, e.g. { dim: 384, strategy: 'flash', blockSize: 64 }.
+ * dim sets the model width, numHeads the heads, blockSize both tiles
+ * (queryChunkSize and kvChunkSize). curvature, features and moeConfig belong
+ * to strategies not computed here.
+ */
+export interface QEFlashAttentionConfig {
+  dim: number;
+  strategy: CoordinatorAttentionStrategy;
+  blockSize?: number;
+  numHeads?: number;
+  curvature?: number;
+  features?: number;
+  moeConfig?: { numExperts: number; topK: number; expertDim?: number; noiseStd?: number };
+}
+
+/**
  * Which WebAssembly build is loaded: 'simd' (SIMD128; its threaded variant
  * for several threads), 'scalar', or 'relaxed' (SIMD128 plus relaxed SIMD's
  * fused multiply-add, on a shared memory; one thread or several).
@@ -41,21 +72,31 @@ export interface BlockConfig {
 }
 
 export interface FlashAttentionConfig {
-  backend: 'wasm-simd';
+  /** Recorded; computation always runs in the WebAssembly module. */
+  backend: AttentionBackend;
   strategy: AttentionStrategy;
-  /** The workload's model width (embedding dimension). */
-  dim: number;
+  /**
+   * The workload's model width (embedding dimension). Optional in what you
+   * pass, as the original had no such field (the preset's is kept); always
+   * present in what you get back (WorkloadFlashAttentionConfig).
+   */
+  dim?: number;
   blocks: BlockConfig;
-  /** Attention here is exact inference: no dropout. */
-  dropoutRate: 0;
+  /** Recorded, in [0, 1]; attention here is exact inference and applies no dropout. */
+  dropoutRate: number;
   /** Default for AttentionOptions.causal. */
   useCausalMask: boolean;
-  /** Softmax is always fused into the attention loop (online softmax). */
-  fusedSoftmax: true;
-  /** Forward only: nothing to checkpoint. */
-  enableCheckpointing: false;
+  /** Recorded; softmax is always fused into the attention loop (online softmax), so false changes nothing. */
+  fusedSoftmax: boolean;
+  /** Recorded; forward only, so there is nothing to checkpoint. */
+  enableCheckpointing: boolean;
   /** The speedup over the naive baseline that the workload aims for. */
   targetSpeedup: { min: number; max: number };
+}
+
+/** A configuration as an instance or a preset holds it: dim always set. */
+export interface WorkloadFlashAttentionConfig extends FlashAttentionConfig {
+  dim: number;
 }
 
 /** A custom configuration: any field may be left out; blocks merge field by field. */
@@ -63,6 +104,13 @@ export type FlashAttentionConfigOverrides = Partial<Omit<FlashAttentionConfig, '
   blocks?: Partial<BlockConfig>;
   targetSpeedup?: Partial<FlashAttentionConfig['targetSpeedup']>;
 };
+
+/**
+ * What createQEFlashAttention, the QEFlashAttention constructor and
+ * updateConfig accept: overrides of this package's (and the original
+ * module's) configuration, or agentic-qe 3.14's coordinator shape.
+ */
+export type CustomFlashAttentionConfig = FlashAttentionConfigOverrides | Partial<QEFlashAttentionConfig>;
 
 export interface SONAIntegration {
   enabled: boolean;
@@ -120,7 +168,10 @@ export interface FlashAttentionMetrics {
   peakMemoryMB: number;
   /** Query tokens per second. */
   throughput: number;
-  /** Baseline time on the same shape divided by timeMs; null when no baseline ran. */
+  /**
+   * Baseline time on the same shape divided by timeMs; null when no baseline
+   * ran (the original module typed this number and filled in 1).
+   */
   speedup: number | null;
   baselineTimeMs: number | null;
   /** Tiles the kernel actually used. */
@@ -131,6 +182,8 @@ export interface FlashAttentionMetrics {
   threads: number;
   /** Date.now() at the end of the call. */
   timestamp: number;
+  /** The original module's field; no cache sits in front of these calls, so it is left out. */
+  cacheHitRate?: number;
 }
 
 export interface SIMDCapabilities {
@@ -140,8 +193,18 @@ export interface SIMDCapabilities {
   simd128: boolean;
   /** The engine validates relaxed-SIMD instructions (f32x4.relaxed_madd): 'auto' then loads the relaxed build where memory can be shared. */
   relaxedSimd: boolean;
-  /** Operations the loaded module computes with SIMD128 (empty for the scalar build). */
-  vectorOps: string[];
+  /**
+   * Operations the loaded module computes with SIMD128 (empty for the scalar
+   * build), under both this package's names and the original module's.
+   */
+  vectorOps: VectorOperation[];
+  /**
+   * Per-operation speedup that SIMD can give over the same module's scalar
+   * build: derived from the lane count, not promised by a benchmark. min 1
+   * (memory-bound operations gain little), max 4 (f32x4 lanes); { 1, 1 } on
+   * the scalar build. See the README for the measured ratios.
+   */
+  expectedSpeedup: { min: number; max: number };
   module: ModuleKind;
 }
 
@@ -170,8 +233,17 @@ export interface ModuleLoadOptions {
 /** Built-in operations that benchmarkOperation can time by name. */
 export type BackendOperation = 'matmul' | 'vecAdd' | 'softmax' | 'layerNorm' | 'embeddingLookup';
 
+/**
+ * Vector operations by name: the original module's names ('vecadd',
+ * 'embedding', 'layer-norm' for vecAdd, embeddingLookup, layerNorm), this
+ * package's, and 'attention'. benchmarkOperation times any of them.
+ */
+export type VectorOperation = 'matmul' | 'vecadd' | 'embedding' | 'softmax' | 'layer-norm' | BackendOperation | 'attention';
+
 export interface OperationBenchmark {
   operation: string;
+  /** The original module's field: the mean time per call in ms (meanMs). */
+  avgTimeMs: number;
   iterations: number;
   warmupIterations: number;
   medianMs: number;
@@ -196,10 +268,15 @@ export interface DefectMatchOptions {
   temperature?: number;
 }
 
-/** One pattern's match: the library entry, its position (or id), cosine score, and softmax probability. */
+/**
+ * One pattern's match. pattern and index: its position in the library (its
+ * id for a SimilarityIndex), as in the original module; entry: the library
+ * entry itself; score: cosine; probability: softmax weight.
+ */
 export interface DefectMatch<P = unknown> {
-  pattern: P;
+  pattern: number;
   index: number;
+  entry: P;
   score: number;
   probability: number;
 }
