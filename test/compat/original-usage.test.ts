@@ -295,9 +295,9 @@ describe('the WASM-SIMD backend', () => {
     const expected: VectorOperation[] = ['matmul', 'vecadd', 'embedding', 'softmax', 'layer-norm'];
     if (caps.simd128) {
       expect(ops).toEqual(expect.arrayContaining(expected));
-      expect(caps.expectedSpeedup).toEqual({ min: 1, max: 4 });
+      // The measured ratios over the scalar build (README, bench/simd-speedup.js).
+      expect(caps.expectedSpeedup).toEqual(backend.getCapabilities().module === 'relaxed' ? { min: 1, max: 8.5 } : { min: 1, max: 6 });
     }
-    expect(caps.expectedSpeedup.min).toBeLessThanOrEqual(caps.expectedSpeedup.max);
     const metrics = await backend.benchmarkOperation('matmul');
     expect(metrics.opsPerSecond).toBeGreaterThan(0);
     expect(metrics.avgTimeMs).toBeGreaterThan(0);
