@@ -2,8 +2,10 @@
  * Bad calls get clear errors of the right class, and never leak module memory.
  */
 import type { ModuleKind } from '../types';
-import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-attention';
-import { getWASMSIMDBackend } from '../js/backend';
+import { createQEFlashAttention, QEFlashAttention } from '../js/flash-attention';
+import { getWASMSIMDBackend, WASMSIMDBackend } from '../js/backend';
+import { FlashAttentionBenchmark } from '../js/benchmark';
+import { referenceAttention, attentionShape } from './reference';
 import { checkStatus, QE_STATUS, type QEModule } from '../js/module';
 import { validateAttention } from '../js/validate';
 import { createOn, expectReject, expectThrow, loadModule, MODULE_KINDS } from './helpers';
@@ -206,6 +208,54 @@ describe('disposed instances', () => {
     expectThrow(() => fa.updateConfig({ useCausalMask: true }), Error, message);
     expectThrow(() => fa.resetMetrics(), Error, message);
     expectThrow(() => fa.getWorkload(), Error, message);
+  });
+});
+
+describe('the constructors of the original module', () => {
+  test('before initialize(): Sync methods say to initialize, async ones initialize themselves', async () => {
+    const [Q, K, V] = good();
+    const fa = new QEFlashAttention('test-similarity', { blocks: { headsPerBlock: 2 } }, { module: 'scalar' });
+    expect(fa.getThreads()).toBe(1);
+    expect(fa.getConfig().blocks.headsPerBlock).toBe(2);
+    expectThrow(() => fa.computeFlashAttentionSync(Q, K, V, n, dim), Error, 'is not initialized; call await initialize() first');
+    expectThrow(() => fa.createSimilarityIndex(), Error, 'is not initialized');
+    const out = await fa.computeFlashAttention(Q, K, V, n, dim);
+    const want = referenceAttention(Q, K, V, attentionShape({ seqLen: n, dim, heads: 2 }));
+    expect(Math.max(...Array.from(out, (x, i) => Math.abs(x - want[i])))).toBeLessThan(1e-5);
+    expect(fa.computeFlashAttentionSync(Q, K, V, n, dim)).toEqual(out);
+    fa.dispose();
+  });
+
+  test('disposed while initializing: stays disposed', async () => {
+    const fa = new QEFlashAttention('defect-matching', undefined, { module: 'scalar' });
+    const loading = fa.initialize();
+    fa.dispose();
+    await expectReject(loading, Error, 'has been disposed');
+    await expectReject(fa.initialize(), Error, 'has been disposed');
+  });
+
+  test('bad constructor arguments throw at once', () => {
+    expectThrow(() => new QEFlashAttention('nope' as never), RangeError, 'unknown workload "nope"');
+    expectThrow(() => new QEFlashAttention('test-similarity', { dim: 384, strategy: 'linear' }), RangeError, `config.strategy "linear" (agentic-qe 3.14) is not computed`);
+    expectThrow(() => new QEFlashAttention('test-similarity', { dropoutRate: -0.5 }), RangeError, 'config.dropoutRate must be in [0, 1], got -0.5');
+    expectThrow(() => new QEFlashAttention('test-similarity', { strategy: 'fast' as never }), RangeError, "(or agentic-qe 3.14's 'flash')");
+  });
+
+  test('a WASMSIMDBackend says to initialize, and after dispose that it is disposed', async () => {
+    const backend = new WASMSIMDBackend({ module: 'scalar' });
+    expect(backend.isInitialized()).toBe(false);
+    expectThrow(() => backend.vecAddSIMD(new Float32Array(1), new Float32Array(1)), Error, 'not initialized; call await backend.initialize() first');
+    await expectReject(backend.benchmarkOperation('vecadd', 1), Error, 'not initialized');
+    await backend.initialize();
+    expect(backend.getCapabilities()).toMatchObject({ module: 'scalar', vectorOps: [], expectedSpeedup: { min: 1, max: 1 } });
+    backend.dispose();
+    await expectReject(backend.initialize(), Error, 'has been disposed');
+    expectThrow(() => backend.getCapabilities(), Error, 'has been disposed');
+  });
+
+  test('exportResultsToFile needs a path', () => {
+    expectThrow(() => new FlashAttentionBenchmark().exportResultsToFile('' as string), TypeError, 'path must be a non-empty string, got an empty string');
+    expectThrow(() => new FlashAttentionBenchmark().exportResultsToFile(7 as never), TypeError, 'path must be a non-empty string, got number');
   });
 });
 
