@@ -1,6 +1,13 @@
 # qe-flash: build the WebAssembly modules, the TypeScript package, and
 # the native test build of the same C. `make test` and `make bench` install
-# whatever is missing first (see scripts/ensure-deps.sh).
+# whatever is missing first (see scripts/ensure-deps.sh). `make help` lists
+# the targets.
+#
+# Two kinds of module, each from one rule and one link macro:
+#   single-thread  wasm/qe-flash-{simd,scalar}.wasm       emcc, whole program
+#   threaded       wasm/qe-flash-{simd,relaxed}-mt.wasm   objects, then wasm-ld
+# Emscripten is the toolchain throughout: its compiler, its sysroot and its
+# allocator (clang-19 compiles the relaxed module against the same sysroot).
 
 EMCC        ?= emcc
 CC_NATIVE   ?= gcc
@@ -8,57 +15,113 @@ CSRC        := $(sort $(wildcard csrc/*.c csrc/*/*.c))
 CHDR        := $(sort $(wildcard csrc/*.h csrc/*/*.h))
 EXPORTS     := $(shell bash scripts/wasm-exports.sh)
 
-# One C source, two modules: SIMD128 and a scalar fallback for engines without it.
-EMFLAGS     := -O3 -std=c11 -Wall -Wextra -Werror -Icsrc \
-               -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
-               -sINITIAL_MEMORY=16MB -sMAXIMUM_MEMORY=4GB -sTOTAL_STACK=1MB \
-               -sEXPORTED_FUNCTIONS=$(EXPORTS)
-
-WASM_SIMD   := wasm/qe-flash-simd.wasm
-WASM_SCALAR := wasm/qe-flash-scalar.wasm
-WASM_MT     := wasm/qe-flash-simd-mt.wasm
+WASM_SIMD    := wasm/qe-flash-simd.wasm
+WASM_SCALAR  := wasm/qe-flash-scalar.wasm
+WASM_MT      := wasm/qe-flash-simd-mt.wasm
 WASM_RELAXED := wasm/qe-flash-relaxed-mt.wasm
 
-# The third module: SIMD128 plus atomics, on a shared memory that it imports,
-# so the main thread's instance and one per worker run on the same memory.
-# emcc refuses pthreads with STANDALONE_WASM, so: emcc compiles objects only,
-# and wasm-ld links them itself. No libc is linked: csrc/runtime/heap.c
-# (QE_OWN_HEAP) provides malloc/free/aligned_alloc; memcpy and memset become
-# memory.copy/fill (bulk memory). Exported: every qe_* entry, and
-# __stack_pointer so each worker instance can be given its own stack.
+# ---------------------------------------------------------------- single-thread
+# SIMD128 and a scalar fallback for engines without it: one C source, emcc
+# compiling and linking it as a standalone module with emscripten's libc.
+ST_FLAGS        := -O3 -std=c11 -Wall -Wextra -Werror -Icsrc \
+                   -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
+                   -sINITIAL_MEMORY=16MB -sMAXIMUM_MEMORY=4GB -sTOTAL_STACK=1MB \
+                   -sEXPORTED_FUNCTIONS=$(EXPORTS)
+ST_FLAGS_simd   := -msimd128
+ST_FLAGS_scalar :=
+
+# $(call link_single,variant): compile and link every C file into $@.
+link_single = $(EMCC) $(ST_FLAGS) $(ST_FLAGS_$(1)) $(CSRC) -o $@
+
+wasm/qe-flash-%.wasm: $(CSRC) $(CHDR) Makefile
+	@mkdir -p wasm
+	$(call link_single,$*)
+
+# ---------------------------------------------------------------- threaded
+# SIMD128 plus atomics, on a shared memory the module imports, so the main
+# thread's instance and one per worker run on the same memory. emcc refuses
+# pthreads with STANDALONE_WASM, so the compiler makes objects and wasm-ld
+# links them itself. No libc is linked: malloc/free/aligned_alloc come from
+# Emscripten's thread-safe malloc (libdlmalloc-mt.a; any thread may call
+# them), and csrc/runtime/malloc_shim.c (QE_MALLOC_SHIM) gives it heap size,
+# growth, a lock, errno and abort (and says why not libemmalloc-mt.a);
+# memcpy and memset are memory.copy/fill (bulk memory). Exported: every qe_* entry, and __stack_pointer so each
+# worker instance can be given its own stack.
+#
+# The relaxed variant: csrc/simd.h's qe_f32x4_madd becomes
+# f32x4.relaxed_madd (fused where the hardware has FMA). clang-14 (under
+# emcc 3.1.6) knows only a pre-standard opcode, so clang-19 compiles it
+# against emscripten's sysroot headers as emcc would, and wasm-ld-19 links
+# it. Not through the clang-19 driver's link step: that runs Debian's
+# wasm-opt 108, which cannot parse relaxed opcodes. Engines without relaxed
+# SIMD refuse the whole module, so js/loader.ts loads it only where a probe
+# validates.
+CLANG19     ?= clang-19
 WASM_LD     ?= wasm-ld-14
-MT_OBJDIR   := build/mt
-MT_OBJS     := $(patsubst csrc/%.c,$(MT_OBJDIR)/%.o,$(CSRC))
+WASM_LD19   ?= wasm-ld-19
+# Debian's emscripten sysroot; else ask emcc (0.4 s, so only when needed).
+EM_SYSROOT  ?= $(or $(wildcard /usr/share/emscripten/cache/sysroot),$(patsubst --sysroot=%,%,$(filter --sysroot=%,$(shell $(EMCC) --cflags 2>/dev/null))))
+MALLOC_MT   := $(EM_SYSROOT)/lib/wasm32-emscripten/libdlmalloc-mt.a
+
 MT_CFLAGS   := -O3 -std=c11 -Wall -Wextra -Werror -Icsrc -msimd128 -matomics -mbulk-memory \
-               -mmutable-globals -DQE_OWN_HEAP
+               -mmutable-globals -DQE_MALLOC_SHIM
 comma       := ,
 MT_LDFLAGS  := --no-entry --import-memory --shared-memory --initial-memory=16777216 \
                --max-memory=4294967296 -z stack-size=1048576 --strip-debug \
                --export=__stack_pointer $(patsubst _%,--export=%,$(subst $(comma), ,$(EXPORTS)))
+MT_CC_simd       := $(EMCC)
+MT_CFLAGS_simd   :=
+MT_LD_simd       := $(WASM_LD)
+MT_CC_relaxed    := $(CLANG19) --target=wasm32-unknown-emscripten --sysroot=$(EM_SYSROOT)
+MT_CFLAGS_relaxed := -mrelaxed-simd
+MT_LD_relaxed    := $(WASM_LD19)
+# Node 20 validates relaxed SIMD only behind a flag (NODE_RELAXED below).
+MT_CHECK_relaxed = $(NODE_RELAXED) scripts/check-mt-module.cjs $(1) --relaxed
+MT_CHECK_simd    = scripts/check-mt-module.cjs $(1)
 
-# The fourth module: the threaded one again, with relaxed SIMD (csrc/simd.h's
-# qe_f32x4_madd becomes f32x4.relaxed_madd, fused where the hardware has
-# FMA). clang-14 knows only a pre-standard opcode, so clang-19 compiles it,
-# against emscripten's sysroot headers as emcc would, and wasm-ld-19 links
-# it exactly as above. Not through the clang-19 driver's link step: that runs
-# Debian's wasm-opt 108, which cannot parse relaxed opcodes. Engines without
-# relaxed SIMD refuse the whole module, so js/loader.ts loads it only where
-# a probe validates.
-CLANG19     ?= clang-19
-WASM_LD19   ?= wasm-ld-19
-# Debian's emscripten sysroot; else ask emcc (0.4 s, so only when needed).
-EM_SYSROOT  ?= $(or $(wildcard /usr/share/emscripten/cache/sysroot),$(patsubst --sysroot=%,%,$(filter --sysroot=%,$(shell $(EMCC) --cflags 2>/dev/null))))
-RELAXED_OBJDIR := build/relaxed-mt
-RELAXED_OBJS   := $(patsubst csrc/%.c,$(RELAXED_OBJDIR)/%.o,$(CSRC))
-RELAXED_CFLAGS := --target=wasm32-unknown-emscripten --sysroot=$(EM_SYSROOT) $(MT_CFLAGS) -mrelaxed-simd
+# $(call link_threaded,variant): link the variant's objects and the
+# allocator into $@, checked (imports, exports, shared memory) before it
+# replaces the installed module.
+link_threaded = $(MT_LD_$(1)) $(MT_LDFLAGS) $(filter %.o,$^) $(MALLOC_MT) -o $@.tmp && \
+                node $(call MT_CHECK_$(1),$@.tmp) && mv $@.tmp $@
 
-# Native build: the same kernels through SIMDe's SIMD128 implementation, with sanitizers.
-NATIVE_FLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -Icsrc -DQE_NATIVE_SIMDE \
-                -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-CTEST_SRC   := $(sort $(wildcard test/c/*.c))
-CTEST_BIN   := build/native/qe-ctests
+# One compile rule and one link rule per variant, from this template.
+define threaded_module
+build/$(1)-mt/%.o: csrc/%.c $$(CHDR) Makefile
+	@mkdir -p $$(@D)
+	$$(MT_CC_$(1)) $$(MT_CFLAGS) $$(MT_CFLAGS_$(1)) -c $$< -o $$@
 
-TS_SRC      := $(sort $(wildcard js/*.ts types/*.ts))
+wasm/qe-flash-$(1)-mt.wasm: $$(patsubst csrc/%.c,build/$(1)-mt/%.o,$$(CSRC)) Makefile scripts/check-mt-module.cjs scripts/gen-c-api.js
+	@mkdir -p wasm
+	$$(call link_threaded,$(1))
+endef
+$(foreach variant,simd relaxed,$(eval $(call threaded_module,$(variant))))
+
+# ---------------------------------------------------------------- native tests
+# The same kernels through SIMDe's SIMD128 implementation, with sanitizers:
+# ASan + UBSan for every suite, and ThreadSanitizer for the suites that run
+# on several POSIX threads (the closest native stand-in for workers sharing
+# the module's memory).
+NATIVE_FLAGS := -std=c11 -O1 -g -Wall -Wextra -Werror -Icsrc -Itest/c -DQE_NATIVE_SIMDE -pthread -fno-omit-frame-pointer
+ASAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all
+TSAN_FLAGS   := -fsanitize=thread
+CTEST_SRC    := $(sort $(wildcard test/c/*.c))
+CTEST_DEPS   := $(CSRC) $(CHDR) $(CTEST_SRC) $(sort $(wildcard test/c/*.h)) Makefile
+CTEST_BIN    := build/native/qe-ctests
+CTEST_TSAN   := build/native/qe-ctests-tsan
+# The cases that start threads (qe-ctests runs those whose suite/case name matches).
+TSAN_SUITES  := '^threads/' '^search/search_job'
+
+$(CTEST_BIN): $(CTEST_DEPS)
+	@mkdir -p $(@D)
+	$(CC_NATIVE) $(NATIVE_FLAGS) $(ASAN_FLAGS) $(CSRC) $(CTEST_SRC) -lm -o $@
+
+$(CTEST_TSAN): $(CTEST_DEPS)
+	@mkdir -p $(@D)
+	$(CC_NATIVE) $(NATIVE_FLAGS) $(TSAN_FLAGS) $(CSRC) $(CTEST_SRC) -lm -o $@
+
+# ---------------------------------------------------------------- package
+TS_SRC      := $(sort $(wildcard js/*.ts js/*/*.ts types/*.ts))
 
 # libFuzzer targets: the same C natively through SIMDe, with ASan and UBSan.
 # `make fuzz` runs each for FUZZ_SECONDS; `make test` runs each briefly.
@@ -71,49 +134,14 @@ FUZZ_BINS   := $(patsubst test/fuzz/fuzz_%.c,build/fuzz/fuzz_%,$(sort $(wildcard
 # Node 20 runs relaxed SIMD only with this V8 flag (Node >= 21 by default).
 NODE_RELAXED := $(shell node -e 'process.stdout.write(process.versions.node.split(".")[0] === "20" ? "--experimental-wasm-relaxed-simd" : "")' 2>/dev/null)
 
-.PHONY: all wasm dist deps test test-c test-js bench bench-matrix fuzz fuzz-build clean
-
-all: wasm dist
-
-wasm: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED)
-
-$(WASM_SIMD): $(CSRC) $(CHDR) Makefile
-	@mkdir -p wasm
-	$(EMCC) $(EMFLAGS) -msimd128 $(CSRC) -o $@
-
-$(WASM_SCALAR): $(CSRC) $(CHDR) Makefile
-	@mkdir -p wasm
-	$(EMCC) $(EMFLAGS) $(CSRC) -o $@
-
-$(MT_OBJDIR)/%.o: csrc/%.c $(CHDR) Makefile
-	@mkdir -p $(dir $@)
-	$(EMCC) $(MT_CFLAGS) -c $< -o $@
-
-$(WASM_MT): $(MT_OBJS) Makefile scripts/check-mt-module.cjs scripts/gen-c-api.js
-	@mkdir -p wasm
-	$(WASM_LD) $(MT_LDFLAGS) $(MT_OBJS) -o $(MT_OBJDIR)/linked.wasm
-	node scripts/check-mt-module.cjs $(MT_OBJDIR)/linked.wasm
-	cp $(MT_OBJDIR)/linked.wasm $@
-
-$(RELAXED_OBJDIR)/%.o: csrc/%.c $(CHDR) Makefile
-	@mkdir -p $(dir $@)
-	$(CLANG19) $(RELAXED_CFLAGS) -c $< -o $@
-
-# Node 20 validates relaxed SIMD only behind a flag (NODE_RELAXED below).
-$(WASM_RELAXED): $(RELAXED_OBJS) Makefile scripts/check-mt-module.cjs
-	@mkdir -p wasm
-	$(WASM_LD19) $(MT_LDFLAGS) $(RELAXED_OBJS) -o $(RELAXED_OBJDIR)/linked.wasm
-	node $(NODE_RELAXED) scripts/check-mt-module.cjs $(RELAXED_OBJDIR)/linked.wasm --relaxed
-	cp $(RELAXED_OBJDIR)/linked.wasm $@
-
-dist: dist/.stamp
-
 # The JS view of the C API (QE_STATUS, QEExports, QE_EXPORT_NAMES), generated
 # from the headers' QE_EXPORT declarations; committed, and checked by
 # test/c-api.test.ts.
 js/c-api.ts: $(CHDR) scripts/gen-c-api.js
 	node scripts/gen-c-api.js
 	@touch $@
+
+dist: dist/.stamp
 
 dist/.stamp: js/c-api.ts $(TS_SRC) tsconfig.json tsconfig.build.json scripts/write-esm-entry.js node_modules/.package-lock.json
 	rm -rf dist
@@ -125,9 +153,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-$(CTEST_BIN): $(CSRC) $(CHDR) $(CTEST_SRC) $(sort $(wildcard test/c/*.h)) Makefile
-	@mkdir -p build/native
-	$(CC_NATIVE) $(NATIVE_FLAGS) -Itest/c $(CSRC) $(CTEST_SRC) -lm -o $@
+# ---------------------------------------------------------------- targets
+.PHONY: all wasm dist deps test test-c test-tsan test-js bench bench-matrix fuzz fuzz-build clean help
+
+all: wasm dist
+
+wasm: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED)
 
 build/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_input.h $(CSRC) $(CHDR) Makefile
 	@mkdir -p build/fuzz
@@ -152,6 +183,9 @@ test: deps
 test-c: $(CTEST_BIN)
 	$(CTEST_BIN)
 
+test-tsan: $(CTEST_TSAN)
+	TSAN_OPTIONS=halt_on_error=1 $(CTEST_TSAN) $(TSAN_SUITES)
+
 test-js: all
 	node $(NODE_RELAXED) node_modules/jest/bin/jest.js
 
@@ -170,3 +204,19 @@ bench-matrix: deps
 
 clean:
 	rm -rf build dist wasm/*.wasm
+
+help:
+	@echo 'make all        the four wasm modules and dist/ (the package)'
+	@echo 'make wasm       the modules only: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED)'
+	@echo 'make dist       the TypeScript package (dist/cjs, dist/esm, dist/types)'
+	@echo 'make js/c-api.ts  regenerate the JS view of the C API from csrc/**/*.h'
+	@echo 'make test       install what is missing, build, run the C and Jest suites ("N passed, N failed");'
+	@echo '                ARGS="pattern" runs only the C cases and Jest files matching'
+	@echo 'make test-c     the native C tests (SIMDe, ASan + UBSan)'
+	@echo 'make test-tsan  the native threaded C tests under ThreadSanitizer'
+	@echo 'make test-js    the Jest suites'
+	@echo 'make bench      the benchmark (bench/run.js on Node 24, then bench/matrix.js); writes bench/results/latest.*'
+	@echo 'make bench-matrix  the attention rows on Node 24, 22 and 20'
+	@echo 'make fuzz       every libFuzzer target for FUZZ_SECONDS (default 600) each'
+	@echo 'make deps       install missing apt packages and npm dependencies'
+	@echo 'make clean      remove build/, dist/ and the built modules'

@@ -6,7 +6,9 @@
  *
  * How it works
  * - The main thread instantiates the module on a shared memory it creates
- *   (createThreadedMemory) and owns every allocation; workers never allocate.
+ *   (createThreadedMemory) and allocates the pool's slots and stacks. The
+ *   module's malloc is thread-safe (Emscripten's dlmalloc-mt), so C code a
+ *   worker runs may allocate too.
  * - Each worker (worker_threads in Node; a Web Worker in a cross-origin
  *   isolated browser) instantiates the same compiled module on the same
  *   memory, points its __stack_pointer at a 256 KiB stack the main thread

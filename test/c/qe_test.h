@@ -57,7 +57,7 @@ void qe_rng_fill(float *x, size_t n, float lo, float hi);
 extern const qe_test_suite qe_suite_kernels;
 extern const qe_test_suite qe_suite_attention;
 extern const qe_test_suite qe_suite_search;
-extern const qe_test_suite qe_suite_heap, qe_suite_threads; /* issue 4: csrc/runtime/heap.c, csrc/api_threads.c */
+extern const qe_test_suite qe_suite_threads; /* csrc/api_threads.c, allocation from several threads */
 
 #define QE_SUITE(var, label, ...)                              \
   static const qe_test_case var##_cases[] = {__VA_ARGS__};     \

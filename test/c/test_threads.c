@@ -193,6 +193,77 @@ QE_TEST(job_runs_on_concurrent_threads) {
   }
 }
 
+/* ---------------------------------------------------------------- allocation */
+
+/* Each thread keeps up to LIVE blocks of its own, every one filled with a
+ * stamp (thread, serial), checks a block's stamp before freeing it, and
+ * counts what went wrong; the main thread reports. Two threads given
+ * overlapping blocks would overwrite each other's stamps. */
+typedef struct {
+  int id;
+  int rounds;
+  int errors;
+  int32_t allocated;
+} alloc_arg;
+
+static uint32_t alloc_rng(uint32_t *s) {
+  *s ^= *s << 13, *s ^= *s >> 17, *s ^= *s << 5;
+  return *s;
+}
+
+static void *allocating_thread(void *arg) {
+  enum { LIVE = 24 };
+  alloc_arg *a = arg;
+  uint32_t rng = 0x9E3779B9u * (uint32_t)(a->id + 1);
+  uint32_t *block[LIVE] = {0};
+  size_t words[LIVE] = {0};
+  uint32_t stamp[LIVE] = {0};
+  for (int r = 0; r < a->rounds; r++) {
+    int i = (int)(alloc_rng(&rng) % LIVE);
+    if (block[i]) {
+      for (size_t w = 0; w < words[i]; w++) a->errors += block[i][w] != stamp[i];
+      qe_free(block[i]);
+      block[i] = NULL;
+    }
+    /* Mostly small blocks, now and then up to 256 KiB. */
+    size_t bytes = 1 + alloc_rng(&rng) % ((alloc_rng(&rng) & 7) == 0 ? 262144u : 512u);
+    block[i] = qe_alloc(bytes);
+    if (!block[i] || ((uintptr_t)block[i] & 15) != 0) {
+      a->errors++;
+      block[i] = NULL;
+      continue;
+    }
+    a->allocated++;
+    words[i] = bytes / 4;
+    stamp[i] = ((uint32_t)a->id << 24) | (uint32_t)r;
+    for (size_t w = 0; w < words[i]; w++) block[i][w] = stamp[i];
+  }
+  for (int i = 0; i < LIVE; i++) {
+    if (!block[i]) continue;
+    for (size_t w = 0; w < words[i]; w++) a->errors += block[i][w] != stamp[i];
+    qe_free(block[i]);
+  }
+  return NULL;
+}
+
+QE_TEST(alloc_and_free_from_several_threads_at_once) {
+  enum { THREADS = 4 };
+  pthread_t t[THREADS];
+  alloc_arg args[THREADS];
+  int started = 0;
+  for (int w = 0; w < THREADS; w++) {
+    args[w] = (alloc_arg){w, 4000, 0, 0};
+    if (pthread_create(&t[w], NULL, allocating_thread, &args[w]) != 0) break;
+    started++;
+  }
+  QE_CHECK(started >= 2, "only %d threads started", started);
+  for (int w = 0; w < started; w++) pthread_join(t[w], NULL);
+  for (int w = 0; w < started; w++) {
+    QE_CHECK(args[w].errors == 0, "thread %d: %d failed allocations or overwritten words", w, args[w].errors);
+    QE_CHECK(args[w].allocated > 3000, "thread %d allocated only %d blocks", w, args[w].allocated);
+  }
+}
+
 QE_SUITE(qe_suite_threads, "threads", QE_CASE(job_sequential_participants_match_qe_attention),
          QE_CASE(job_rejects_bad_arguments_and_misuse), QE_CASE(job_workspaces_are_reported_by_the_arena),
-         QE_CASE(job_runs_on_concurrent_threads));
+         QE_CASE(job_runs_on_concurrent_threads), QE_CASE(alloc_and_free_from_several_threads_at_once));
