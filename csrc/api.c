@@ -101,12 +101,8 @@ int qe_attention_problem_init(qe_attention_problem *p, const float *q, const flo
   if (!qe_sizes_ok((int64_t)nq * dim, 4) || !qe_sizes_ok((int64_t)nk * dim, 4)) return QE_ERR_ARGUMENT;
   if (valid_k < 1 || valid_k > nk || block_q < 0 || block_k < 0 || !isfinite(scale))
     return QE_ERR_ARGUMENT;
-  *p = (qe_attention_problem){
-      .q = q, .k = k, .v = v, .o = o,
-      .nq = (size_t)nq, .nk = (size_t)nk, .dim = (size_t)dim,
-      .heads = (size_t)heads, .head_dim = (size_t)(dim / heads),
-      .scale = scale, .causal = causal != 0, .valid_k = (size_t)valid_k,
-  };
+  qe_attention_problem_dense(p, q, k, v, o, (size_t)nq, (size_t)nk, (size_t)dim, (size_t)heads, scale,
+                             causal != 0, (size_t)valid_k);
   qe_attention_choose_tiles(p, (size_t)block_q, (size_t)block_k);
   /* A head too large for any workspace. */
   if (qe_attention_workspace_bytes(p) == SIZE_MAX) return QE_ERR_ARGUMENT;

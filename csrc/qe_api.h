@@ -88,6 +88,54 @@ QE_EXPORT int32_t qe_attention_tile_q(void);
 QE_EXPORT int32_t qe_attention_tile_k(void);
 
 /* ------------------------------------------------------------------------
+ * The ONNX Attention operator (opsets 23-25; issue 18; implemented in
+ * csrc/api_onnx.c on the flash kernel). Semantics are those of ONNX's
+ * reference implementation (onnx/reference/ops/op_attention.py).
+ * ------------------------------------------------------------------------ */
+
+/*
+ * One call's tensors and attributes. Every field is 4 bytes in wasm32, in
+ * this order (JavaScript writes it as an Int32Array; qe_attention_args_bytes
+ * reports its size). Tensors are float32, dense, row-major:
+ *   layout 3: q [batch, q_len, q_heads * head_size], k [batch, kv_len,
+ *             kv_heads * head_size], v [batch, kv_len, kv_heads * v_head_size],
+ *             y [batch, q_len, q_heads * v_head_size];
+ *   layout 4: q [batch, q_heads, q_len, head_size], k and v [batch, kv_heads,
+ *             kv_len, size], y [batch, q_heads, q_len, v_head_size];
+ *   past_key/past_value [batch, kv_heads, past_len, size] (both or neither);
+ *   present_key/present_value [batch, kv_heads, past_len + kv_len, size]
+ *             (both or neither; required with a past): the cache and the new
+ *             keys and values are written there, and attention reads them there;
+ *   mask      bool (uint8) or additive float, shape mask_dims, each of the
+ *             first three 1 (broadcast) or batch, q_heads, q_len; the last at
+ *             most past_len + kv_len (keys past it are hidden);
+ *   kv_seqlen per batch: keys j >= kv_seqlen[b] are padding, and query i sits
+ *             at kv_seqlen[b] - q_len + i (not with a past);
+ *   qk_out    [batch, q_heads, q_len, past_len + kv_len] in mode qk_mode (0-3).
+ * window_left/right: -1 unbounded, else keys pos - left .. pos + right.
+ */
+typedef struct {
+  const float *q, *k, *v;
+  const void *mask;
+  const float *past_key, *past_value;
+  const int32_t *kv_seqlen;
+  float *y, *present_key, *present_value, *qk_out;
+  int32_t layout, batch, q_heads, kv_heads, q_len, kv_len, past_len, head_size, v_head_size;
+  int32_t mask_kind; /* 0 none, 1 bool, 2 additive */
+  int32_t mask_dims[4];
+  int32_t causal, window_left, window_right, qk_mode;
+  float scale, softcap; /* softcap 0: none */
+  int32_t block_q, block_k;
+} qe_attention_args;
+
+QE_EXPORT int32_t qe_attention_args_bytes(void);
+
+/* The operator's outputs for args; QE_ERR_ARGUMENT for inconsistent sizes,
+ * heads that do not divide, a mask that does not broadcast, a negative
+ * kv_seqlen, or kv_seqlen with a past. */
+QE_EXPORT int qe_attention_onnx(const qe_attention_args *args);
+
+/* ------------------------------------------------------------------------
  * Similarity search and code-embedding features (implemented in
  * csrc/api_search.c, kernels in csrc/search/ and csrc/embed/).
  * ------------------------------------------------------------------------ */

@@ -29,12 +29,16 @@ export interface QEExports {
   qe_alloc(bytes: number): number;
   /** int qe_attention(const float *q, const float *k, const float *v, float *o, int32_t nq, int32_t nk, int32_t dim, int32_t heads, float scale, int32_t causal, int32_t valid_k, int32_t block_q, int32_t block_k) — csrc/qe_api.h */
   qe_attention(q: number, k: number, v: number, o: number, nq: number, nk: number, dim: number, heads: number, scale: number, causal: number, validK: number, blockQ: number, blockK: number): number;
+  /** int32_t qe_attention_args_bytes(void) — csrc/qe_api.h */
+  qe_attention_args_bytes(): number;
   /** qe_job * qe_attention_job_create(const float *q, const float *k, const float *v, float *o, int32_t nq, int32_t nk, int32_t dim, int32_t heads, float scale, int32_t causal, int32_t valid_k, int32_t block_q, int32_t block_k, int32_t workers) — csrc/qe_api.h */
   qe_attention_job_create(q: number, k: number, v: number, o: number, nq: number, nk: number, dim: number, heads: number, scale: number, causal: number, validK: number, blockQ: number, blockK: number, workers: number): number;
   /** int32_t qe_attention_job_tile_k(const qe_job *job) — csrc/qe_api.h */
   qe_attention_job_tile_k(job: number): number;
   /** int32_t qe_attention_job_tile_q(const qe_job *job) — csrc/qe_api.h */
   qe_attention_job_tile_q(job: number): number;
+  /** int qe_attention_onnx(const qe_attention_args *args) — csrc/qe_api.h */
+  qe_attention_onnx(args: number): number;
   /** int32_t qe_attention_tile_k(void) — csrc/qe_api.h */
   qe_attention_tile_k(): number;
   /** int32_t qe_attention_tile_q(void) — csrc/qe_api.h */
@@ -99,9 +103,11 @@ export interface QEExports {
 export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_alloc',
   'qe_attention',
+  'qe_attention_args_bytes',
   'qe_attention_job_create',
   'qe_attention_job_tile_k',
   'qe_attention_job_tile_q',
+  'qe_attention_onnx',
   'qe_attention_tile_k',
   'qe_attention_tile_q',
   'qe_corpus_move_row',

@@ -43,6 +43,17 @@ export {
 } from './config';
 export { DEFAULT_DEFECT_TEMPERATURE, QEFlashAttention, createQEFlashAttention } from './flash-attention';
 export { WASMSIMDBackend, getWASMSIMDBackend } from './backend';
+export {
+  onnxAttention,
+  onnxAttentionOn,
+  type OnnxAttentionAttributes,
+  type OnnxAttentionInputs,
+  type OnnxAttentionOptions,
+  type OnnxAttentionOutputName,
+  type OnnxAttentionOutputs,
+  type OnnxOutputTensor,
+  type OnnxTensorLike,
+} from './onnx-attention';
 export type { CorpusInput, IndexSearchResult, SimilarityIndex, SimilarityResult } from './similarity';
 export { tokenizeCode, splitIdentifier, type CodeLanguage, type CodeToken, type CodeTokenKind } from './tokenizer';
 export { threadsAvailable, terminateThreadPools } from './threads';

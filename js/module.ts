@@ -14,6 +14,9 @@ import { QE_EXPORT_NAMES, QE_STATUS, QE_STATUS_TEXT, type QEExports } from './c-
 
 export { QE_STATUS, type QEExports };
 
+/** The ONNX Attention entry (csrc/api_onnx.c), pointer level. */
+export type OnnxAttentionEntries = Pick<QEExports, 'qe_attention_args_bytes' | 'qe_attention_onnx'>;
+
 /** The search and feature-hashing entries (csrc/api_search.c), pointer level. */
 export type SearchEntries = Pick<
   QEExports,
@@ -155,6 +158,16 @@ export class QEModule {
   /** The search entries at pointer level, for js/similarity.ts and js/code-embedding.ts. */
   searchEntries(): SearchEntries {
     return this.x;
+  }
+
+  /** The ONNX Attention entry at pointer level, for js/onnx-attention.ts. */
+  onnxAttentionEntries(): OnnxAttentionEntries {
+    return this.x;
+  }
+
+  /** A Uint8Array over the whole memory (a fresh view: cheap, and never stale). */
+  u8(): Uint8Array {
+    return new Uint8Array(this.memory.buffer);
   }
 
   workspaceLastBytes(): number {

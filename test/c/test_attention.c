@@ -131,7 +131,7 @@ QE_TEST(attention_rejects_bad_sizes) {
 }
 
 QE_TEST(attention_workspace_is_independent_of_length) {
-  qe_attention_problem a = {.nq = 4096, .nk = 4096, .dim = 64, .heads = 1, .head_dim = 64, .valid_k = 4096};
+  qe_attention_problem a = {.batch = 1, .q_heads = 1, .kv_heads = 1, .nq = 4096, .nk = 4096, .head_dim = 64, .v_head_dim = 64, .valid_k = 4096};
   qe_attention_problem b = a;
   b.nq = b.nk = b.valid_k = 1 << 20;
   qe_attention_choose_tiles(&a, 512, 512);
@@ -144,10 +144,10 @@ QE_TEST(attention_workspace_is_independent_of_length) {
 
 QE_TEST(attention_refuses_heads_too_large_for_a_workspace) {
   /* 2^26 floats per head would wrap a 32-bit size computation; it must be refused, not wrapped. */
-  qe_attention_problem p = {.nq = 1, .nk = 1, .dim = (size_t)1 << 26, .heads = 1, .head_dim = (size_t)1 << 26, .valid_k = 1};
+  qe_attention_problem p = {.batch = 1, .q_heads = 1, .kv_heads = 1, .nq = 1, .nk = 1, .head_dim = (size_t)1 << 26, .v_head_dim = (size_t)1 << 26, .valid_k = 1};
   qe_attention_choose_tiles(&p, 0, 0);
   QE_CHECK(qe_attention_workspace_bytes(&p) == SIZE_MAX, "%zu bytes", qe_attention_workspace_bytes(&p));
-  p.head_dim = p.dim = 4096;
+  p.head_dim = p.v_head_dim = 4096;
   QE_CHECK(qe_attention_workspace_bytes(&p) < ((size_t)1 << 20), "%zu bytes", qe_attention_workspace_bytes(&p));
 }
 
