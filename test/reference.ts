@@ -207,3 +207,79 @@ export function referenceCosineRanking(q: ArrayLike<number>, rows: readonly Arra
     .map((x, index) => ({ index, similarity: referenceCosine(q, x) }))
     .sort((a, b) => b.similarity - a.similarity || a.index - b.index);
 }
+
+/** An ONNX Attention problem in 4D layout for referenceOnnxAttention. */
+export interface OnnxReferenceCase {
+  batch: number;
+  qHeads: number;
+  kvHeads: number;
+  qLen: number;
+  /** Keys in all (past plus new). */
+  keys: number;
+  headSize: number;
+  vHeadSize: number;
+  /** [batch, qHeads, qLen, headSize] */
+  Q: Float32Array;
+  /** [batch, kvHeads, keys, headSize] and [.., vHeadSize]: the past and new keys together. */
+  K: Float32Array;
+  V: Float32Array;
+  scale: number;
+  causal: boolean;
+  /** Query i sits at position i + offset(b). */
+  offset: (b: number) => number;
+  /** Keys j >= valid(b) are padding. */
+  valid: (b: number) => number;
+  windowLeft: number;
+  windowRight: number;
+  softcap: number;
+  /** The mask tensor's additive bias (0, a number, or -Infinity). */
+  bias: (b: number, h: number, i: number, j: number) => number;
+}
+
+/**
+ * The ONNX Attention operator in float64, written from the operator's
+ * definition: softcap, then bias (mask, causal, window, padding), softmax;
+ * a row whose bias hides every key is 0. Returns Y [batch, qHeads, qLen, vHeadSize].
+ */
+export function referenceOnnxAttention(c: OnnxReferenceCase): Float64Array {
+  const group = c.qHeads / c.kvHeads;
+  const y = new Float64Array(c.batch * c.qHeads * c.qLen * c.vHeadSize);
+  const s = new Float64Array(c.keys);
+  for (let b = 0; b < c.batch; b++) {
+    for (let h = 0; h < c.qHeads; h++) {
+      const kh = Math.floor(h / group);
+      for (let i = 0; i < c.qLen; i++) {
+        const pos = i + c.offset(b);
+        let max = -Infinity;
+        let anyVisible = false;
+        for (let j = 0; j < c.keys; j++) {
+          let bias = c.bias(b, h, i, j);
+          if (j >= c.valid(b) || (c.causal && j > pos)) bias = -Infinity;
+          if (c.windowLeft >= 0 && j < pos - c.windowLeft) bias = -Infinity;
+          if (c.windowRight >= 0 && j > pos + c.windowRight) bias = -Infinity;
+          let dot = 0;
+          for (let p = 0; p < c.headSize; p++) {
+            dot += c.Q[((b * c.qHeads + h) * c.qLen + i) * c.headSize + p] * c.K[((b * c.kvHeads + kh) * c.keys + j) * c.headSize + p];
+          }
+          let score = dot * c.scale;
+          if (c.softcap > 0) score = c.softcap * Math.tanh(score / c.softcap);
+          if (bias !== -Infinity) anyVisible = true;
+          s[j] = score + bias;
+          if (s[j] > max) max = s[j];
+        }
+        if (!anyVisible) continue;
+        let sum = 0;
+        for (let j = 0; j < c.keys; j++) {
+          s[j] = s[j] === -Infinity ? 0 : Math.exp(s[j] - max);
+          sum += s[j];
+        }
+        for (let p = 0; p < c.vHeadSize; p++) {
+          let acc = 0;
+          for (let j = 0; j < c.keys; j++) acc += s[j] * c.V[((b * c.kvHeads + kh) * c.keys + j) * c.vHeadSize + p];
+          y[((b * c.qHeads + h) * c.qLen + i) * c.vHeadSize + p] = acc / sum;
+        }
+      }
+    }
+  }
+  return y;
+}
