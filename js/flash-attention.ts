@@ -22,7 +22,8 @@ import { assertWorkloadType, cloneConfig, getQEFlashAttentionConfig, mergeConfig
 import { MODULE_ENV_VAR } from './loader';
 import { embedSource, embedTokens } from './code-embedding';
 import { MetricsRecorder, type MeasuredOperation } from './metrics';
-import { loadQEModule, type QEModule } from './module';
+import { loadQEModule, type AttentionRun, type QEModule } from './module';
+import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
 import { defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './threads';
 import {
   cosineTopK,
@@ -136,7 +137,10 @@ export class QEFlashAttention {
     if (this.threads > 1) module.pool?.wake(this.threads, estimateAttentionFlops(Q, K, dim));
     const shape = this.resolve(Q, K, V, seqLen, dim, options, 'module');
     const start = performance.now();
-    const run = module.attention(Q, K, V, shape, this.config.blocks.queryChunkSize, this.config.blocks.kvChunkSize, this.threads);
+    const blockQ = this.config.blocks.queryChunkSize, blockK = this.config.blocks.kvChunkSize;
+    const run = shape.general
+      ? generalAttention(module, Q, K, V, shape, options ?? {}, blockQ, blockK)
+      : module.attention(Q, K, V, shape, blockQ, blockK, this.threads);
     const timeMs = performance.now() - start;
     this.metrics.record({
       workload: this.workload,
@@ -167,6 +171,7 @@ export class QEFlashAttention {
   ): Promise<Float32Array> {
     this.notDisposed();
     const shape = this.resolve(Q, K, V, seqLen, dim, options);
+    if (shape.general) throw new RangeError('computeBaselineAttention takes heads, causal, validKeyLength, scale and kvSeqLen only (not kvHeads, mask, softcap or window)');
     const start = performance.now();
     const output = naiveAttention(Q, K, V, shape);
     this.metrics.recordBaseline(shape, performance.now() - start);
@@ -428,6 +433,39 @@ export async function createQEFlashAttention(
   const instance = new QEFlashAttention(workload, customConfig, loadOptions);
   await instance.initialize();
   return instance;
+}
+
+/**
+ * Attention with kvHeads, a mask, softcap or a window: the ONNX operator's
+ * entry on the 3D layout ([1, seqLen, dim]), which computes the same
+ * attention (top-left causal, key padding as a rank-1 mask). One thread.
+ */
+function generalAttention(
+  module: QEModule, Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, options: AttentionOptions,
+  blockQ: number, blockK: number,
+): AttentionRun {
+  const kvHeads = p.kvHeads ?? p.heads;
+  const kvDim = kvHeads * p.headDim;
+  const inputs: OnnxAttentionInputs = {
+    Q: { data: Q, dims: [1, p.seqLen, p.dim] },
+    K: { data: K, dims: [1, p.kvSeqLen, kvDim] },
+    V: { data: V, dims: [1, p.kvSeqLen, kvDim] },
+  };
+  if (options.mask) inputs.attn_mask = { data: options.mask.data, dims: options.mask.dims, type: options.mask.data instanceof Uint8Array ? 'bool' : 'float32' };
+  else if (p.validKeyLength < p.kvSeqLen) inputs.attn_mask = { data: new Uint8Array(p.validKeyLength).fill(1), dims: [p.validKeyLength], type: 'bool' };
+  const attributes: OnnxAttentionAttributes = {
+    q_num_heads: p.heads, kv_num_heads: kvHeads, scale: p.scale, is_causal: p.causal ? 1 : 0,
+    left_window_size: options.window?.left ?? -1, right_window_size: options.window?.right ?? -1,
+  };
+  if (options.softcap) attributes.softcap = options.softcap;
+  try {
+    const out = onnxAttentionOn(module, inputs, attributes, { blockQ, blockK });
+    return { output: out.Y.data as Float32Array, tileQ: 0, tileK: 0, workspaceBytes: module.workspaceLastBytes(), threads: 1 };
+  } catch (error) {
+    // The operator names its inputs; here they are options.
+    if (error instanceof Error) error.message = error.message.replace('inputs.attn_mask', 'options.mask');
+    throw error;
+  }
 }
 
 /** Default temperature of matchDefectPattern: probabilities are softmax(cosine / 0.1). */

@@ -9,7 +9,7 @@ import type { AttentionBackend, AttentionOptions, AttentionStrategy, WorkloadFla
 /** Largest size the module's int32 arguments take. */
 export const MAX_INT32 = 0x7fffffff;
 
-const ATTENTION_OPTION_KEYS: readonly string[] = ['heads', 'causal', 'validKeyLength', 'scale', 'kvSeqLen'];
+const ATTENTION_OPTION_KEYS: readonly string[] = ['heads', 'causal', 'validKeyLength', 'scale', 'kvSeqLen', 'kvHeads', 'mask', 'softcap', 'window'];
 const STRATEGIES: readonly AttentionStrategy[] = ['latency-optimized', 'throughput-optimized', 'memory-efficient'];
 const BACKENDS: readonly AttentionBackend[] = ['wasm-simd', 'native', 'gpu', 'hybrid', 'js-fallback'];
 
@@ -116,6 +116,10 @@ export interface ResolvedAttention {
   scale: number;
   causal: boolean;
   validKeyLength: number;
+  /** Heads of K and V (heads unless options.kvHeads). */
+  kvHeads?: number;
+  /** Whether the call needs the general kernel entry (kvHeads, mask, softcap or window given). */
+  general?: boolean;
 }
 
 /**
@@ -164,12 +168,37 @@ export function validateAttention(
     throw new RangeError(`options.validKeyLength must be an integer in [1, kvSeqLen = ${kvSeqLen}], got ${validKeyLength}`);
   }
 
+  const kvHeads = opts.kvHeads ?? heads;
+  validatePositiveInteger('options.kvHeads', kvHeads);
+  if (heads % kvHeads !== 0) throw new RangeError(`options.kvHeads must divide heads: ${heads} query heads are not a multiple of ${kvHeads}`);
+  const kvDim = kvHeads * headDim;
+  if (opts.softcap !== undefined) {
+    validateFiniteNumber('options.softcap', opts.softcap);
+    if (opts.softcap < 0) throw new RangeError(`options.softcap must be >= 0, got ${opts.softcap}`);
+  }
+  if (opts.window !== undefined) {
+    if (typeof opts.window !== 'object' || opts.window === null) throw new TypeError(`options.window must be an object { left?, right? }, got ${describe(opts.window)}`);
+    for (const side of ['left', 'right'] as const) {
+      const w = opts.window[side];
+      if (w === undefined) continue;
+      validateNumber(`options.window.${side}`, w);
+      if (!Number.isInteger(w) || w < -1 || w > MAX_INT32) throw new RangeError(`options.window.${side} must be an integer >= -1, got ${w}`);
+    }
+  }
+  if (opts.mask !== undefined) {
+    if (typeof opts.mask !== 'object' || opts.mask === null || !(opts.mask.data instanceof Uint8Array || opts.mask.data instanceof Float32Array)) {
+      throw new TypeError(`options.mask must be { data: Uint8Array (boolean) or Float32Array (additive), dims }, got ${describe(opts.mask)}`);
+    }
+    if (validKeyLength !== kvSeqLen) throw new RangeError('options.validKeyLength cannot be combined with options.mask: put the padding in the mask');
+  }
+  const general = opts.kvHeads !== undefined || opts.mask !== undefined || opts.softcap !== undefined || opts.window !== undefined;
+
   const check: typeof validateMatrix = elements === 'check' ? validateMatrix : validateSizedFloat32Array;
   check('Q', Q, seqLen * dim, `seqLen x dim = ${seqLen} x ${dim}`);
-  check('K', K, kvSeqLen * dim, `kvSeqLen x dim = ${kvSeqLen} x ${dim}`);
-  check('V', V, kvSeqLen * dim, `kvSeqLen x dim = ${kvSeqLen} x ${dim}`);
+  check('K', K, kvSeqLen * kvDim, `kvSeqLen x (kvHeads x dim / heads) = ${kvSeqLen} x ${kvDim}`);
+  check('V', V, kvSeqLen * kvDim, `kvSeqLen x (kvHeads x dim / heads) = ${kvSeqLen} x ${kvDim}`);
 
-  return { seqLen, kvSeqLen, dim, heads, headDim, scale, causal, validKeyLength };
+  return { seqLen, kvSeqLen, dim, heads, headDim, scale, causal, validKeyLength, kvHeads, general };
 }
 
 /** A complete configuration with every field of the right type and in range. */

@@ -19,7 +19,7 @@ import {
   type OnnxTensorLike,
 } from '../js/onnx-attention';
 import type { QEModule } from '../js/module';
-import { expectThrow, loadModule, MODULE_KINDS } from './helpers';
+import { createOn, expectThrow, loadModule, MODULE_KINDS } from './helpers';
 import { maxAbsDiff, referenceOnnxAttention, rng, uniform, type OnnxReferenceCase } from './reference';
 
 interface FixtureTensor {
@@ -369,5 +369,51 @@ describe('onnxAttention rejects bad calls with errors that name the argument', (
     expectThrow(run({ ...base(), K: t([1, 2, 5, 8], Infinity) }), RangeError, /inputs.K/);
     expectThrow(run({ Q: t([1, 4, 3, 8]) }), TypeError, /inputs.K is required/);
     expect(module.liveAllocations).toBe(0);
+  });
+});
+
+describe('computeFlashAttention options kvHeads, mask, softcap, window', () => {
+  /** [seqLen, heads * size] to [1, heads, seqLen, size]. */
+  const heads4 = (x: Float32Array, len: number, heads: number, size: number) => {
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < len; i++) for (let h = 0; h < heads; h++) for (let p = 0; p < size; p++) out[(h * len + i) * size + p] = x[(i * heads + h) * size + p];
+    return out;
+  };
+  it.each(MODULE_KINDS as ModuleKind[])('match the float64 reference on the %s build', async (kind) => {
+    const attention = await createOn(kind, { queryChunkSize: 16, kvChunkSize: 20 });
+    const seqLen = 45, kvSeqLen = 77, heads = 6, kvHeads = 2, size = 12, dim = heads * size;
+    const Q = uniform(seqLen * dim, 1, -2, 2), K = uniform(kvSeqLen * kvHeads * size, 2, -2, 2), V = uniform(kvSeqLen * kvHeads * size, 3);
+    const maskData = Float32Array.from(uniform(seqLen * 70, 4), (x) => (x < -0.7 ? -Infinity : x));
+    const got = await attention.computeFlashAttention(Q, K, V, seqLen, dim, {
+      heads, kvHeads, kvSeqLen, causal: true, softcap: 3, window: { left: 20 }, mask: { data: maskData, dims: [seqLen, 70] },
+    });
+    const want = referenceOnnxAttention({
+      batch: 1, qHeads: heads, kvHeads, qLen: seqLen, keys: kvSeqLen, headSize: size, vHeadSize: size,
+      Q: heads4(Q, seqLen, heads, size), K: heads4(K, kvSeqLen, kvHeads, size), V: heads4(V, kvSeqLen, kvHeads, size),
+      scale: 1 / Math.sqrt(size), causal: true, offset: () => 0, valid: () => kvSeqLen, windowLeft: 20, windowRight: -1, softcap: 3,
+      bias: (_b, _h, i, j) => (j < 70 ? maskData[i * 70 + j] : -Infinity),
+    });
+    expect(maxAbsDiff(heads4(got, seqLen, heads, size), want)).toBeLessThan(2e-5);
+    // GQA with key padding only, against the same call with K/V heads repeated per query head.
+    const padded = attention.computeFlashAttentionSync(Q, K, V, seqLen, dim, { heads, kvHeads, kvSeqLen, validKeyLength: 50 });
+    const rep = (x: Float32Array) => {
+      const out = new Float32Array(kvSeqLen * dim);
+      for (let j = 0; j < kvSeqLen; j++) for (let h = 0; h < heads; h++) out.set(x.subarray((j * kvHeads + Math.floor(h / 3)) * size, (j * kvHeads + Math.floor(h / 3) + 1) * size), (j * heads + h) * size);
+      return out;
+    };
+    const plain = attention.computeFlashAttentionSync(Q, rep(K), rep(V), seqLen, dim, { heads, kvSeqLen, validKeyLength: 50 });
+    expect(maxAbsDiff(padded, plain)).toBeLessThan(1e-6);
+  });
+
+  it('reject bad values by option name', async () => {
+    const attention = await createOn('simd');
+    const x = new Float32Array(4 * 8).fill(0.1);
+    expectThrow(() => attention.computeFlashAttentionSync(x, x, x, 4, 8, { heads: 2, kvHeads: 3 }), RangeError, /options.kvHeads/);
+    expectThrow(() => attention.computeFlashAttentionSync(x, x, x, 4, 8, { heads: 2, kvHeads: 1 }), RangeError, /K has length 32 but kvSeqLen x \(kvHeads x dim \/ heads\) = 4 x 4/);
+    expectThrow(() => attention.computeFlashAttentionSync(x, x, x, 4, 8, { softcap: -1 }), RangeError, /options.softcap/);
+    expectThrow(() => attention.computeFlashAttentionSync(x, x, x, 4, 8, { window: { left: 1.5 } }), RangeError, /options.window.left/);
+    expectThrow(() => attention.computeFlashAttentionSync(x, x, x, 4, 8, { mask: { data: new Uint8Array(3), dims: [2, 4] } }), RangeError, /options.mask.data has 3 elements/);
+    expectThrow(() => attention.computeFlashAttentionSync(x, x, x, 4, 8, { mask: { data: new Uint8Array(8), dims: [2, 4] } }), RangeError, /options.mask with dims \[2,4\] cannot broadcast/);
+    expectThrow(() => attention.computeFlashAttentionSync(x, x, x, 4, 8, { mask: { data: new Uint8Array(4), dims: [4] }, validKeyLength: 2 }), RangeError, /put the padding in the mask/);
   });
 });

@@ -140,6 +140,24 @@ export interface AttentionOptions {
   scale?: number;
   /** Rows of K and V; default seqLen. A different value is cross attention. */
   kvSeqLen?: number;
+  /**
+   * Heads of K and V (grouped-query attention: each K/V head serves
+   * heads / kvHeads query heads, read in place, never copied). K and V are
+   * then kvSeqLen x (kvHeads * dim / heads). Default heads.
+   */
+  kvHeads?: number;
+  /**
+   * A mask, broadcast (right-aligned, as NumPy) to [heads, seqLen, kvSeqLen]:
+   * a Uint8Array is boolean (0 hides the key), a Float32Array is added to the
+   * scaled scores (-Infinity hides). Keys past its last axis are hidden.
+   * Read tile by tile in place. With a mask, padding goes in the mask
+   * (validKeyLength must be left at kvSeqLen).
+   */
+  mask?: { data: Uint8Array | Float32Array; dims: readonly number[] };
+  /** > 0: each scaled score s becomes softcap * tanh(s / softcap) before the mask. */
+  softcap?: number;
+  /** Query i sees keys i - left .. i + right (each side unbounded when absent or -1). */
+  window?: { left?: number; right?: number };
 }
 
 /** Which method a metrics record is about. */
