@@ -21,6 +21,7 @@ const { createOnnxRuntimePeers } = require('./peers/onnxruntime');
 const { barChartSvg } = require('./chart');
 const { judgeGoals, goalsMarkdown } = require('./goals');
 const { runCliSimilarBenchmark, cliSimilarMarkdown } = require('./cli-similar');
+const { runOnnxAttentionRows, onnxAttentionMarkdown } = require('./onnx-attention');
 
 /** GFLOP/s of our 4x8 register-tiled GEMM at 512 x 512 x 512 on one thread: what SIMD128 reaches here. */
 async function gemmCeiling(backend) {
@@ -57,6 +58,7 @@ async function main() {
   }
   const results = suite.getRows();
   const machine = suite.getMachine();
+  const onnxRows = await runOnnxAttentionRows({ quick, log: (line) => console.log(line) });
   console.log('qe-flash similar: 10,000 generated test cases');
   const similar = runCliSimilarBenchmark();
   console.log(`  ${similar.seconds.toFixed(1)} s, planted pair first: ${similar.plantedFirst}`);
@@ -75,6 +77,7 @@ async function main() {
     'Duplicate-test finder (issue "QE workloads that mean something"):',
     '',
     cliSimilarMarkdown(similar),
+    onnxAttentionMarkdown(onnxRows),
     `Produced by \`make bench\` in ${elapsed} s${quick ? ' (--quick)' : ''}. Reproduce with the same command.`,
     '',
   ].join('\n');
