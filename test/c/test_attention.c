@@ -5,6 +5,7 @@
  * cross attention both ways, causal and padding masks, and inputs whose
  * scores overflow a naive exp.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,7 +152,83 @@ QE_TEST(attention_refuses_heads_too_large_for_a_workspace) {
   QE_CHECK(qe_attention_workspace_bytes(&p) < ((size_t)1 << 20), "%zu bytes", qe_attention_workspace_bytes(&p));
 }
 
+
+/* The ONNX entry, under the sanitizers: GQA over a cache with a boolean mask
+ * shorter than the keys, a window and softcap, against the same call with
+ * every K/V head repeated per query head (the kernel's group-of-one path);
+ * present_* holds the cache then the new rows; and its argument checks. */
+static float *filled(size_t n, unsigned seed) {
+  float *x = malloc(n * sizeof(float));
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    x[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+  }
+  return x;
+}
+
+QE_TEST(onnx_attention_gqa_matches_repeated_heads) {
+  enum { B = 2, HQ = 6, HKV = 2, SQ = 11, P = 23, S = 11, T = P + S, D = 12, DV = 7, L = 30 };
+  float *q = filled(B * HQ * SQ * D, 1), *k = filled(B * HKV * S * D, 2), *v = filled(B * HKV * S * DV, 3);
+  float *pk = filled(B * HKV * P * D, 4), *pv = filled(B * HKV * P * DV, 5);
+  uint8_t mask[B * L];
+  for (int i = 0; i < B * L; i++) mask[i] = (uint8_t)(i % 7 != 3);
+  float *y = malloc(sizeof(float) * B * HQ * SQ * DV), *y2 = malloc(sizeof(float) * B * HQ * SQ * DV);
+  float *prk = malloc(sizeof(float) * B * HKV * T * D), *prv = malloc(sizeof(float) * B * HKV * T * DV);
+  qe_attention_args a = {
+      .q = q, .k = k, .v = v, .mask = mask, .past_key = pk, .past_value = pv, .y = y,
+      .present_key = prk, .present_value = prv, .layout = 4, .batch = B, .q_heads = HQ, .kv_heads = HKV,
+      .q_len = SQ, .kv_len = S, .past_len = P, .head_size = D, .v_head_size = DV, .mask_kind = 1,
+      .mask_dims = {B, 1, 1, L}, .causal = 1, .window_left = 9, .window_right = -1, .scale = 0.4f, .softcap = 2.5f,
+      .block_q = 8, .block_k = 8,
+  };
+  QE_CHECK(qe_attention_onnx(&a) == QE_OK, "GQA call");
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < HKV; h++)
+      for (int j = 0; j < T; j++)
+        for (int c = 0; c < D; c++) {
+          const float want = j < P ? pk[((b * HKV + h) * P + j) * D + c] : k[((b * HKV + h) * S + j - P) * D + c];
+          QE_CHECK(prk[((b * HKV + h) * T + j) * D + c] == want, "present_key[%d][%d][%d][%d]", b, h, j, c);
+        }
+  /* The same attention with K/V heads repeated, no cache (the presents are the keys). */
+  float *kr = malloc(sizeof(float) * B * HQ * T * D), *vr = malloc(sizeof(float) * B * HQ * T * DV);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < HQ; h++) {
+      memcpy(kr + (b * HQ + h) * T * D, prk + (b * HKV + h / 3) * T * D, sizeof(float) * T * D);
+      memcpy(vr + (b * HQ + h) * T * DV, prv + (b * HKV + h / 3) * T * DV, sizeof(float) * T * DV);
+    }
+  /* Causal offset P: query i sits at P + i; without a past, nonpad = T gives offset T - SQ = P. */
+  int32_t nonpad[B] = {T, T};
+  qe_attention_args r = a;
+  r.k = kr, r.v = vr, r.past_key = r.past_value = NULL, r.present_key = r.present_value = NULL;
+  r.kv_heads = HQ, r.kv_len = T, r.past_len = 0, r.kv_seqlen = nonpad, r.y = y2, r.block_q = 16, r.block_k = 12;
+  QE_CHECK(qe_attention_onnx(&r) == QE_OK, "repeated-heads call");
+  double worst = 0;
+  for (int i = 0; i < B * HQ * SQ * DV; i++) {
+    const double d = fabs((double)y[i] - (double)y2[i]);
+    if (!(d <= worst)) worst = d;
+  }
+  QE_CHECK(worst < 1e-6, "max |GQA - repeated| = %g", worst);
+
+  qe_attention_args bad = a;
+  bad.kv_heads = 4;
+  QE_CHECK(qe_attention_onnx(&bad) == QE_ERR_ARGUMENT, "6 q heads over 4 kv heads");
+  bad = a, bad.mask_dims[0] = 3;
+  QE_CHECK(qe_attention_onnx(&bad) == QE_ERR_ARGUMENT, "mask batch 3");
+  bad = a, bad.mask_dims[3] = T + 1;
+  QE_CHECK(qe_attention_onnx(&bad) == QE_ERR_ARGUMENT, "mask longer than the keys");
+  bad = a, bad.kv_seqlen = nonpad;
+  QE_CHECK(qe_attention_onnx(&bad) == QE_ERR_ARGUMENT, "nonpad with a past");
+  int32_t negative[B] = {3, -1};
+  bad = r, bad.kv_seqlen = negative;
+  QE_CHECK(qe_attention_onnx(&bad) == QE_ERR_ARGUMENT, "negative nonpad");
+  bad = a, bad.present_key = NULL, bad.present_value = NULL;
+  QE_CHECK(qe_attention_onnx(&bad) == QE_ERR_ARGUMENT, "a past without presents");
+  QE_CHECK(qe_attention_onnx(NULL) == QE_ERR_NULL, "null args");
+  free(q), free(k), free(v), free(pk), free(pv), free(y), free(y2), free(prk), free(prv), free(kr), free(vr);
+}
+
 QE_SUITE(qe_suite_attention, "flash-attention",
+         QE_CASE(onnx_attention_gqa_matches_repeated_heads),
          QE_CASE(attention_refuses_heads_too_large_for_a_workspace),
          QE_CASE(attention_matches_reference_on_awkward_shapes),
          QE_CASE(attention_causal_and_padding_masks),
