@@ -77,7 +77,7 @@ int qe_attention_onnx(const qe_attention_args *a) {
       .head_dim = dk, .v_head_dim = dv, .scale = a->scale, .softcap = a->softcap,
       .causal = a->causal != 0, .offset = (int64_t)np,
       .window_left = a->window_left, .window_right = a->window_right,
-      .valid_k = (size_t)total, .kv_len = a->kv_seqlen,
+      .valid_k = (size_t)total, .kv_len = a->kv_seqlen, .zero_empty_rows = 1,
   };
   p.q = a->q;
   view_strides(a->layout, hq, nq, dk, &p.q_sb, &p.q_sh, &p.q_sr);

@@ -368,13 +368,15 @@ export function onnxAttentionOn(
   const presentVCount = batch * kvHeads * total * vHeadSize;
   const qkCount = batch * qHeads * qLen * total;
   return module.scope((s) => {
+    // K and V may hold no new position when a past is given.
+    const copyIn = (x: Float32Array) => (x.length > 0 ? s.copyIn(x) : s.alloc(16));
     const pq = s.copyIn(q.data);
-    const pk = s.copyIn(k.data);
-    const pv = s.copyIn(v.data);
+    const pk = copyIn(k.data);
+    const pv = copyIn(v.data);
     const ppk = pastK && pastLen > 0 ? s.copyIn(pastK) : 0;
     const ppv = pastV && pastLen > 0 ? s.copyIn(pastV) : 0;
     for (const [name, data, ptr] of [['Q', q.data, pq], ['K', k.data, pk], ['V', v.data, pv], ['past_key', pastK, ppk], ['past_value', pastV, ppv]] as const) {
-      if (data === null || ptr === 0) continue;
+      if (data === null || ptr === 0 || data.length === 0) continue;
       const at = module.firstNonFinite(ptr, data.length);
       if (at < data.length) throw nonFiniteElementError(`inputs.${name}`, data, at);
     }
@@ -406,6 +408,10 @@ export function onnxAttentionOn(
     i32[at + ARG.qkMode] = qkMode, i32[at + ARG.blockQ] = blockQ, i32[at + ARG.blockK] = blockK;
     f32[at + ARG.scale] = scale, f32[at + ARG.softcap] = softcap;
     checkStatus(entries.qe_attention_onnx(pargs), 'qe_attention_onnx');
+    // Finite inputs whose scaled scores exceed float32's range have no float32 answer.
+    if (module.firstNonFinite(py, yCount) < yCount) {
+      throw new RangeError('attention overflowed float32: some scaled score |q.k * scale| exceeds ~3.4e38; scale Q or K down');
+    }
     const read = (ptr: number, count: number, dims: number[]): OnnxOutputTensor => {
       const data = s.readFloats(ptr, count);
       return half ? { data: float32ToFloat16(data), dims, type: 'float16' } : { data, dims, type: 'float32' };

@@ -195,8 +195,9 @@ export function validateAttention(
 
   const check: typeof validateMatrix = elements === 'check' ? validateMatrix : validateSizedFloat32Array;
   check('Q', Q, seqLen * dim, `seqLen x dim = ${seqLen} x ${dim}`);
-  check('K', K, kvSeqLen * kvDim, `kvSeqLen x (kvHeads x dim / heads) = ${kvSeqLen} x ${kvDim}`);
-  check('V', V, kvSeqLen * kvDim, `kvSeqLen x (kvHeads x dim / heads) = ${kvSeqLen} x ${kvDim}`);
+  const kvFormula = opts.kvHeads === undefined ? `kvSeqLen x dim = ${kvSeqLen} x ${dim}` : `kvSeqLen x (kvHeads x dim / heads) = ${kvSeqLen} x ${kvDim}`;
+  check('K', K, kvSeqLen * kvDim, kvFormula);
+  check('V', V, kvSeqLen * kvDim, kvFormula);
 
   return { seqLen, kvSeqLen, dim, heads, headDim, scale, causal, validKeyLength, kvHeads, general };
 }

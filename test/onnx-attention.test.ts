@@ -368,6 +368,7 @@ describe('onnxAttention rejects bad calls with errors that name the argument', (
     expectThrow(run(base(), { softmax_precision: 7 }), RangeError, /softmax_precision must be a float type/);
     expectThrow(run({ ...base(), K: t([1, 2, 5, 8], Infinity) }), RangeError, /inputs.K/);
     expectThrow(run({ Q: t([1, 4, 3, 8]) }), TypeError, /inputs.K is required/);
+    expectThrow(run({ Q: t([1, 4, 3, 8], 1e20), K: t([1, 2, 5, 8], 1e20), V: t([1, 2, 5, 8]) }), RangeError, /overflowed float32/);
     expect(module.liveAllocations).toBe(0);
   });
 });

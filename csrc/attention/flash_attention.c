@@ -368,6 +368,27 @@ static size_t row_offset(size_t r, size_t group, size_t sh, size_t sr) {
   return group == 1 ? r * sr : (r % group) * sh + (r / group) * sr;
 }
 
+/* Row i of the tile had every key hidden: its max never left -inf. */
+static int saw_no_key(const qe_attention_problem *p, const workspace_view *w, size_t i) {
+  return p->zero_empty_rows && w->m[i] == -INFINITY && w->l[i] == 0.0f;
+}
+
+/* The slow path's view of the strip whose first row is `row0` of its
+ * (batch, kv head): each row's visible keys and mask row; rows from `real`
+ * on are the strip's padding. */
+static void prepare_strip_mask(strip_mask *sm, const qe_attention_problem *p, const batch_frame *frame, size_t b,
+                               size_t h0, size_t group, size_t row0, size_t real) {
+  sm->p = p;
+  sm->softcap2 = p->softcap > 0.0f ? p->softcap * 1.44269504088896341f : 0.0f;
+  for (size_t r = 0; r < 8; r++) {
+    const size_t row = row0 + r, qi = row / group;
+    sm->lo[r] = keys_from(p, frame, (int64_t)qi);
+    sm->hi[r] = keys_to(p, frame, (int64_t)qi);
+    sm->has_bias[r] = r < real && p->mask_kind != QE_MASK_NONE;
+    sm->bias_at[r] = sm->has_bias[r] ? mask_row(p, b, h0 + row % group, qi) : 0;
+  }
+}
+
 static void attention_task(const qe_attention_problem *p, size_t task, const workspace_view *w) {
   const size_t d = p->head_dim, dv = p->v_head_dim, dvp = w->dvp, tq = p->tile_q, tk = p->tile_k;
   const size_t group = group_size(p), rows = p->nq * group, bh = task % (p->batch * p->kv_heads);
@@ -444,29 +465,27 @@ static void attention_task(const qe_attention_problem *p, size_t task, const wor
       if (s_hi <= (int64_t)j0 || s_lo >= (int64_t)(j0 + bk) || s_hi <= s_lo) continue;
       /* Keys a strip scores: up to the last one it sees. */
       const size_t bks = min_size(bk, (size_t)(s_hi - (int64_t)j0));
-      strip_mask sm;
-      int mask_ready = 0;
       float tmax[8];
       wasm_v128_store(tmax, wasm_f32x4_splat(-INFINITY));
       wasm_v128_store(tmax + 4, wasm_f32x4_splat(-INFINITY));
-      for (size_t j = 0; j < bks; j += 4) {
-        /* A group needs masking if it is short or reaches past the keys all rows see. */
-        const int64_t key = (int64_t)(j0 + j);
-        const int masked = always_masked || j + 4 > bks || key < f_lo || key + 4 > f_hi;
-        if (masked && !mask_ready) {
-          sm.p = p;
-          sm.softcap2 = p->softcap > 0.0f ? p->softcap * 1.44269504088896341f : 0.0f;
-          for (size_t r = 0; r < 8; r++) {
-            const size_t row = i0 + i + r, qi = row / group;
-            sm.lo[r] = keys_from(p, &frame, (int64_t)qi);
-            sm.hi[r] = keys_to(p, &frame, (int64_t)qi);
-            sm.has_bias[r] = i + r < bq && p->mask_kind != QE_MASK_NONE;
-            sm.bias_at[r] = sm.has_bias[r] ? mask_row(p, b, h0 + row % group, qi) : 0;
-          }
-          mask_ready = 1;
-        }
-        score_tile(sp.qt, w->kb + j * d, d, w->st + 8 * j, tmax, masked ? &sm : NULL, j0 + j, j0 + bk);
+      /* Groups [jf0, jf1) need no masking: whole, and inside the keys all
+       * rows see; the others (the tail, a causal diagonal, window edges, or
+       * all of them with a mask tensor or softcap) take the slow path. */
+      size_t jf0 = 0, jf1 = 0;
+      if (!always_masked) {
+        const int64_t lo = f_lo - (int64_t)j0, hi = f_hi - (int64_t)j0;
+        jf0 = lo > 0 ? round_up((size_t)lo, 4) : 0;
+        jf1 = hi > 0 ? min_size(bks, (size_t)hi) / 4 * 4 : 0;
+        if (jf1 < jf0) jf0 = jf1 = 0;
       }
+      strip_mask sm;
+      if (jf0 > 0 || jf1 < bks) prepare_strip_mask(&sm, p, &frame, b, h0, group, i0 + i, bq - i);
+      for (size_t j = 0; j < jf0; j += 4)
+        score_tile(sp.qt, w->kb + j * d, d, w->st + 8 * j, tmax, &sm, j0 + j, j0 + bk);
+      for (size_t j = jf0; j < jf1; j += 4)
+        score_tile(sp.qt, w->kb + j * d, d, w->st + 8 * j, tmax, NULL, 0, 0);
+      for (size_t j = jf1; j < bks; j += 4)
+        score_tile(sp.qt, w->kb + j * d, d, w->st + 8 * j, tmax, &sm, j0 + j, j0 + bk);
       /* Lazy rescaling: move the reference max only for a score beyond it
        * plus the margin (always on a query's first key tile). */
       const v128_t t0 = wasm_v128_load(tmax), t1 = wasm_v128_load(tmax + 4);
@@ -486,9 +505,13 @@ static void attention_task(const qe_attention_problem *p, size_t task, const wor
 
   /* One division per output element, at the end; four full rows at a time
    * transposed back from the strips in 4 x 4 blocks. A row that saw no key
-   * (sum 0) is 0, not 0/0. */
+   * (max still -inf, sum 0) is 0, not 0/0, when p->zero_empty_rows; any
+   * other zero sum (scores that overflowed float32) stays NaN, for the
+   * caller to report. */
   const size_t dv4 = dv / 4 * 4;
-  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const v128_t zero = wasm_f32x4_splat(0.0f), ones = wasm_i32x4_splat(-1);
+  const v128_t neg_inf = wasm_f32x4_splat(-INFINITY);
+  const v128_t keep_all = wasm_i32x4_splat(p->zero_empty_rows ? 0 : -1);
   for (size_t i = 0; i < bq; i += 4) {
     const float *arow = w->acc + (i / 8) * 8 * dvp + i % 8;
     if (i + 4 <= bq) {
@@ -499,9 +522,11 @@ static void attention_task(const qe_attention_problem *p, size_t task, const wor
       const v128_t l = wasm_v128_load(w->l + i);
       const v128_t l0 = wasm_i32x4_shuffle(l, l, 0, 0, 0, 0), l1 = wasm_i32x4_shuffle(l, l, 1, 1, 1, 1);
       const v128_t l2 = wasm_i32x4_shuffle(l, l, 2, 2, 2, 2), l3 = wasm_i32x4_shuffle(l, l, 3, 3, 3, 3);
-      /* Sums are >= 0: a lane with a positive sum keeps its quotient. */
-      const v128_t k0 = wasm_f32x4_gt(l0, zero), k1 = wasm_f32x4_gt(l1, zero);
-      const v128_t k2 = wasm_f32x4_gt(l2, zero), k3 = wasm_f32x4_gt(l3, zero);
+      /* All ones except for rows that saw no key. */
+      const v128_t keep = wasm_v128_or(keep_all, wasm_v128_bitselect(wasm_f32x4_gt(l, zero), ones,
+                                                                     wasm_i32x4_eq(wasm_v128_load(w->m + i), neg_inf)));
+      const v128_t k0 = wasm_i32x4_shuffle(keep, keep, 0, 0, 0, 0), k1 = wasm_i32x4_shuffle(keep, keep, 1, 1, 1, 1);
+      const v128_t k2 = wasm_i32x4_shuffle(keep, keep, 2, 2, 2, 2), k3 = wasm_i32x4_shuffle(keep, keep, 3, 3, 3, 3);
       for (size_t c = 0; c < dv4; c += 4) {
         v128_t r0 = wasm_v128_load(arow + 8 * c), r1 = wasm_v128_load(arow + 8 * c + 8);
         v128_t r2 = wasm_v128_load(arow + 8 * c + 16), r3 = wasm_v128_load(arow + 8 * c + 24);
@@ -513,12 +538,13 @@ static void attention_task(const qe_attention_problem *p, size_t task, const wor
       }
       float *orow[4] = {o0, o1, o2, o3};
       for (size_t c = dv4; c < dv; c++)
-        for (size_t r = 0; r < 4; r++) orow[r][c] = w->l[i + r] != 0.0f ? arow[8 * c + r] / w->l[i + r] : 0.0f;
+        for (size_t r = 0; r < 4; r++)
+          orow[r][c] = saw_no_key(p, w, i + r) ? 0.0f : arow[8 * c + r] / w->l[i + r];
     } else {
       for (size_t r = 0; i + r < bq; r++) {
         float *orow = obase + row_offset(i0 + i + r, group, o_sh, o_sr);
-        const float lr = w->l[i + r];
-        for (size_t c = 0; c < dv; c++) orow[c] = lr != 0.0f ? arow[8 * c + r] / lr : 0.0f;
+        const int none = saw_no_key(p, w, i + r);
+        for (size_t c = 0; c < dv; c++) orow[c] = none ? 0.0f : arow[8 * c + r] / w->l[i + r];
       }
     }
   }

@@ -44,6 +44,10 @@ typedef struct {
   const void *mask;      /* bool (uint8, 0 hides) or additive float */
   size_t mask_sb, mask_sh, mask_sq; /* strides (elements) per batch, q head, query; keys are contiguous */
   size_t mask_len;       /* keys j >= mask_len are hidden (a mask shorter than the keys) */
+  /* 1: a row whose every score is -inf (all keys hidden) is 0, ONNX's rule;
+   * 0: it is 0/0 = NaN, which qe_attention's callers report as overflow
+   * (without masks every row sees a key, so only overflow empties one). */
+  int zero_empty_rows;
   size_t tile_q, tile_k; /* set by qe_attention_choose_tiles */
 } qe_attention_problem;
 
