@@ -278,6 +278,22 @@ describe('onnxAttention against a float64 reference of the operator', () => {
     expect(row(0, 8).some((x) => x !== 0)).toBe(true);
   });
 
+  it('takes working memory independent of the sequence length (with a mask, GQA and a cache)', async () => {
+    const module = await loadModule('simd');
+    const used = (len: number) => {
+      const t = (n: number, dims: number[]): OnnxTensorLike => ({ data: uniform(n, len), dims });
+      onnxAttentionOn(module, {
+        Q: t(2 * 8 * len * 32, [2, 8, len, 32]), K: t(2 * 2 * len * 32, [2, 2, len, 32]), V: t(2 * 2 * len * 32, [2, 2, len, 32]),
+        past_key: t(2 * 2 * 64 * 32, [2, 2, 64, 32]), past_value: t(2 * 2 * 64 * 32, [2, 2, 64, 32]),
+        attn_mask: { data: new Uint8Array(len + 64).fill(1), dims: [len + 64], type: 'bool' },
+      }, { is_causal: 1, left_window_size: 100 });
+      return module.workspaceLastBytes();
+    };
+    const small = used(300);
+    expect(small).toBeGreaterThan(0);
+    expect(used(1500)).toBe(small);
+  });
+
   it('writes past and new keys and values into present_key and present_value', async () => {
     const module = await loadModule('simd');
     const pk = uniform(2 * 1 * 3 * 4, 1), pv = uniform(2 * 1 * 3 * 2, 2);
