@@ -6,7 +6,9 @@ outputs, as computed by ONNX's own reference implementation
 
 Usage: scripts/gen-onnx-attention-fixtures.py <onnx checkout> [out.json]
 (for a tree without .git, e.g. `git archive` of the two files, give the
-commit in ONNX_COMMIT)
+commit in ONNX_COMMIT). Run it with the Python that has numpy, e.g. Debian's
+/usr/bin/python3 after `apt-get install python3-numpy`. The tests only read
+the JSON; nothing in `make test` runs this script.
 
 The onnx checkout is only read and run, never copied: its Python package
 needs a compiled extension, so this script stands in for the few pieces
