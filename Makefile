@@ -141,13 +141,17 @@ js/c-api.ts: $(CHDR) scripts/gen-c-api.js
 	node scripts/gen-c-api.js
 	@touch $@
 
-dist: dist/.stamp
+dist: build/dist.stamp
 
-dist/.stamp: js/c-api.ts $(TS_SRC) tsconfig.json tsconfig.build.json scripts/write-esm-entry.js node_modules/.package-lock.json
-	rm -rf dist
+# CommonJS + declarations (tsconfig.build.json), then the ES-module output
+# (tsconfig.esm.json) made into the Node and browser trees (scripts/build-esm.js).
+# The stamp lives in build/, so the package ships no marker file.
+build/dist.stamp: js/c-api.ts $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED) $(TS_SRC) tsconfig.json tsconfig.build.json tsconfig.esm.json scripts/build-esm.js node_modules/.package-lock.json
+	rm -rf dist build/esm
 	npx tsc -p tsconfig.build.json
-	node scripts/write-esm-entry.js
-	@touch $@
+	npx tsc -p tsconfig.esm.json
+	node scripts/build-esm.js
+	@mkdir -p build && touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -13,6 +13,8 @@ import type {
   VectorOperation,
 } from '../types';
 import { detectEngineFeatures } from './loader';
+import { describeMachine } from './platform';
+import { detectThreadSupport } from './threads';
 import { loadQEModule, type QEModule } from './module';
 import {
   validateEmbeddingLookup,
@@ -151,6 +153,8 @@ export class WASMSIMDBackend {
       vectorOps: simd ? [...VECTOR_OPS] : [],
       expectedSpeedup: { ...EXPECTED_SPEEDUP[this.module.kind] },
       module: this.module.kind,
+      threadsAvailable: detectThreadSupport(),
+      threads: detectThreadSupport() ? Math.min(2, describeMachine().cores) : 1,
     };
   }
 

@@ -15,6 +15,7 @@ import { MAX_SPEEDUP_TARGET, MIN_SPEEDUP_TARGET, QE_PERFORMANCE_TARGETS, assertW
 import { createQEFlashAttention, type QEFlashAttention } from './flash-attention';
 import { loadQEModule, type QEModule } from './module';
 import { createSimilarityIndex, matchPatterns, type IndexSearchResult, type SimilarityIndex } from './similarity';
+import { describeMachine, writeFileAtomicSync, writeTextFile, type MachineInfo } from './platform';
 import { threadsAvailable } from './threads';
 import type { ResolvedAttention } from './validate';
 
@@ -369,37 +370,8 @@ export function completeRow(row: BenchmarkRowDraft): BenchmarkResult {
   };
 }
 
-export interface MachineInfo {
-  cpu: string;
-  cores: number;
-  memoryGB: number;
-  node: string;
-  v8: string;
-  platform: string;
-  loadAverage: number[];
-  date: string;
-}
-
-/** Node's os module; the benchmark runs in Node (browsers have no machine description to give). */
-function nodeOs(): typeof import('os') {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('os');
-}
-
-export function describeMachine(): MachineInfo {
-  const os = nodeOs();
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model.trim() ?? 'unknown',
-    cores: cpus.length,
-    memoryGB: Math.round(os.totalmem() / 2 ** 30),
-    node: process.version,
-    v8: process.versions.v8,
-    platform: `${os.platform()} ${os.arch()}`,
-    loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
-    date: new Date().toISOString(),
-  };
-}
+export type { MachineInfo };
+export { describeMachine };
 
 export interface FlashAttentionBenchmarkOptions {
   /** Peer engines, run on the same inputs. */
@@ -560,11 +532,6 @@ function environmentDefaults(): FlashAttentionBenchmarkOptions {
   return quick ? { ...QUICK_BENCHMARK_OPTIONS, measure: { ...QUICK_BENCHMARK_OPTIONS.measure } } : {};
 }
 
-/** Node's fs module, for the file exports. */
-function nodeFs(): typeof import('fs') {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('fs');
-}
 
 const ALL_WORKLOADS: readonly QEWorkloadType[] = ['test-similarity', 'code-embedding', 'defect-matching', 'coverage-analysis', 'pattern-adaptation'];
 
@@ -670,25 +637,13 @@ export class FlashAttentionBenchmark {
   /** As in the original: writes the results to `path` (exportResultsJSON; through a temporary file and a rename, so a reader never sees half a file). */
   exportResultsToFile(path: string): void {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${typeof path === 'string' ? 'an empty string' : typeof path}`);
-    const fs = nodeFs();
-    const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
-    try {
-      fs.writeFileSync(temp, this.exportResultsJSON() + '\n');
-      fs.renameSync(temp, path);
-    } catch (err) {
-      try {
-        fs.unlinkSync(temp);
-      } catch {
-        // Nothing was written.
-      }
-      throw err;
-    }
+    writeFileAtomicSync(path, this.exportResultsJSON() + '\n');
   }
 
   /** Writes the Markdown report to `path` and returns it. */
   async exportResultsMarkdown(path?: string): Promise<string> {
     const md = formatMarkdown(this.rows, this.getMachine());
-    if (path) nodeFs().writeFileSync(path, md);
+    if (path) await writeTextFile(path, md);
     return md;
   }
 
@@ -703,7 +658,7 @@ export class FlashAttentionBenchmark {
 
   private threadCounts(): number[] {
     if (this.options.threadCounts) return this.options.threadCounts;
-    const cores = nodeOs().cpus().length;
+    const cores = describeMachine().cores;
     return threadsAvailable() && cores > 1 ? [1, cores] : [1];
   }
 
@@ -917,7 +872,7 @@ export class FlashAttentionBenchmark {
       this.log(`  ${peer.name} (${peer.threads} threads) FAILED: ${(err as Error)?.message ?? err}`);
     };
     let flash: EngineRun;
-    let flashThreads = notRun('qe-flash', nodeOs().cpus().length, 'not built', 'threads not built yet');
+    let flashThreads = notRun('qe-flash', describeMachine().cores, 'not built', 'threads not built yet');
     let crossCheckPassed: boolean;
     try {
       for (const threads of this.threadCounts().filter((t) => t > 1)) {

@@ -74,3 +74,4 @@ export {
   type FlashAttentionBenchmarkOptions,
   type TimingStats,
 } from './benchmark';
+export { default } from './default-export';

@@ -15,7 +15,8 @@
  * SIMD refuse the whole module, hence the probe (Node 20 has relaxed SIMD only
  * with --experimental-wasm-relaxed-simd; Node >= 21, Chrome >= 114 and
  * Firefox >= 145 by default). Node reads the bytes from the package's wasm/
- * folder; a browser streams them from a URL the caller gives. One instance per build and
+ * folder; a browser streams them from beside the package (js/platform.ts and
+ * js/platform-browser.ts), or either from a URL the caller gives. One instance per build and
  * source is kept for the life of the process. No process handlers are
  * registered.
  */
@@ -28,6 +29,7 @@ import {
   threadedImports,
   validateThreadCount,
 } from './threads';
+import { compileFromUrl, compilePackageModule, localPathOf, readFileBytes } from './platform';
 
 export const MODULE_FILES: Readonly<Record<ModuleKind, string>> = Object.freeze({
   simd: 'qe-flash-simd.wasm',
@@ -169,43 +171,10 @@ export interface LoadedWasm {
   pool: ThreadPool | null;
 }
 
-function isNode(): boolean {
-  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-}
-
-/** The wasm/ folders a Node build may sit beside: js/ under ts-jest, dist/cjs/js/ when built. */
-function candidateDirectories(): string[] {
-  if (typeof __dirname === 'undefined') return [];
-  return ['../wasm', '../../wasm', '../../../wasm'].map((rel) => `${__dirname}/${rel}`);
-}
-
-async function readNodeFile(path: string): Promise<Uint8Array<ArrayBuffer>> {
-  const fs = await import('node:fs/promises');
-  // readFile never returns a view of shared memory.
-  return (await fs.readFile(path)) as Uint8Array<ArrayBuffer>;
-}
-
 /** The file of a build: the threaded one when `threaded` (the relaxed build is always threaded). */
 function fileOf(kind: ModuleKind, threaded: boolean): string {
   if (kind === 'relaxed') return MODULE_FILES.relaxed;
   return threaded ? THREADED_MODULE_FILE : MODULE_FILES[kind];
-}
-
-async function findNodeModuleBytes(file: string): Promise<{ bytes: Uint8Array<ArrayBuffer>; source: string }> {
-  const tried: string[] = [];
-  const pathModule = await import('node:path');
-  for (const dir of candidateDirectories()) {
-    const path = pathModule.resolve(dir, file);
-    tried.push(path);
-    try {
-      return { bytes: await readNodeFile(path), source: path };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-  }
-  throw new Error(
-    `cannot find ${file}; looked in ${tried.join(', ')}. Build it with 'make wasm', or pass wasmUrl or wasmBytes`,
-  );
 }
 
 function importsMemory(module: WebAssembly.Module): boolean {
@@ -234,47 +203,31 @@ function createImports(onGrowth: Set<() => void>, module: WebAssembly.Module, sh
   return imports;
 }
 
-async function compileFromUrl(url: string): Promise<WebAssembly.Module> {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status}`);
-  if (typeof WebAssembly.compileStreaming === 'function' &&
-      (response.headers.get('content-type') ?? '').split(';')[0].trim() === 'application/wasm') {
-    return WebAssembly.compileStreaming(response);
-  }
-  // Served without the wasm MIME type: streaming compilation would refuse it.
-  return WebAssembly.compile(await response.arrayBuffer());
-}
-
 /** Resolves wasmUrl: a URL ending in '/' names the folder holding the builds. */
-function resolveUrl(wasmUrl: string | URL, file: string): string {
-  const href = wasmUrl instanceof URL ? wasmUrl.href : wasmUrl;
+function resolveUrl(wasmUrl: string | { readonly href: string }, file: string): string {
+  const href = typeof wasmUrl === 'string' ? wasmUrl : wasmUrl.href;
   return href.endsWith('/') ? href + file : href;
 }
 
 async function compileModule(file: string, options: ModuleLoadOptions): Promise<{ module: WebAssembly.Module; source: string }> {
   if (options.wasmBytes !== undefined) {
-    return { module: await WebAssembly.compile(options.wasmBytes), source: 'wasmBytes' };
+    return { module: await WebAssembly.compile(options.wasmBytes as BufferSource), source: 'wasmBytes' };
   }
   if (options.wasmUrl !== undefined) {
     const url = resolveUrl(options.wasmUrl, file);
-    if (isNode() && !/^(https?|data|blob):/i.test(url)) {
-      const { fileURLToPath } = await import('node:url');
-      const path = url.startsWith('file:') ? fileURLToPath(url) : url;
-      let bytes: Uint8Array<ArrayBuffer>;
+    const path = await localPathOf(url);
+    if (path !== null) {
+      let bytes: Uint8Array;
       try {
-        bytes = await readNodeFile(path);
+        bytes = await readFileBytes(path);
       } catch (error) {
         throw new Error(`cannot read the module at ${path} (wasmUrl): ${(error as Error).message}`);
       }
-      return { module: await WebAssembly.compile(bytes), source: path };
+      return { module: await WebAssembly.compile(bytes as BufferSource), source: path };
     }
     return { module: await compileFromUrl(url), source: url };
   }
-  if (!isNode()) {
-    throw new Error('outside Node, pass wasmUrl (the .wasm file, or the folder holding the builds) or wasmBytes');
-  }
-  const { bytes, source } = await findNodeModuleBytes(file);
-  return { module: await WebAssembly.compile(bytes), source };
+  return compilePackageModule(file);
 }
 
 /** qe_simd_level() of the relaxed-SIMD build. */

@@ -34,9 +34,12 @@
  * - Workers are unref()'d: an idle pool never keeps Node alive, so Jest and
  *   scripts exit by themselves. terminateThreadPools() ends them explicitly.
  *
- * This file is on the ground floor: it imports only the generated js/c-api.ts.
+ * This file is on the ground floor: it imports only the generated js/c-api.ts
+ * and js/platform.ts (which starts workers: worker_threads in Node, a
+ * Blob-URL Web Worker in browsers).
  */
 import { QE_EXPORT_NAMES, type QEExports } from './c-api';
+import { availableCores as platformCores, startWorker, type WorkerHandle } from './platform';
 
 /** The multi-threaded build's file name (in the package's wasm/ folder). */
 export const THREADED_MODULE_FILE = 'qe-flash-simd-mt.wasm';
@@ -115,19 +118,7 @@ export function threadsAvailable(): boolean {
 }
 
 /** Logical cores this process may use (1 when unknown). */
-export async function availableCores(): Promise<number> {
-  if (isNode()) {
-    try {
-      const os = await import('node:os');
-      const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-      return Math.max(1, n | 0);
-    } catch {
-      return 1;
-    }
-  }
-  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  return Math.max(1, (nav?.hardwareConcurrency ?? 1) | 0);
-}
+export const availableCores = platformCores;
 
 /** The default thread count: min(2, available cores), and 1 where threads cannot run. */
 export async function defaultThreadCount(): Promise<number> {
@@ -202,13 +193,15 @@ const FAILED = 2;
 const EXITED = 3;
 
 /**
- * The worker's whole program, as text: started with `eval: true` in Node and
- * from a Blob URL in browsers, so it works the same from js/ under ts-jest,
- * from dist/ and from a bundle, with no file to locate. It never returns to
+ * The worker's whole program, as the text of an expression whose value is
+ * its start function (js/platform.ts wraps it with the platform's way of
+ * handing over the start data): started with `eval: true` in Node and from a
+ * Blob URL in browsers, so it works the same from js/ under ts-jest, from
+ * dist/ and from a bundle, with no file to locate. It never returns to
  * its event loop until told to exit, and needs none: it sleeps in Atomics.wait.
  */
-export const WORKER_SOURCE = `'use strict';
-(function () {
+export const WORKER_SOURCE = `(function () {
+  'use strict';
   var SEQ = ${SEQ}, JOB = ${JOB}, CMD = ${CMD}, STATE = ${STATE}, PART = ${PART}, SPIN_US = ${SPIN_US};
   var RAN = ${RAN}, TOOK_US = ${TOOK_US};
   var JOBSEQ = ${JOBSEQ}, ASLEEP = ${ASLEEP}, CMD_EXIT = ${CMD_EXIT}, READY = ${READY}, FAILED = ${FAILED}, EXITED = ${EXITED};
@@ -273,18 +266,9 @@ export const WORKER_SOURCE = `'use strict';
     Atomics.store(ctrl, STATE, EXITED);
     Atomics.notify(ctrl, STATE);
   }
-  if (typeof process === 'object' && process && process.versions && process.versions.node) {
-    start(require('node:worker_threads').workerData);
-  } else {
-    self.onmessage = function (event) { self.onmessage = null; start(event.data); };
-  }
-})();
-`;
+  return start;
+})()`;
 
-/** What the pool needs from a platform's worker. */
-interface WorkerHandle {
-  terminate(): Promise<void>;
-}
 
 interface WorkerRecord {
   handle: WorkerHandle | null;
@@ -337,29 +321,10 @@ export function estimateAttentionFlops(Q: unknown, K: unknown, dim: unknown): nu
   return (4 * Q.length * K.length) / dim;
 }
 
-async function spawnWorker(data: StartData, record: WorkerRecord): Promise<WorkerHandle> {
-  if (isNode()) {
-    const { Worker } = await import('node:worker_threads');
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: data, name: 'qe-flash' } as ConstructorParameters<typeof Worker>[1]);
-    // Idle workers must never keep the process alive.
-    worker.unref();
-    worker.on('error', (error) => {
-      record.error = error;
-    });
-    return { terminate: async () => void (await worker.terminate()) };
-  }
-  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
-  try {
-    const worker = new Worker(url, { name: 'qe-flash' });
-    worker.addEventListener('error', (event) => {
-      record.error = event instanceof ErrorEvent ? event.error ?? new Error(event.message) : new Error('worker error');
-    });
-    worker.postMessage(data);
-    return { terminate: async () => worker.terminate() };
-  } finally {
-    // The worker has fetched its script by the time it runs; revoking later would leak the URL.
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
-  }
+function spawnWorker(data: StartData, record: WorkerRecord): Promise<WorkerHandle> {
+  return startWorker(WORKER_SOURCE, data, (error) => {
+    record.error = error;
+  });
 }
 
 let mainThreadCanBlock: boolean | undefined;

@@ -15,6 +15,8 @@ command -v wasm-ld-19 >/dev/null 2>&1 || missing+=(lld-19)
 # libFuzzer (clang-19 -fsanitize=fuzzer) for the fuzz targets.
 compgen -G '/usr/lib/llvm-19/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a' >/dev/null || missing+=(libclang-rt-19-dev)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+# The browser tests drive Debian's Chromium through playwright-core (no browser download).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 # AddressSanitizer's runtime for the native tests ships with gcc's libasan.

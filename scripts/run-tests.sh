@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every suite (the native C tests under ASan/UBSan, then Jest) even when
+# Runs every suite (the native C tests under ASan/UBSan, Jest, then the
+# browser tests in headless Chromium) even when
 # one fails, and ends with one line that sums them: "N passed, N failed".
 #
 #   scripts/run-tests.sh [pattern...] [--jest-option...]
@@ -105,6 +106,31 @@ else
 fi
 [ "$j_rc" -eq 0 ] || status=1
 rm -f "$jest_json"
+
+# The browser tests run with no pattern, or when a pattern matches "browser".
+run_browser=1
+if [ ${#patterns[@]} -gt 0 ]; then
+  run_browser=0
+  for p in "${patterns[@]}"; do
+    if echo "browser" | grep -qiE -- "$p"; then run_browser=1; fi
+  done
+fi
+if [ "$run_browser" -eq 1 ]; then
+  echo "== Browser tests (headless Chromium: a plain page, esbuild, Vite build and dev, webpack 5; the report page)"
+  b_out=$(mktemp)
+  node test/browser/run.cjs 2>&1 | tee "$b_out"
+  b_rc=${PIPESTATUS[0]}
+  b_line=$(grep -E '^browser-tests: [0-9]+ passed, [0-9]+ failed' "$b_out" | tail -n 1)
+  if [ -n "$b_line" ]; then
+    passed=$((passed + $(echo "$b_line" | sed -E 's/.* ([0-9]+) passed.*/\1/')))
+    failed=$((failed + $(echo "$b_line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+  else
+    echo "Browser tests ended without a summary line" >&2
+    failed=$((failed + 1))
+  fi
+  [ "$b_rc" -eq 0 ] || status=1
+  rm -f "$b_out"
+fi
 
 if [ ${#patterns[@]} -gt 0 ] && [ $((passed + failed)) -eq 0 ]; then
   echo "no C test and no Jest test file matches: ${patterns[*]}" >&2

@@ -52,7 +52,8 @@ const importScript = `import * as m from '${PACKAGE}'; ${body}`;
 
 beforeAll(() => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  for (const target of [pkg.main, pkg.types, ...Object.values(pkg.exports['./flash-attention']).flatMap((c) => (typeof c === 'string' ? [c] : Object.values(c as object)))]) {
+  const targets = (c: unknown): string[] => (typeof c === 'string' ? [c] : Object.values(c as object).flatMap(targets));
+  for (const target of [pkg.main, pkg.types, ...targets(pkg.exports)]) {
     if (!existsSync(join(ROOT, target as string))) throw new Error(`${target} is missing: run 'make dist' before the tests`);
   }
 });
@@ -145,5 +146,51 @@ describe('outside the repository', () => {
     const script = `require('${PACKAGE}').createQEFlashAttention('test-similarity').then(() => process.exit(2), (e) => { process.stdout.write(e.message); });`;
     const message = execFileSync(process.execPath, ['-e', script], { cwd: pkg }).toString();
     expect(message).toMatch(/^cannot find qe-flash-(simd|scalar)\.wasm; looked in .*wasm\/qe-flash-(simd|scalar)\.wasm.*Build it with 'make wasm'/);
+  });
+});
+
+describe('conditions', () => {
+  const resolveWith = (conditions: string[], specifier: string): string =>
+    execFileSync(process.execPath, [...conditions.map((c) => `--conditions=${c}`), '--input-type=module', '-e',
+      `process.stdout.write(import.meta.resolve(${JSON.stringify(specifier)}))`], { cwd: ROOT }).toString();
+
+  test('Node import gets the ES-module build for Node, compiled as ESM (not a wrapper of the CommonJS build)', () => {
+    const url = resolveWith([], PACKAGE);
+    expect(url).toMatch(/\/dist\/esm\/node\/js\/index\.js$/);
+    const loader = readFileSync(join(ROOT, 'dist/esm/node/js/loader.js'), 'utf8');
+    expect(loader).toMatch(/^import .* from '\.\/threads\.js';$/m);
+    expect(loader).not.toMatch(/require\(|dist\/cjs/);
+  });
+
+  test('the browser tree names no Node built-in and finds its .wasm files with new URL(..., import.meta.url)', () => {
+    const dir = join(ROOT, 'dist/esm/browser/js');
+    const all = ['index', 'loader', 'threads', 'benchmark', 'platform-browser', 'module'].map((f) => readFileSync(join(dir, `${f}.js`), 'utf8')).join('\n');
+    // Comments may name Node; code may not.
+    const code = all.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+    expect(code).not.toMatch(/['"]node:|worker_threads|require\(/);
+    for (const file of ['qe-flash-simd', 'qe-flash-scalar', 'qe-flash-simd-mt', 'qe-flash-relaxed-mt']) {
+      const m = all.match(new RegExp(`new URL\\('([^']*${file}\\.wasm)', import\\.meta\\.url\\)`));
+      expect(m).not.toBeNull();
+      expect(existsSync(resolve(dir, m![1]))).toBe(true);
+    }
+    expect(existsSync(join(dir, 'platform.js'))).toBe(false);
+  });
+
+  test('the .wasm files are exported as subpaths; default export; no marker or empty files', () => {
+    for (const file of ['qe-flash-simd', 'qe-flash-scalar', 'qe-flash-simd-mt', 'qe-flash-relaxed-mt']) {
+      const url = resolveWith([], `@agentic-qe/v3/wasm/${file}.wasm`);
+      expect(url.endsWith(`/wasm/${file}.wasm`)).toBe(true);
+    }
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e',
+      `import qe, { createQEFlashAttention } from '${PACKAGE}'; const c = (await import('node:module')).createRequire(process.cwd() + '/x')('${PACKAGE}');` +
+      `process.stdout.write(JSON.stringify([qe.createQEFlashAttention === createQEFlashAttention, typeof c.default.createQEFlashAttention, 'runFlashAttentionBenchmarks' in qe]))`], { cwd: ROOT }).toString();
+    expect(JSON.parse(out)).toEqual([true, 'function', false]);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    expect(pkg.sideEffects).toBe(false);
+    expect(existsSync(join(ROOT, 'dist/.stamp'))).toBe(false);
+    expect(existsSync(join(ROOT, 'LICENSE'))).toBe(true);
+    const listing = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT }).toString())[0].files as { path: string; size: number }[];
+    expect(listing.filter((f) => f.size === 0 || /\.stamp$/.test(f.path))).toEqual([]);
+    expect(listing.map((f) => f.path)).toEqual(expect.arrayContaining(['LICENSE', 'wasm/qe-flash-simd.wasm', 'dist/esm/browser/js/index.js', 'dist/esm/node/js/index.js']));
   });
 });

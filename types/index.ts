@@ -224,16 +224,23 @@ export interface SIMDCapabilities {
    */
   expectedSpeedup: { min: number; max: number };
   module: ModuleKind;
+  /**
+   * Whether attention can run on several threads here: shared memory and
+   * workers (in a browser, only when the page is cross-origin isolated).
+   */
+  threadsAvailable: boolean;
+  /** Threads createQEFlashAttention uses by default here: min(2, cores) where threads are available, else 1. */
+  threads: number;
 }
 
 /** Where the module comes from and which build to use. */
 export interface ModuleLoadOptions {
   /** Default 'auto'; the environment variable QE_FLASH_MODULE forces a build when this is 'auto'. */
   module?: ModuleChoice;
-  /** Browser: URL of the .wasm file (streamed). Node: a file path or file: URL also works. */
-  wasmUrl?: string | URL;
+  /** Browser: URL of the .wasm file (streamed), or of the folder holding the builds (ending in '/'); a string or a URL. Node: a file path or file: URL also works. Not needed: the package finds its own .wasm files in Node and through bundlers. */
+  wasmUrl?: string | { readonly href: string };
   /** The module's bytes, when the caller already has them. */
-  wasmBytes?: BufferSource;
+  wasmBytes?: ArrayBuffer | ArrayBufferView;
   /**
    * Threads for attention, the calling thread included (an integer, 1 to 64).
    * Above 1, the threaded SIMD build (wasm/qe-flash-simd-mt.wasm) is loaded
