@@ -146,11 +146,12 @@ dist: build/dist.stamp
 # CommonJS + declarations (tsconfig.build.json), then the ES-module output
 # (tsconfig.esm.json) made into the Node and browser trees (scripts/build-esm.js).
 # The stamp lives in build/, so the package ships no marker file.
-build/dist.stamp: js/c-api.ts $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED) $(TS_SRC) tsconfig.json tsconfig.build.json tsconfig.esm.json scripts/build-esm.js node_modules/.package-lock.json
+build/dist.stamp: js/c-api.ts report/viewer.js $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED) $(TS_SRC) tsconfig.json tsconfig.build.json tsconfig.esm.json scripts/build-esm.js node_modules/.package-lock.json
 	rm -rf dist build/esm
 	npx tsc -p tsconfig.build.json
 	npx tsc -p tsconfig.esm.json
 	node scripts/build-esm.js
+	npx esbuild report/viewer.js --bundle --format=esm --minify --log-level=warning --outfile=dist/report/viewer.js
 	@mkdir -p build && touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json

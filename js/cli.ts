@@ -6,6 +6,7 @@
  * js/duplicate-pairs.ts.
  *
  *   qe-flash similar <paths...> [options]      qe-flash --help | --version
+ *   qe-flash report <folder | results.json> [--out page.html] [--bench results.json]  (js/report.ts)
  *
  * Exit status: 0 when the search ran (whether or not pairs were found),
  * 1 for a usage error, 2 for a missing or unreadable path.
@@ -64,6 +65,7 @@ function usage(): string {
     return `  ${flag.padEnd(20)}${o.help}`;
   });
   return `usage: qe-flash similar <paths...> [options]
+       qe-flash report <test folder | results.json> [--out page.html]  (see qe-flash report --help)
        qe-flash --help | --version
 
 Finds near-duplicate test cases under the paths (files or folders) and
@@ -230,6 +232,11 @@ function formatText(pairs: readonly DuplicatePair[], s: Summary): string {
  * exit status. The module is loaded on first use unless given.
  */
 export async function runCli(argv: readonly string[], io: CliIO, module?: QEModule): Promise<number> {
+  if (argv[0] === 'report') {
+    // Loaded only for this command: the page's builder and viewer (js/report.ts).
+    const { runReportCli } = await import('./report');
+    return runReportCli(argv.slice(1), io, async () => module ?? loadQEModule());
+  }
   const now = io.now ?? (() => performance.now());
   const started = now();
   let args: SimilarArgs | 'help' | 'version';

@@ -327,7 +327,9 @@ async function main() {
     /* ---------------------------------------------- the report page */
     const reportTest = path.join(__dirname, 'report-page.cjs');
     if (fs.existsSync(reportTest)) {
-      await require(reportTest)({ check, assert, browser, ROOT, OUT, tmp, log, serveFolder, closers });
+      const report = require(reportTest);
+      await report({ check, assert, browser, ROOT, OUT, tmp, log, serveFolder, closers });
+      await report.allure({ check, assert, ROOT, tmp });
     }
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
