@@ -71,13 +71,31 @@ const trees = {
   node: { platform: 'platform', skip: new Set(['platform-browser.js']) },
   browser: { platform: 'platform-browser', skip: new Set(['platform.js']) },
 };
+// Only what js/index.js reaches goes into a tree (the CLI and its helpers stay CommonJS-only).
+function reachable(platformFile) {
+  const seen = new Set();
+  const queue = ['js/index.js'];
+  while (queue.length > 0) {
+    const rel = queue.shift();
+    if (seen.has(rel)) continue;
+    seen.add(rel);
+    const text = withExtensions(fs.readFileSync(path.join(tscOut, rel), 'utf8'), path.join(root, path.dirname(rel)), platformFile);
+    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"](\.[^'"]+\.js)['"]/g)) {
+      const next = path.posix.normalize(path.posix.join(path.posix.dirname(rel), m[1]));
+      if (fs.existsSync(path.join(tscOut, next))) queue.push(next);
+    }
+  }
+  return seen;
+}
+
 for (const [name, tree] of Object.entries(trees)) {
   const outDir = path.join(dist, 'esm', name);
   fs.rmSync(outDir, { recursive: true, force: true });
+  const wanted = reachable(tree.platform);
   for (const file of walk(tscOut)) {
     if (!file.endsWith('.js')) continue;
     const rel = path.relative(tscOut, file);
-    if (tree.skip.has(path.basename(rel))) continue;
+    if (tree.skip.has(path.basename(rel)) || !wanted.has(rel.split(path.sep).join('/'))) continue;
     const text = fs.readFileSync(file, 'utf8');
     if (isEmptyModule(text)) continue;
     const srcDir = path.join(root, path.dirname(rel));
