@@ -159,7 +159,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 # ---------------------------------------------------------------- targets
-.PHONY: all wasm dist deps test test-c test-tsan test-js bench bench-matrix fuzz fuzz-build clean help
+.PHONY: all wasm dist deps test test-c test-tsan test-js bench bench-matrix bench-browser fuzz fuzz-build clean help
 
 all: wasm dist
 
@@ -203,6 +203,11 @@ bench: deps
 	node bench/matrix.js --only=22,20 --readme
 
 # The attention rows alone, on Node 24, 22 and 20 (with and without the flag).
+# Attention in headless Chromium, qe-flash and onnxruntime-web in one page (bench/browser/run.js).
+bench-browser: deps
+	@$(MAKE) --no-print-directory all
+	node bench/browser/run.js
+
 bench-matrix: deps
 	@$(MAKE) --no-print-directory all
 	node bench/matrix.js
@@ -222,6 +227,7 @@ help:
 	@echo 'make test-js    the Jest suites'
 	@echo 'make bench      the benchmark (bench/run.js on Node 24, then bench/matrix.js); writes bench/results/latest.*'
 	@echo 'make bench-matrix  the attention rows on Node 24, 22 and 20'
+	@echo 'make bench-browser  attention in headless Chromium: qe-flash and onnxruntime-web in one page, 1 and 2 threads'
 	@echo 'make fuzz       every libFuzzer target for FUZZ_SECONDS (default 600) each'
 	@echo 'make deps       install missing apt packages and npm dependencies'
 	@echo 'make clean      remove build/, dist/ and the built modules'
