@@ -195,12 +195,13 @@ test-js: all
 	node $(NODE_RELAXED) node_modules/jest/bin/jest.js
 
 # The headline run is on Node 24 (current LTS), with no V8 flags: what users
-# get. Then the attention rows again on Node 22 and Node 20 (with and without
-# its relaxed-SIMD flag). Node binaries come from the npm registry, once.
+# get. Then the attention rows, in both call forms, on Node 24, 22 and 20
+# (with and without its relaxed-SIMD flag). Node binaries come from the npm
+# registry, once.
 bench: deps
 	@$(MAKE) --no-print-directory all
 	"$$(bash scripts/ensure-node.sh 24)" bench/run.js
-	node bench/matrix.js --only=22,20 --readme
+	node bench/matrix.js --readme
 
 # The attention rows alone, on Node 24, 22 and 20 (with and without the flag).
 # Attention in headless Chromium, qe-flash and onnxruntime-web in one page (bench/browser/run.js).

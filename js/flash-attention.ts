@@ -24,6 +24,7 @@ import { embedSource, embedTokens } from './code-embedding';
 import { MetricsRecorder, type MeasuredOperation } from './metrics';
 import { loadQEModule, type AttentionRun, type QEModule } from './module';
 import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
+import { ResidentAttention } from './resident-attention';
 import { defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './threads';
 import {
   cosineTopK,
@@ -50,6 +51,7 @@ export class QEFlashAttention {
   private readonly loadOptions: ModuleLoadOptions | undefined;
   private readonly workload: QEWorkloadType;
   private readonly metrics = new MetricsRecorder();
+  private readonly resident = new Set<ResidentAttention>();
 
   /**
    * As in the original module: the workload's preset merged with
@@ -154,6 +156,43 @@ export class QEFlashAttention {
       threads: run.threads,
     });
     return run.output;
+  }
+
+  /**
+   * Buffers in module memory for repeated attention of one shape: write Q, K
+   * and V into `.Q`, `.K`, `.V` (views, taken afresh on each access), call
+   * `.run()` (or `.run(out)` to copy the output out), and `.dispose()` when
+   * done. No copy of the inputs or the output is made per call; options are
+   * those of computeFlashAttention and are fixed here.
+   */
+  prepareAttention(seqLen: number, dim: number, options?: AttentionOptions): ResidentAttention {
+    const module = this.live();
+    // The buffers are made to fit the shape; their elements are checked in module memory on each run.
+    const shape = Object.freeze(this.resolve(null, null, null, seqLen, dim, options, 'shape'));
+    if (shape.general) {
+      throw new RangeError('prepareAttention takes the options heads, causal, validKeyLength, scale and kvSeqLen; kvHeads, mask, softcap and window need computeFlashAttention');
+    }
+    const buffers = new ResidentAttention(
+      module,
+      shape,
+      { queryChunkSize: this.config.blocks.queryChunkSize, kvChunkSize: this.config.blocks.kvChunkSize },
+      this.threads,
+      (run) =>
+        this.metrics.record({
+          workload: this.workload,
+          shape,
+          timeMs: run.timeMs,
+          workspaceBytes: run.workspaceBytes,
+          memoryBytes: module.memoryBytes,
+          tileQ: run.tileQ,
+          tileK: run.tileK,
+          module: module.kind,
+          threads: run.threads,
+        }),
+      (self) => this.resident.delete(self),
+    );
+    this.resident.add(buffers);
+    return buffers;
   }
 
   /**
@@ -370,6 +409,7 @@ export class QEFlashAttention {
    * are stopped (they never keep the process alive in any case).
    */
   dispose(): void {
+    for (const r of [...this.resident]) r.dispose();
     if (this.module !== null && this.threads > 1) this.module.pool?.release();
     this.module = null;
     this.disposed = true;
@@ -391,13 +431,13 @@ export class QEFlashAttention {
   }
 
   private resolve(
-    Q: Float32Array,
-    K: Float32Array,
-    V: Float32Array,
+    Q: Float32Array | null,
+    K: Float32Array | null,
+    V: Float32Array | null,
     seqLen: number,
     dim: number,
     options: AttentionOptions | undefined,
-    elements: 'check' | 'module' = 'check',
+    elements: 'check' | 'module' | 'shape' = 'check',
   ): ResolvedAttention {
     return validateAttention(Q, K, V, seqLen, dim, options, {
       heads: this.config.blocks.headsPerBlock,

@@ -42,6 +42,7 @@ export {
   getWorkloadTypes,
 } from './config';
 export { DEFAULT_DEFECT_TEMPERATURE, QEFlashAttention, createQEFlashAttention } from './flash-attention';
+export type { ResidentAttention } from './resident-attention';
 export { WASMSIMDBackend, getWASMSIMDBackend } from './backend';
 export {
   onnxAttention,

@@ -204,45 +204,65 @@ export class QEModule {
       const q = s.copyIn(Q);
       const k = s.copyIn(K);
       const v = s.copyIn(V);
-      this.checkFinite('Q', Q, q);
-      this.checkFinite('K', K, k);
-      this.checkFinite('V', V, v);
       const count = p.seqLen * p.dim;
       const o = s.allocFloats(count);
-      let ran: Omit<AttentionRun, 'output' | 'workspaceBytes'>;
       // Where workers share the call, the output array is allocated and its
       // pages touched while they compute, instead of after (first writes to
       // fresh pages cost about 0.5 ms per MiB here).
       let output: Float32Array | null = null;
-      if (this.pool !== null && threads > 1) {
-        const run = this.pool.attention({
-          q, k, v, o, seqLen: p.seqLen, kvSeqLen: p.kvSeqLen, dim: p.dim, heads: p.heads, scale: p.scale,
-          causal: p.causal, validKeyLength: p.validKeyLength, blockQ, blockK,
-          meanwhile: () => {
-            output = new Float32Array(count);
-            for (let i = 0; i < count; i += 1024) output[i] = 0;
-          },
-        }, threads);
-        checkStatus(run.status, 'qe_attention');
-        ran = { tileQ: run.tileQ, tileK: run.tileK, threads: run.threads };
-      } else {
-        const status = this.x.qe_attention(
-          q, k, v, o, p.seqLen, p.kvSeqLen, p.dim, p.heads, p.scale,
-          p.causal ? 1 : 0, p.validKeyLength, blockQ, blockK,
-        );
-        checkStatus(status, 'qe_attention');
-        ran = { tileQ: this.x.qe_attention_tile_q(), tileK: this.x.qe_attention_tile_k(), threads: 1 };
-      }
-      if (this.firstNonFinite(o, count) < count) {
-        // Finite inputs whose scaled scores q.k exceed float32's range (~3.4e38) have no float32 answer.
-        throw new RangeError(
-          `attention overflowed float32: some scaled score |q.k * scale| exceeds ~3.4e38 (inputs as large as ${maxAbs(Q).toExponential(2)} and ${maxAbs(K).toExponential(2)}); scale Q or K down`,
-        );
-      }
+      const ran = this.attentionAt({ Q: [Q, q], K: [K, k], V: [V, v], o }, p, blockQ, blockK, threads, () => {
+        output = new Float32Array(count);
+        for (let i = 0; i < count; i += 1024) output[i] = 0;
+      });
       const out: Float32Array = output ?? new Float32Array(count);
       out.set(this.f32().subarray(o >>> 2, (o >>> 2) + count));
-      return { ...ran, output: out, workspaceBytes: this.workspaceLastBytes() };
+      return { ...ran, output: out };
     });
+  }
+
+  /**
+   * Attention on buffers already in module memory (each input with the
+   * array the caller knows it by, for error messages): checks the inputs'
+   * elements, runs the kernel on this thread or the pool's, and checks the
+   * output for float32 overflow. `meanwhile` runs while workers compute.
+   */
+  attentionAt(
+    b: { Q: [Float32Array, number]; K: [Float32Array, number]; V: [Float32Array, number]; o: number },
+    p: ResolvedAttention,
+    blockQ: number,
+    blockK: number,
+    threads = 1,
+    meanwhile?: () => void,
+  ): Omit<AttentionRun, 'output'> {
+    this.checkFinite('Q', b.Q[0], b.Q[1]);
+    this.checkFinite('K', b.K[0], b.K[1]);
+    this.checkFinite('V', b.V[0], b.V[1]);
+    const [q, k, v, o] = [b.Q[1], b.K[1], b.V[1], b.o];
+    const count = p.seqLen * p.dim;
+    let ran: Omit<AttentionRun, 'output' | 'workspaceBytes'>;
+    if (this.pool !== null && threads > 1) {
+      const run = this.pool.attention({
+        q, k, v, o, seqLen: p.seqLen, kvSeqLen: p.kvSeqLen, dim: p.dim, heads: p.heads, scale: p.scale,
+        causal: p.causal, validKeyLength: p.validKeyLength, blockQ, blockK,
+        meanwhile: meanwhile ?? (() => undefined),
+      }, threads);
+      checkStatus(run.status, 'qe_attention');
+      ran = { tileQ: run.tileQ, tileK: run.tileK, threads: run.threads };
+    } else {
+      const status = this.x.qe_attention(
+        q, k, v, o, p.seqLen, p.kvSeqLen, p.dim, p.heads, p.scale,
+        p.causal ? 1 : 0, p.validKeyLength, blockQ, blockK,
+      );
+      checkStatus(status, 'qe_attention');
+      ran = { tileQ: this.x.qe_attention_tile_q(), tileK: this.x.qe_attention_tile_k(), threads: 1 };
+    }
+    if (this.firstNonFinite(o, count) < count) {
+      // Finite inputs whose scaled scores q.k exceed float32's range (~3.4e38) have no float32 answer.
+      throw new RangeError(
+        `attention overflowed float32: some scaled score |q.k * scale| exceeds ~3.4e38 (inputs as large as ${maxAbs(b.Q[0]).toExponential(2)} and ${maxAbs(b.K[0]).toExponential(2)}); scale Q or K down`,
+      );
+    }
+    return { ...ran, workspaceBytes: this.workspaceLastBytes() };
   }
 
   /** Index of the first NaN or infinity of the `count` floats at ptr; count when there is none. */

@@ -126,7 +126,8 @@ export interface ResolvedAttention {
  * Checks attention arguments and resolves the options against the defaults.
  * elements: 'check' also checks every element of Q, K and V is finite;
  * 'module' leaves that to QEModule.attention, which checks them in module
- * memory after the copy, far faster than JavaScript can.
+ * memory after the copy, far faster than JavaScript can; 'shape' checks no
+ * arrays at all (Q, K and V are not given: resident buffers are made to fit).
  */
 export function validateAttention(
   Q: unknown,
@@ -136,7 +137,7 @@ export function validateAttention(
   dim: unknown,
   options: AttentionOptions | undefined,
   defaults: { heads: number; causal: boolean },
-  elements: 'check' | 'module' = 'check',
+  elements: 'check' | 'module' | 'shape' = 'check',
 ): ResolvedAttention {
   validatePositiveInteger('seqLen', seqLen);
   validatePositiveInteger('dim', dim);
@@ -193,11 +194,13 @@ export function validateAttention(
   }
   const general = opts.kvHeads !== undefined || opts.mask !== undefined || opts.softcap !== undefined || opts.window !== undefined;
 
-  const check: typeof validateMatrix = elements === 'check' ? validateMatrix : validateSizedFloat32Array;
-  check('Q', Q, seqLen * dim, `seqLen x dim = ${seqLen} x ${dim}`);
-  const kvFormula = opts.kvHeads === undefined ? `kvSeqLen x dim = ${kvSeqLen} x ${dim}` : `kvSeqLen x (kvHeads x dim / heads) = ${kvSeqLen} x ${kvDim}`;
-  check('K', K, kvSeqLen * kvDim, kvFormula);
-  check('V', V, kvSeqLen * kvDim, kvFormula);
+  if (elements !== 'shape') {
+    const check: typeof validateMatrix = elements === 'check' ? validateMatrix : validateSizedFloat32Array;
+    check('Q', Q, seqLen * dim, `seqLen x dim = ${seqLen} x ${dim}`);
+    const kvFormula = opts.kvHeads === undefined ? `kvSeqLen x dim = ${kvSeqLen} x ${dim}` : `kvSeqLen x (kvHeads x dim / heads) = ${kvSeqLen} x ${kvDim}`;
+    check('K', K, kvSeqLen * kvDim, kvFormula);
+    check('V', V, kvSeqLen * kvDim, kvFormula);
+  }
 
   return { seqLen, kvSeqLen, dim, heads, headDim, scale, causal, validKeyLength, kvHeads, general };
 }
