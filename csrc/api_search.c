@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "embed/feature_hash.h"
+#include "embed/text_weight.h"
 #include "qe_api.h"
 #include "kernels/kernels.h"
 #include "search/similarity.h"
@@ -110,4 +111,46 @@ int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const flo
   /* Finite weights can still sum past FLT_MAX: refuse rather than return infinity. */
   const size_t n = (size_t)tokens * (size_t)dim;
   return qe_f32_first_nonfinite(n, out) == n ? QE_OK : QE_ERR_ARGUMENT;
+}
+
+/* A document-frequency table: a power of two of buckets, at most 2^26. */
+static int buckets_ok(int32_t buckets) {
+  return buckets > 0 && buckets <= (1 << 26) && (buckets & (buckets - 1)) == 0;
+}
+
+int qe_text_df_add(uint32_t *df, int32_t buckets, const uint32_t *features, int32_t count) {
+  if (!df || (count > 0 && !features)) return QE_ERR_NULL;
+  if (!buckets_ok(buckets) || count < 0 || (count > 0 && !buffer_ok(count, 4))) return QE_ERR_ARGUMENT;
+  const uint32_t mask = (uint32_t)buckets - 1u;
+  for (int32_t i = 0; i < count; i++)
+    if (df[features[i] & mask] >= 0x7fffffffu) return QE_ERR_ARGUMENT;
+  qe_u32_df_count((size_t)count, features, mask, df);
+  return QE_OK;
+}
+
+int qe_text_idf(const uint32_t *features, int32_t count, const uint32_t *df, int32_t buckets,
+                int32_t docs, float *out) {
+  if (!df || (count > 0 && (!features || !out))) return QE_ERR_NULL;
+  if (!buckets_ok(buckets) || count < 0 || (count > 0 && !buffer_ok(count, 4)) || docs < 0)
+    return QE_ERR_ARGUMENT;
+  qe_f32_features_idf((size_t)count, features, df, (uint32_t)buckets - 1u, (float)docs, out);
+  return QE_OK;
+}
+
+int qe_text_tfidf_embed(const int32_t *offsets, const uint32_t *features, const float *tf,
+                        const float *weight, int32_t documents, int32_t features_count,
+                        const uint32_t *df, int32_t buckets, int32_t docs, float k1, int32_t dim,
+                        float *out) {
+  if (!offsets || !df || !out || (features_count > 0 && (!features || !tf || !weight))) return QE_ERR_NULL;
+  if (!matrix_ok(documents, dim) || features_count < 0 || !buffer_ok((int64_t)features_count + 1, 4) ||
+      !buckets_ok(buckets) || docs < 0 || !(k1 > 0.0f) || !isfinite(k1))
+    return QE_ERR_ARGUMENT;
+  if (offsets[0] != 0 || offsets[documents] != features_count) return QE_ERR_ARGUMENT;
+  for (int32_t d = 0; d < documents; d++)
+    if (offsets[d + 1] < offsets[d]) return QE_ERR_ARGUMENT;
+  for (int32_t f = 0; f < features_count; f++)
+    if (!(tf[f] >= 0.0f) || !isfinite(tf[f]) || !isfinite(weight[f])) return QE_ERR_ARGUMENT;
+  qe_f32_tfidf_hash_embed((size_t)documents, offsets, features, tf, weight, df, (uint32_t)buckets - 1u,
+                          (float)docs, k1, (size_t)dim, out);
+  return QE_OK;
 }

@@ -195,6 +195,36 @@ QE_EXPORT int qe_feature_table_fill(float *table, int32_t rows, int32_t dim, uin
  */
 QE_EXPORT int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const float *weights, int32_t tokens, int32_t features, const float *table, int32_t table_rows, int32_t dim, float *out);
 
+/*
+ * Corpus-aware weighting of hashed text features (issue 13; kernels in
+ * csrc/embed/text_weight.c). A document-frequency table is `buckets` uint32
+ * counts (a power of two, at most 2^26) in module memory, owned by the
+ * caller; feature f counts in bucket f & (buckets - 1).
+ */
+
+/* Counts one document: df[bucket of features[i]] += 1 for each of its count
+ * distinct features (count may be 0). QE_ERR_ARGUMENT for a bad bucket
+ * count, or when a count would pass 2^31. */
+QE_EXPORT int qe_text_df_add(uint32_t *df, int32_t buckets, const uint32_t *features, int32_t count);
+
+/* out[i] = ln(1 + (docs - df + 0.5) / (df + 0.5)), df the count of
+ * features[i]'s bucket (BM25's idf, positive). docs >= 0. */
+QE_EXPORT int qe_text_idf(const uint32_t *features, int32_t count, const uint32_t *df, int32_t buckets,
+                          int32_t docs, float *out);
+
+/*
+ * Documents to unit vectors [documents x dim]: document d owns features
+ * offsets[d] .. offsets[d + 1] (offsets ascending from 0 to `features`),
+ * each with its count tf (finite, >= 0) and weight (finite). A feature adds
+ * sign * weight * (k1 + 1) tf / (k1 + tf) * idf at its column (a hash of the
+ * feature mod dim; sign from the same hash); each row is then divided by its
+ * L2 norm (zero rows stay zero). k1 > 0 and finite.
+ */
+QE_EXPORT int qe_text_tfidf_embed(const int32_t *offsets, const uint32_t *features, const float *tf,
+                                  const float *weight, int32_t documents, int32_t features_count,
+                                  const uint32_t *df, int32_t buckets, int32_t docs, float k1,
+                                  int32_t dim, float *out);
+
 /* ------------------------------------------------------------------------
  * Jobs: one attention or search call shared by several threads (
  * implemented in csrc/api_threads.c). Used by the multi-threaded modules,

@@ -83,6 +83,12 @@ export interface QEExports {
   qe_simd_level(): number;
   /** int qe_softmax(const float *x, float *y, int32_t rows, int32_t n) — csrc/qe_api.h */
   qe_softmax(x: number, y: number, rows: number, n: number): number;
+  /** int qe_text_df_add(uint32_t *df, int32_t buckets, const uint32_t *features, int32_t count) — csrc/qe_api.h */
+  qe_text_df_add(df: number, buckets: number, features: number, count: number): number;
+  /** int qe_text_idf(const uint32_t *features, int32_t count, const uint32_t *df, int32_t buckets, int32_t docs, float *out) — csrc/qe_api.h */
+  qe_text_idf(features: number, count: number, df: number, buckets: number, docs: number, out: number): number;
+  /** int qe_text_tfidf_embed(const int32_t *offsets, const uint32_t *features, const float *tf, const float *weight, int32_t documents, int32_t features_count, const uint32_t *df, int32_t buckets, int32_t docs, float k1, int32_t dim, float *out) — csrc/qe_api.h */
+  qe_text_tfidf_embed(offsets: number, features: number, tf: number, weight: number, documents: number, featuresCount: number, df: number, buckets: number, docs: number, k1: number, dim: number, out: number): number;
   /** int qe_thread_support(void) — csrc/qe_api.h */
   qe_thread_support(): number;
   /** int qe_vec_add(const float *a, const float *b, float *out, int32_t n) — csrc/qe_api.h */
@@ -130,6 +136,9 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_search_job_merge',
   'qe_simd_level',
   'qe_softmax',
+  'qe_text_df_add',
+  'qe_text_idf',
+  'qe_text_tfidf_embed',
   'qe_thread_support',
   'qe_vec_add',
   'qe_workspace_high_water_bytes',

@@ -21,6 +21,7 @@ export type OnnxAttentionEntries = Pick<QEExports, 'qe_attention_args_bytes' | '
 export type SearchEntries = Pick<
   QEExports,
   'qe_corpus_panel_rows' | 'qe_corpus_store_rows' | 'qe_corpus_move_row' | 'qe_cosine_topk' | 'qe_feature_table_fill' | 'qe_feature_hash_embed'
+  | 'qe_text_df_add' | 'qe_text_idf' | 'qe_text_tfidf_embed'
 >;
 
 const MAX_ALLOCATION_BYTES = 0xffffffff;
