@@ -43,6 +43,7 @@
  */
 import { QE_FLASH_ATTENTION_CONFIG } from './config';
 import { checkStatus, type QEModule } from './module';
+import { hashFeature } from './text-features';
 import { tokenizeCode, type CodeLanguage, type CodeToken } from './tokenizer';
 import { describe, validateAttention, validateFiniteNumber, validateFloat32Array, validateMatrix, validatePositiveInteger } from './validate';
 
@@ -74,6 +75,14 @@ export interface CodeEmbeddingOptions {
   language?: CodeLanguage | 'auto';
   blockQ?: number;
   blockK?: number;
+  /**
+   * How tokens weigh in the mean: 'builtin' (default) by the BM25 idf of
+   * built-in document frequencies of common test-framework and language
+   * tokens (BUILTIN_DOCUMENT_FREQUENCIES), so `describe`, `expect`, `assert`
+   * and `self` count for little; 'uniform': every position alike (the
+   * embedding before corpus-aware weighting).
+   */
+  weighting?: 'builtin' | 'uniform';
 }
 
 export const DEFAULT_FEATURE_TABLE_ROWS = 4096;
@@ -125,6 +134,12 @@ export function sinusoidalPositions(seqLen: number, dim: number): Float32Array {
  * unit vector of length dim, as described at the top of this file.
  */
 export function embedTokens(module: QEModule, codeTokens: Float32Array, dim: number, options: TokenEmbeddingOptions = {}): Float32Array {
+  const { y, seqLen } = encodeTokens(module, codeTokens, dim, options);
+  return meanPoolNormalized(y, seqLen, dim);
+}
+
+/** The layer of form 1 before pooling: Y [seqLen x dim]. */
+function encodeTokens(module: QEModule, codeTokens: Float32Array, dim: number, options: TokenEmbeddingOptions): { y: Float32Array; seqLen: number } {
   validatePositiveInteger('dim', dim);
   validateFloat32Array('codeTokens', codeTokens);
   if (codeTokens.length === 0 || codeTokens.length % dim !== 0) {
@@ -146,7 +161,7 @@ export function embedTokens(module: QEModule, codeTokens: Float32Array, dim: num
   const attended = module.attention(x, x, x, shape, blockQ, blockK).output;
   const h = module.vecAdd(x, attended);
   const y = module.layerNorm(h, new Float32Array(dim).fill(1), new Float32Array(dim), seqLen, dim, LAYER_NORM_EPS);
-  return meanPoolNormalized(y, seqLen, dim);
+  return { y, seqLen };
 }
 
 /** Mean of the rows, divided by its L2 norm (all zeros stay zeros); summed in float64. */
@@ -163,6 +178,105 @@ function meanPoolNormalized(y: Float32Array, rows: number, dim: number): Float32
   const inv = 1 / Math.sqrt(sq);
   for (let c = 0; c < dim; c++) out[c] = sum[c] * inv;
   return out;
+}
+
+/** Sum of rows weighted by `weights`, divided by its L2 norm (all zeros stay zeros); summed in float64. */
+function weightedPoolNormalized(y: Float32Array, weights: Float32Array, rows: number, dim: number): Float32Array {
+  const sum = new Float64Array(dim);
+  for (let r = 0; r < rows; r++) {
+    const base = r * dim;
+    const w = weights[r];
+    for (let c = 0; c < dim; c++) sum[c] += w * y[base + c];
+  }
+  let sq = 0;
+  for (let c = 0; c < dim; c++) sq += sum[c] * sum[c];
+  const out = new Float32Array(dim);
+  if (sq === 0 || !Number.isFinite(sq)) return out;
+  const inv = 1 / Math.sqrt(sq);
+  for (let c = 0; c < dim; c++) out[c] = sum[c] * inv;
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Built-in document frequencies
+
+/**
+ * The share of test files (out of BUILTIN_DOCUMENTS) assumed to contain each
+ * token: test-framework vocabulary of Jest, Mocha, pytest, unittest, JUnit
+ * and Go's testing, and the language words every file uses. Chosen by hand
+ * as orders of magnitude, not measured; a token not listed counts as rare.
+ * Keys are token texts as the tokenizer gives them (identifier parts lower-cased).
+ */
+export const BUILTIN_DOCUMENT_FREQUENCIES: Readonly<Record<string, number>> = {
+  // punctuation-like operators every file has
+  '=': 0.95, '.': 0.95, '(': 0.95, ')': 0.95, '=>': 0.8, '===': 0.3, '==': 0.5, '!=': 0.2, '+': 0.4, '-': 0.3, '*': 0.2, '/': 0.2,
+  '<': 0.2, '>': 0.2, '<=': 0.1, '>=': 0.1, '!': 0.3, '&&': 0.2, '||': 0.2, ':=': 0.3, '->': 0.1, '@': 0.5, '?': 0.1, '...': 0.1,
+  '<str>': 0.95, '<num>': 0.9, '<regex>': 0.05,
+  // JavaScript / TypeScript
+  const: 0.9, let: 0.5, var: 0.2, function: 0.4, return: 0.7, async: 0.5, await: 0.5, new: 0.6, this: 0.4, require: 0.5,
+  import: 0.6, from: 0.6, export: 0.1, true: 0.6, false: 0.6, null: 0.4, undefined: 0.3, if: 0.5, for: 0.4, of: 0.3,
+  // Jest / Mocha / Vitest / Jasmine
+  describe: 0.9, it: 0.85, test: 0.7, expect: 0.9, to: 0.85, be: 0.8, equal: 0.6, toequal: 0.5, tobe: 0.6, have: 0.5,
+  been: 0.4, called: 0.4, with: 0.5, times: 0.2, throw: 0.3, truthy: 0.2, falsy: 0.15, defined: 0.2, contain: 0.2,
+  length: 0.3, match: 0.2, snapshot: 0.1, resolves: 0.1, rejects: 0.1, not: 0.4, before: 0.5, after: 0.4, each: 0.5,
+  all: 0.3, jest: 0.5, fn: 0.5, mock: 0.5, spy: 0.3, on: 0.3, return_: 0.2, value: 0.5, resolved: 0.2, restore: 0.2,
+  clear: 0.2, mocks: 0.2, done: 0.2, assert: 0.6, should: 0.2, strict: 0.2, deep: 0.3, sinon: 0.1, chai: 0.1,
+  // Python / pytest / unittest
+  def: 0.95, self: 0.8, none: 0.5, in: 0.5, is: 0.4, and: 0.3, or: 0.2, class: 0.6, pytest: 0.5, raises: 0.4,
+  fixture: 0.3, mark: 0.3, parametrize: 0.3, unittest: 0.3, setup: 0.3, teardown: 0.2, equals: 0.5, almost: 0.2,
+  np: 0.5, testing: 0.5, array: 0.4,
+  // Java / JUnit / TestNG
+  public: 0.9, void: 0.9, private: 0.5, static: 0.5, final: 0.4, package: 0.9, org: 0.8, junit: 0.8, jupiter: 0.5,
+  api: 0.5, assertions: 0.6, assert_: 0.3, assert_equals: 0.5, that: 0.4, is_: 0.3, mockito: 0.3, when: 0.3, then: 0.3,
+  verify: 0.3, string: 0.5, int: 0.5, throws: 0.4, exception: 0.4,
+  // Go
+  func: 0.95, t: 0.9, err: 0.7, nil: 0.7, range: 0.3, errorf: 0.5, fatalf: 0.4, run: 0.4,
+};
+/** The pseudo-corpus size the built-in frequencies are counted over. */
+export const BUILTIN_DOCUMENTS = 1000;
+const BUILTIN_DF_BUCKETS = 1 << 16;
+
+/** The hashed key of a token for the built-in frequencies: its text, whatever its kind. */
+function builtinKey(text: string): number {
+  return hashFeature(`t:${text}`);
+}
+
+/** Resident built-in document-frequency tables per module (BUILTIN_DF_BUCKETS uint32 counts). */
+const builtinTables = new WeakMap<QEModule, number>();
+
+function builtinFrequencies(module: QEModule): number {
+  let ptr = builtinTables.get(module);
+  if (ptr === undefined) {
+    ptr = module.alloc(BUILTIN_DF_BUCKETS * 4);
+    const view = module.i32();
+    view.fill(0, ptr >>> 2, (ptr >>> 2) + BUILTIN_DF_BUCKETS);
+    for (const [text, share] of Object.entries(BUILTIN_DOCUMENT_FREQUENCIES)) {
+      const bucket = builtinKey(text) & (BUILTIN_DF_BUCKETS - 1);
+      view[(ptr >>> 2) + bucket] = Math.max(view[(ptr >>> 2) + bucket], Math.round(share * BUILTIN_DOCUMENTS));
+    }
+    builtinTables.set(module, ptr);
+  }
+  return ptr;
+}
+
+/**
+ * Weight of each token of the sequence under the built-in frequencies: its
+ * BM25 idf, computed in the module (qe_text_idf), over the largest idf (a
+ * rare token weighs 1, `expect` about 0.01).
+ */
+export function builtinTokenWeights(module: QEModule, texts: readonly string[]): Float32Array {
+  if (texts.length === 0) return new Float32Array(0);
+  const table = builtinFrequencies(module);
+  const keys = Int32Array.from(texts, (t) => builtinKey(t));
+  const idf = module.scope((s) => {
+    const p = s.copyInInt32(keys);
+    const out = s.allocFloats(texts.length);
+    checkStatus(module.searchEntries().qe_text_idf(p, texts.length, table, BUILTIN_DF_BUCKETS, BUILTIN_DOCUMENTS, out), 'qe_text_idf');
+    return s.readFloats(out, texts.length);
+  });
+  const top = Math.log(1 + (BUILTIN_DOCUMENTS + 0.5) / 0.5);
+  for (let i = 0; i < idf.length; i++) idf[i] /= top;
+  return idf;
 }
 
 // ---------------------------------------------------------------------------
@@ -291,6 +405,11 @@ function featureTable(module: QEModule, tableRows: number, dim: number, seed: nu
 
 /** Frees the resident feature tables of this module (they are refilled on next use). */
 export function releaseFeatureTables(module: QEModule): void {
+  const builtin = builtinTables.get(module);
+  if (builtin !== undefined) {
+    module.free(builtin);
+    builtinTables.delete(module);
+  }
   const tables = featureTables.get(module);
   if (tables === undefined) return;
   for (const ptr of tables.values()) module.free(ptr);
@@ -348,6 +467,8 @@ export function embedSource(module: QEModule, source: string, options: CodeEmbed
   validateFiniteNumber('seed', seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`seed must be an integer in [0, 2^32 - 1], got ${seed}`);
   validatePositiveInteger('maxTokens', maxTokens);
+  const weighting = options.weighting ?? 'builtin';
+  if (weighting !== 'builtin' && weighting !== 'uniform') throw new RangeError(`weighting must be 'builtin' or 'uniform', got ${JSON.stringify(weighting)}`);
 
   let tokens = tokenizeCode(source, { language: options.language });
   if (tokens.length === 0) return new Float32Array(dim);
@@ -356,5 +477,8 @@ export function embedSource(module: QEModule, source: string, options: CodeEmbed
   const features = hashTokenFeatures(tokens, tableRows, seed, sequence);
   const vectors = hashedTokenVectors(module, features, tableRows, dim, seed);
   const positions = sourcePositions(sequence.length, dim);
-  return embedTokens(module, vectors, dim, { heads: options.heads, positionEmbeddings: positions, blockQ: options.blockQ, blockK: options.blockK });
+  const layer = { heads: options.heads, positionEmbeddings: positions, blockQ: options.blockQ, blockK: options.blockK };
+  if (weighting === 'uniform') return embedTokens(module, vectors, dim, layer);
+  const { y, seqLen } = encodeTokens(module, vectors, dim, layer);
+  return weightedPoolNormalized(y, builtinTokenWeights(module, sequence.map((i) => tokens[i].text)), seqLen, dim);
 }

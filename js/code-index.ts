@@ -41,6 +41,8 @@ export interface CodeIndexOptions {
 /** One result of search(): the text's id, its cosine similarity to the query, and the evidence. */
 export interface CodeIndexMatch {
   id: string;
+  /** Position of the text in order of adding. */
+  index: number;
   score: number;
   /** The most distinctive features both texts share (highest idf x weight first), at most 8. */
   evidence: string[];
@@ -258,6 +260,7 @@ class ResidentCodeIndex implements CodeIndex {
     const idf = this.idfOf(f);
     return index.search(query, Math.min(k, this.ids.length)).map(({ id, similarity }) => ({
       id: this.ids[id],
+      index: id,
       score: similarity,
       evidence: this.shared(f, idf, this.features[id]).evidence,
     }));
@@ -331,4 +334,30 @@ export function createCodeIndex(module: QEModule, options: CodeIndexOptions = {}
   const threads = options.threads ?? 1;
   validatePositiveInteger('threads', threads);
   return new ResidentCodeIndex(module, kind, dim, buckets, k1, language, threads);
+}
+
+/** One defect of matchText: the search result and its share of softmax(score / temperature) over the whole index. */
+export interface TextMatch extends CodeIndexMatch {
+  probability: number;
+}
+
+/**
+ * Every text of the index scored against `text`, best first, with
+ * probabilities softmax(score / temperature) (they sum to 1): the text form
+ * of matchDefectPattern, a failure against a library of known defects.
+ */
+export function matchText(index: CodeIndex, text: string, temperature: number): TextMatch[] {
+  validateFiniteNumber('temperature', temperature);
+  if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+  if (index.size === 0) return [];
+  const results = index.search(text, index.size);
+  const top = results[0].score;
+  const e = results.map((r) => Math.exp((r.score - top) / temperature));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return results.map((r, i) => ({ ...r, probability: e[i] / sum }));
+}
+
+/** True for objects made by createCodeIndex. */
+export function isCodeIndex(x: unknown): x is CodeIndex {
+  return x instanceof ResidentCodeIndex;
 }

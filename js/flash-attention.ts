@@ -21,6 +21,7 @@ import { naiveAttention } from './baseline';
 import { assertWorkloadType, cloneConfig, getQEFlashAttentionConfig, mergeConfig } from './config';
 import { MODULE_ENV_VAR } from './loader';
 import { embedSource, embedTokens } from './code-embedding';
+import { createCodeIndex, isCodeIndex, matchText, type CodeIndex, type CodeIndexOptions } from './code-index';
 import { MetricsRecorder, type MeasuredOperation } from './metrics';
 import { loadQEModule, type AttentionRun, type QEModule } from './module';
 import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
@@ -257,15 +258,30 @@ export class QEFlashAttention {
    * library entry (a row view of a flat library; the id for an index).
    * Default temperature 0.1.
    */
-  async matchDefectPattern<P = unknown>(defectEmbedding: Float32Array, patternLibrary: PatternLibrary<P>, options: DefectMatchOptions = {}): Promise<DefectMatch<P>[]> {
+  async matchDefectPattern<P = unknown>(defectEmbedding: Float32Array, patternLibrary: PatternLibrary<P>, options?: DefectMatchOptions): Promise<DefectMatch<P>[]>;
+  /** The text form: a failure (stack trace, message) against a code index of known defects' failures; `entry` is the defect's id, `pattern` and `index` its position in order of adding. */
+  async matchDefectPattern(failureText: string, patternLibrary: CodeIndex, options?: DefectMatchOptions): Promise<DefectMatch<string>[]>;
+  async matchDefectPattern<P = unknown>(defect: Float32Array | string, patternLibrary: PatternLibrary<P> | CodeIndex, options: DefectMatchOptions = {}): Promise<DefectMatch<P>[] | DefectMatch<string>[]> {
     await this.initialize();
-    return this.matchDefectPatternSync(defectEmbedding, patternLibrary, options);
+    return typeof defect === 'string'
+      ? this.matchDefectPatternSync(defect, patternLibrary as CodeIndex, options)
+      : this.matchDefectPatternSync(defect, patternLibrary as PatternLibrary<P>, options);
   }
 
-  matchDefectPatternSync<P = unknown>(defectEmbedding: Float32Array, patternLibrary: PatternLibrary<P>, options: DefectMatchOptions = {}): DefectMatch<P>[] {
+  matchDefectPatternSync<P = unknown>(defectEmbedding: Float32Array, patternLibrary: PatternLibrary<P>, options?: DefectMatchOptions): DefectMatch<P>[];
+  matchDefectPatternSync(failureText: string, patternLibrary: CodeIndex, options?: DefectMatchOptions): DefectMatch<string>[];
+  matchDefectPatternSync<P = unknown>(defectEmbedding: Float32Array | string, patternLibrary: PatternLibrary<P> | CodeIndex, options: DefectMatchOptions = {}): DefectMatch<P>[] | DefectMatch<string>[] {
     const module = this.live();
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
     const temperature = options.temperature ?? DEFAULT_DEFECT_TEMPERATURE;
+    if (typeof defectEmbedding === 'string' || isCodeIndex(patternLibrary)) {
+      if (typeof defectEmbedding !== 'string') throw new TypeError('a code index of defects is matched by failure text: pass a string, not an embedding');
+      if (!isCodeIndex(patternLibrary)) throw new TypeError(`failure text is matched against a code index (createCodeIndex({ kind: 'failure' })), got ${describe(patternLibrary)}`);
+      const library = patternLibrary;
+      return this.measured('defect-matching', library.size, library.dim, 0, () =>
+        matchText(library, defectEmbedding, temperature).map((m) => ({ pattern: m.index, index: m.index, entry: m.id, score: m.score, probability: m.probability })),
+      );
+    }
     const dim = defectEmbedding?.length ?? 0;
     if (isSimilarityIndex(patternLibrary)) {
       const library = patternLibrary;
@@ -327,6 +343,16 @@ export class QEFlashAttention {
    */
   createSimilarityIndex(dim: number = this.config.dim): SimilarityIndex {
     return createSimilarityIndex(this.live(), dim, this.threads);
+  }
+
+  /**
+   * A text index that learns document frequencies from what it holds
+   * (js/code-index.ts): kind 'code' for tests and source, 'failure' for
+   * stack traces. add(id, text), search(text, k), pairs(threshold). Runs on
+   * this instance's module and threads. Dispose it when done.
+   */
+  createCodeIndex(options: CodeIndexOptions = {}): CodeIndex {
+    return createCodeIndex(this.live(), { threads: this.threads, ...options });
   }
 
   /** Runs a QE method and records its metrics. */

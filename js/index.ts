@@ -56,6 +56,9 @@ export {
   type OnnxTensorLike,
 } from './onnx-attention';
 export type { CorpusInput, IndexSearchResult, SimilarityIndex, SimilarityResult } from './similarity';
+export type { CodeIndex, CodeIndexMatch, CodeIndexOptions, CodeIndexPair, CodePairsOptions } from './code-index';
+export { tokenizeTrace, type TraceToken, type TraceTokenKind } from './trace-tokenizer';
+export { codeFeatures, failureFeatures, type TextFeatures, type TextKind } from './text-features';
 export { tokenizeCode, splitIdentifier, type CodeLanguage, type CodeToken, type CodeTokenKind } from './tokenizer';
 export { threadsAvailable, terminateThreadPools } from './threads';
 export {

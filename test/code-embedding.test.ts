@@ -9,6 +9,8 @@
 import type { ModuleKind } from '../types';
 import type { QEModule } from '../js/module';
 import {
+  BUILTIN_DOCUMENT_FREQUENCIES,
+  BUILTIN_DOCUMENTS,
   embedSource,
   embedTokens,
   FEATURE_TABLE_SCALE,
@@ -18,9 +20,10 @@ import {
   sinusoidalPositions,
   SOURCE_POSITION_SCALE,
 } from '../js/code-embedding';
+import { hashFeature } from '../js/text-features';
 import { detectLanguage, splitIdentifier, tokenizeCode } from '../js/tokenizer';
 import { expectThrow, loadModule, MODULE_KINDS } from './helpers';
-import { attentionShape, referenceAttention, referenceCosine as cosine, referenceLayerNorm, uniform } from './reference';
+import { attentionShape, referenceAttention, referenceBm25Idf, referenceCosine as cosine, referenceLayerNorm, uniform } from './reference';
 
 // ------------------------------------------------------------------ test files written for the purpose
 
@@ -324,7 +327,7 @@ func TestSlugifyLowercasesAndJoins(t *testing.T) {
 // ------------------------------------------------------------------ float64 references
 
 /** Form 1 in float64: X = tokens + positions; LayerNorm(X + Attention(X, X, X)); mean; L2-normalize. */
-function referenceEmbedTokens(tokens: ArrayLike<number>, positions: ArrayLike<number>, seqLen: number, dim: number, heads: number): Float64Array {
+function referenceEmbedTokens(tokens: ArrayLike<number>, positions: ArrayLike<number>, seqLen: number, dim: number, heads: number, weights?: ArrayLike<number>): Float64Array {
   const x = Float64Array.from({ length: seqLen * dim }, (_, i) => tokens[i] + positions[i]);
   const a = referenceAttention(x, x, x, attentionShape({ seqLen, dim, heads }));
   const h = x.map((v, i) => v + a[i]);
@@ -333,7 +336,7 @@ function referenceEmbedTokens(tokens: ArrayLike<number>, positions: ArrayLike<nu
   const mean = new Float64Array(dim);
   for (let r = 0; r < seqLen; r++) {
     const y = referenceLayerNorm(h.subarray(r * dim, (r + 1) * dim), ones, zeros, 1e-5);
-    for (let c = 0; c < dim; c++) mean[c] += y[c];
+    for (let c = 0; c < dim; c++) mean[c] += (weights === undefined ? 1 : weights[r]) * y[c];
   }
   let n = 0;
   for (let c = 0; c < dim; c++) n += mean[c] * mean[c];
@@ -515,8 +518,22 @@ describe.each(MODULE_KINDS)('embedSource (form 2) on the %s build', (kind) => {
       }
     }
     const positions = Float64Array.from(sinusoidalPositions(seqLen, dim), (v) => v * SOURCE_POSITION_SCALE);
-    const want = referenceEmbedTokens(x, positions, seqLen, dim, heads);
+    // Built-in weighting: each position weighs the BM25 idf of its token's built-in frequency (bucketed as documented), over the largest idf.
+    const buckets = 1 << 16;
+    const dfOfBucket = new Map<number, number>();
+    for (const [text, share] of Object.entries(BUILTIN_DOCUMENT_FREQUENCIES)) {
+      const b = hashFeature(`t:${text}`) & (buckets - 1);
+      dfOfBucket.set(b, Math.max(dfOfBucket.get(b) ?? 0, Math.round(share * BUILTIN_DOCUMENTS)));
+    }
+    const top = referenceBm25Idf(0, BUILTIN_DOCUMENTS);
+    const weights = sequence.map((i) => referenceBm25Idf(dfOfBucket.get(hashFeature(`t:${tokens[i].text}`) & (buckets - 1)) ?? 0, BUILTIN_DOCUMENTS) / top);
+    expect(Math.min(...weights)).toBeLessThan(0.1); // `it`, `(` ... are in the sequence and weigh little
+    const want = referenceEmbedTokens(x, positions, seqLen, dim, heads, weights);
     want.forEach((w, i) => expect(Math.abs(got[i] - w)).toBeLessThanOrEqual(5e-5));
+    // Uniform weighting is the plain mean.
+    const uniformGot = embedSource(moduleOf(kind), HTTP_RETRY, { dim, heads, tableRows, seed, weighting: 'uniform' });
+    const uniformWant = referenceEmbedTokens(x, positions, seqLen, dim, heads);
+    uniformWant.forEach((w, i) => expect(Math.abs(uniformGot[i] - w)).toBeLessThanOrEqual(5e-5));
   });
 
   it('leaves out punctuation and keeps ceil(sqrt(count)) occurrences of each token', () => {
@@ -539,6 +556,7 @@ describe.each(MODULE_KINDS)('embedSource (form 2) on the %s build', (kind) => {
     expectThrow(() => embedSource(m, CART, { dim: 0 }), RangeError, /dim must be at least 1/);
     expectThrow(() => embedSource(m, CART, { seed: -1 }), RangeError, /seed must be an integer/);
     expectThrow(() => embedSource(m, CART, { dim: 30, heads: 4 }), RangeError, /heads must divide dim/);
+    expectThrow(() => embedSource(m, CART, { weighting: 'idf' as 'uniform' }), RangeError, /weighting must be 'builtin' or 'uniform'/);
   });
 });
 

@@ -282,4 +282,32 @@ export function referenceOnnxAttention(c: OnnxReferenceCase): Float64Array {
     }
   }
   return y;
+/** BM25's inverse document frequency, ln(1 + (N - df + 0.5) / (df + 0.5)), df capped at N. */
+export function referenceBm25Idf(df: number, docs: number): number {
+  const d = Math.min(df, docs);
+  return Math.log(1 + (docs - d + 0.5) / (d + 0.5));
+}
+
+/**
+ * The corpus-weighted hashed vector of csrc/embed/text_weight.c in float64:
+ * features (hash, count, weight) with document frequencies df(hash) over
+ * `docs` texts; each adds sign * weight * (k1 + 1) tf / (k1 + tf) * idf at
+ * column(hash), then the vector is divided by its L2 norm. column() gives the
+ * column and sign by the documented hash.
+ */
+export function referenceTfidfVector(
+  features: { hash: number; count: number; weight: number }[],
+  df: (hash: number) => number,
+  docs: number,
+  k1: number,
+  dim: number,
+  column: (hash: number) => { column: number; sign: number },
+): Float64Array {
+  const out = new Float64Array(dim);
+  for (const f of features) {
+    const { column: c, sign } = column(f.hash);
+    out[c] += sign * f.weight * ((k1 + 1) * f.count) / (k1 + f.count) * referenceBm25Idf(df(f.hash), docs);
+  }
+  const n = referenceNorm(out);
+  return n > 0 ? out.map((v) => v / n) : out;
 }
