@@ -17,9 +17,11 @@
  *   tf-idf  textbook TF-IDF implemented here: words of 2+ letters/digits,
  *           lower-cased, raw counts x smoothed idf ln((1+N)/(1+df))+1, L2
  *           norm, exact cosine over sparse vectors (scikit-learn's defaults)
- *   new     createCodeIndex({ kind: 'code' }) holding the candidates
+ *   new     createCodeIndex({ kind: 'code' }) holding the candidates (dim 512, --dim)
+ *   and, for reference, today's generateCodeEmbedding with its built-in
+ *   weighting (no corpus).
  *
- * Usage: npm run eval:embedding [-- --queries 600 --seed 1 --json]   (after make all)
+ * Usage: npm run eval:embedding [-- --queries 600 --seed 1 --dim 512 --json]   (after make all)
  * The sample is seeded, so a run is reproducible; it is an evaluation, not a test.
  */
 const fs = require('fs');
@@ -339,7 +341,7 @@ function summarize(ranks) {
   };
 }
 
-async function evaluate({ queries: wanted = 600, seed = 1 } = {}) {
+async function evaluate({ queries: wanted = 600, seed = 1, dim: newDim = 512 } = {}) {
   const { loadQEModule } = require(path.join(DIST, 'module.js'));
   const { embedSource } = require(path.join(DIST, 'code-embedding.js'));
   const { createCodeIndex } = require(path.join(DIST, 'code-index.js'));
@@ -371,28 +373,30 @@ async function evaluate({ queries: wanted = 600, seed = 1 } = {}) {
   }
 
   const module = await loadQEModule({ kind: 'simd' });
-  const ranks = { old: [], 'tf-idf': [], new: [] };
+  const ranks = { old: [], 'tf-idf': [], new: [], builtin: [] };
 
   // old: today's embedding, exact cosine over all candidates.
   const dim = 512;
   const oldCorpus = new Float32Array(cases.length * dim);
-  cases.forEach((c, i) => oldCorpus.set(embedSource(module, texts[i], { language: c.language }), i * dim));
-  for (const q of queries) {
-    const v = embedSource(module, q.text, { language: q.language });
-    const scores = new Float64Array(cases.length);
-    for (let i = 0; i < cases.length; i++) {
-      let s = 0;
-      for (let c = 0; c < dim; c++) s += v[c] * oldCorpus[i * dim + c];
-      scores[i] = s;
+  for (const [method, weighting] of [['old', 'uniform'], ['builtin', 'builtin']]) {
+    cases.forEach((c, i) => oldCorpus.set(embedSource(module, texts[i], { language: c.language, weighting }), i * dim));
+    for (const q of queries) {
+      const v = embedSource(module, q.text, { language: q.language, weighting });
+      const scores = new Float64Array(cases.length);
+      for (let i = 0; i < cases.length; i++) {
+        let s = 0;
+        for (let c = 0; c < dim; c++) s += v[c] * oldCorpus[i * dim + c];
+        scores[i] = s;
+      }
+      ranks[method].push(rankOf(scores, q.answer));
     }
-    ranks.old.push(rankOf(scores, q.answer));
   }
 
   const tfidf = tfidfBaseline(texts);
   for (const q of queries) ranks['tf-idf'].push(rankOf(tfidf(q.text), q.answer));
 
   // new: the corpus-aware index; languages differ by case, so each text's language is detected.
-  const index = createCodeIndex(module, { kind: 'code' });
+  const index = createCodeIndex(module, { kind: 'code', dim: newDim });
   try {
     texts.forEach((t, i) => index.add(String(i), t));
     for (const q of queries) {
@@ -415,6 +419,7 @@ async function evaluate({ queries: wanted = 600, seed = 1 } = {}) {
     files: new Set(cases.map((c) => c.file)).size,
     sources,
     seed,
+    dim: newDim,
     overall: Object.fromEntries(Object.entries(ranks).map(([m, r]) => [m, summarize(r)])),
     byKind,
   };
@@ -428,11 +433,16 @@ function markdown(r) {
     '| ranking | MRR | recall@1 | recall@5 |',
     '|---|---|---|---|',
   ];
-  const names = { old: 'old: generateCodeEmbedding (attention over hashed tokens, dim 512)', 'tf-idf': 'TF-IDF baseline (words, smoothed idf, cosine)', new: 'new: createCodeIndex (BM25-weighted hashed features, dim 1024)' };
+  const names = {
+    old: 'old: generateCodeEmbedding before this change (weighting: uniform, dim 512)',
+    'tf-idf': 'TF-IDF baseline (words, smoothed idf, cosine)',
+    new: `new: createCodeIndex (BM25-weighted hashed features, dim ${r.dim})`,
+    builtin: 'generateCodeEmbedding now (built-in weighting, no corpus, dim 512)',
+  };
   for (const [m, s] of Object.entries(r.overall)) lines.push(`| ${names[m]} | ${f(s.mrr)} | ${f(s.recallAt1)} | ${f(s.recallAt5)} |`);
-  lines.push('', '| edit | queries | MRR old / tf-idf / new | recall@1 old / tf-idf / new |', '|---|---|---|---|');
+  lines.push('', '| edit | queries | MRR old / tf-idf / new / built-in | recall@1 old / tf-idf / new / built-in |', '|---|---|---|---|');
   for (const [k, s] of Object.entries(r.byKind)) {
-    lines.push(`| ${k} | ${s.new.queries} | ${f(s.old.mrr)} / ${f(s['tf-idf'].mrr)} / ${f(s.new.mrr)} | ${f(s.old.recallAt1)} / ${f(s['tf-idf'].recallAt1)} / ${f(s.new.recallAt1)} |`);
+    lines.push(`| ${k} | ${s.new.queries} | ${f(s.old.mrr)} / ${f(s['tf-idf'].mrr)} / ${f(s.new.mrr)} / ${f(s.builtin.mrr)} | ${f(s.old.recallAt1)} / ${f(s['tf-idf'].recallAt1)} / ${f(s.new.recallAt1)} / ${f(s.builtin.recallAt1)} |`);
   }
   return lines.join('\n');
 }
@@ -440,7 +450,7 @@ function markdown(r) {
 module.exports = { evaluate, markdown };
 
 if (require.main === module) {
-  evaluate({ queries: Number(arg('queries', 600)), seed: Number(arg('seed', 1)) })
+  evaluate({ queries: Number(arg('queries', 600)), seed: Number(arg('seed', 1)), dim: Number(arg('dim', 512)) })
     .then((r) => console.log(process.argv.includes('--json') ? JSON.stringify(r, null, 2) : markdown(r)))
     .catch((e) => {
       console.error(e);

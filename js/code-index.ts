@@ -26,7 +26,7 @@ import { describe, validateFiniteNumber, validatePositiveInteger } from './valid
 export interface CodeIndexOptions {
   /** 'code' (default): source code and tests. 'failure': stack traces and failure messages. */
   kind?: TextKind;
-  /** Length of the vectors; default 1024 (a multiple of 4 keeps the search on its SIMD path). */
+  /** Length of the vectors; default 512 (a multiple of 4 keeps the search on its SIMD path). */
   dim?: number;
   /** Buckets of the document-frequency table, a power of two up to 2^26; default 2^18 (1 MiB). */
   buckets?: number;
@@ -84,7 +84,7 @@ export interface CodeIndex {
   dispose(): void;
 }
 
-export const DEFAULT_CODE_INDEX_DIM = 1024;
+export const DEFAULT_CODE_INDEX_DIM = 512;
 export const DEFAULT_DF_BUCKETS = 1 << 18;
 export const DEFAULT_BM25_K1 = 1.2;
 const EVIDENCE_COUNT = 8;

@@ -58,8 +58,22 @@ export const FAILURE_FEATURE_WEIGHTS = {
   frameworkFactor: 0.1,
 } as const;
 
+/** Hashes of recent keys: the same tokens recur in every text of a corpus. Cleared when full. */
+const hashCache = new Map<string, number>();
+const HASH_CACHE_SIZE = 1 << 16;
+
 /** 32-bit FNV-1a of the string's UTF-16 code units, then a finalizer so every bit depends on every character. */
 export function hashFeature(key: string): number {
+  let h = hashCache.get(key);
+  if (h === undefined) {
+    h = hashKey(key);
+    if (hashCache.size >= HASH_CACHE_SIZE) hashCache.clear();
+    hashCache.set(key, h);
+  }
+  return h;
+}
+
+function hashKey(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i);

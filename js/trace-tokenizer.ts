@@ -45,7 +45,8 @@ const NODE_FRAMEWORK = [
 const NODE_FRAMEWORK_FUNCTIONS = new Set(['processTicksAndRejections', 'new Promise', 'Promise.then', 'process.processTicksAndRejections']);
 
 const EXCEPTION_LINE = /^\s*(?:Caused by:\s*|Suppressed:\s*|Exception in thread "[^"]*"\s+|Uncaught\s+|Error:\s+(?=\w+(?:Error|Exception)\b))?((?:[\w$]+\.)*[\w$]*(?:Error|Exception|Throwable|Failure|Fault|Failed)[\w$]*)(?::\s*(.*))?$/;
-const JAVA_FRAME = /^\s*at\s+(?:[\w.-]+(?:@[\w.-]+)?\/+)?((?:[\w$]+\.)*[\w$<>]+)\.([\w$<>-]+)\(([^)]*)\)\s*$/;
+/** `at` already removed: a symbol with a dot and no spaces, then the location in parentheses. */
+const JAVA_FRAME = /^([^\s()]+\.[^\s().]+)\(([^()]*)\)$/;
 const JAVA_LOCATION = /^(?:[\w$-]+\.(?:java|kt|scala|groovy|clj)(?::\d+)?|Native Method|Unknown Source|Compiled Code)$/;
 const NODE_FRAME_CALL = /^\s*at\s+(?:async\s+)?(?:new\s+)?(.+?)(?:\s+\[as\s+[^\]]+\])?\s+\((.*)\)\s*$/;
 const NODE_FRAME_BARE = /^\s*at\s+(?:async\s+)?(\S+)\s*$/;
@@ -78,16 +79,20 @@ export function tokenizeTrace(text: string): TraceToken[] {
     };
     if (raw.trim() === '' || MORE_LINE.test(raw)) return;
 
-    const java = JAVA_FRAME.exec(raw);
-    if (java !== null && JAVA_LOCATION.test(java[3].trim())) {
-      const cls = java[1];
-      const method = java[2];
-      const framework = JAVA_FRAMEWORK.some((p) => raw.trim().slice(3).trim().startsWith(p) || cls.startsWith(p));
-      push(`${cls}.${method}`, 'frame', framework);
-      const dot = cls.lastIndexOf('.');
-      if (dot > 0) push(cls.slice(0, dot), 'frame-part', framework);
-      const simple = cls.slice(dot + 1);
-      for (const piece of simple.split('$')) if (piece !== '' && !/^\d+$/.test(piece)) push(piece, 'frame-part', framework);
+    const trimmed = raw.trim();
+    const rest = trimmed.startsWith('at ') ? trimmed.slice(3).trim() : null;
+    const java = rest === null ? null : JAVA_FRAME.exec(rest);
+    if (java !== null && JAVA_LOCATION.test(java[2].trim())) {
+      // A module or class-loader prefix (java.base/, app//) is not part of the frame.
+      const symbol = java[1].slice(java[1].lastIndexOf('/') + 1);
+      const dot = symbol.lastIndexOf('.');
+      const cls = symbol.slice(0, dot);
+      const method = symbol.slice(dot + 1);
+      const framework = JAVA_FRAMEWORK.some((p) => java[1].startsWith(p) || cls.startsWith(p));
+      push(symbol, 'frame', framework);
+      const pkgEnd = cls.lastIndexOf('.');
+      if (pkgEnd > 0) push(cls.slice(0, pkgEnd), 'frame-part', framework);
+      for (const piece of cls.slice(pkgEnd + 1).split('$')) if (piece !== '' && !/^\d+$/.test(piece)) push(piece, 'frame-part', framework);
       push(method, 'frame-part', framework);
       return;
     }
