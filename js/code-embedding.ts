@@ -260,9 +260,18 @@ function builtinFrequencies(module: QEModule): number {
 }
 
 /**
- * Weight of each token of the sequence under the built-in frequencies: its
- * BM25 idf, computed in the module (qe_text_idf), over the largest idf (a
- * rare token weighs 1, `expect` about 0.01).
+ * The least weight a token has in the built-in weighting. Without a corpus
+ * the frequencies are a guess, and a renamed copy keeps mostly the common
+ * words: weighted fully by idf (floor 0), the embedding found renamed copies
+ * among real tests less often than the uniform mean (MRR 0.979 against
+ * 0.994 on npm run eval:embedding); with half of each weight fixed, 0.990.
+ */
+export const BUILTIN_WEIGHT_FLOOR = 0.5;
+
+/**
+ * Weight of each token of the sequence under the built-in frequencies:
+ * FLOOR + (1 - FLOOR) x its BM25 idf (computed in the module, qe_text_idf)
+ * over the largest idf: a rare token weighs 1, `expect` about 0.5.
  */
 export function builtinTokenWeights(module: QEModule, texts: readonly string[]): Float32Array {
   if (texts.length === 0) return new Float32Array(0);
@@ -275,7 +284,7 @@ export function builtinTokenWeights(module: QEModule, texts: readonly string[]):
     return s.readFloats(out, texts.length);
   });
   const top = Math.log(1 + (BUILTIN_DOCUMENTS + 0.5) / 0.5);
-  for (let i = 0; i < idf.length; i++) idf[i] /= top;
+  for (let i = 0; i < idf.length; i++) idf[i] = BUILTIN_WEIGHT_FLOOR + (1 - BUILTIN_WEIGHT_FLOOR) * (idf[i] / top);
   return idf;
 }
 

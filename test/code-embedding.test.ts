@@ -11,6 +11,7 @@ import type { QEModule } from '../js/module';
 import {
   BUILTIN_DOCUMENT_FREQUENCIES,
   BUILTIN_DOCUMENTS,
+  BUILTIN_WEIGHT_FLOOR,
   embedSource,
   embedTokens,
   FEATURE_TABLE_SCALE,
@@ -526,8 +527,10 @@ describe.each(MODULE_KINDS)('embedSource (form 2) on the %s build', (kind) => {
       dfOfBucket.set(b, Math.max(dfOfBucket.get(b) ?? 0, Math.round(share * BUILTIN_DOCUMENTS)));
     }
     const top = referenceBm25Idf(0, BUILTIN_DOCUMENTS);
-    const weights = sequence.map((i) => referenceBm25Idf(dfOfBucket.get(hashFeature(`t:${tokens[i].text}`) & (buckets - 1)) ?? 0, BUILTIN_DOCUMENTS) / top);
-    expect(Math.min(...weights)).toBeLessThan(0.1); // `it`, `(` ... are in the sequence and weigh little
+    const weights = sequence.map((i) => 0.5 + 0.5 * referenceBm25Idf(dfOfBucket.get(hashFeature(`t:${tokens[i].text}`) & (buckets - 1)) ?? 0, BUILTIN_DOCUMENTS) / top);
+    expect(BUILTIN_WEIGHT_FLOOR).toBe(0.5);
+    expect(Math.min(...weights)).toBeLessThan(0.55); // `it`, `(` ... are in the sequence and weigh little
+    expect(Math.max(...weights)).toBe(1);
     const want = referenceEmbedTokens(x, positions, seqLen, dim, heads, weights);
     want.forEach((w, i) => expect(Math.abs(got[i] - w)).toBeLessThanOrEqual(5e-5));
     // Uniform weighting is the plain mean.
