@@ -63,6 +63,8 @@ export interface CodePairsOptions {
   minDistinct?: number;
   /** Neighbours searched per text; default 10. A text in more near-duplicate pairs than this keeps its best ones. */
   neighbours?: number;
+  /** Called as the search progresses: texts searched so far, and all. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface CodeIndex {
@@ -70,8 +72,12 @@ export interface CodeIndex {
   readonly dim: number;
   /** Texts held. */
   readonly size: number;
-  /** Adds a text under a new id (RangeError when the id is taken); its features join the document frequencies. */
-  add(id: string, text: string): void;
+  /**
+   * Adds a text under a new id (RangeError when the id is taken); its
+   * features join the document frequencies. `language` (code only) overrides
+   * the index's for this text.
+   */
+  add(id: string, text: string, language?: CodeLanguage | 'auto'): void;
   /** The k texts most similar to `text` (which is not added), best first, ties by order of adding. */
   search(text: string, k: number): CodeIndexMatch[];
   /** Pairs of held texts with similarity >= threshold, best first. */
@@ -133,16 +139,16 @@ class ResidentCodeIndex implements CodeIndex {
     return this.module;
   }
 
-  private featuresOf(text: string, what: string): TextFeatures {
+  private featuresOf(text: string, what: string, language: CodeLanguage | 'auto' = this.language): TextFeatures {
     if (typeof text !== 'string') throw new TypeError(`${what} must be a string, got ${describe(text)}`);
-    return textFeatures(text, this.kind, this.language);
+    return textFeatures(text, this.kind, language);
   }
 
-  add(id: string, text: string): void {
+  add(id: string, text: string, language?: CodeLanguage | 'auto'): void {
     const module = this.live();
     if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`);
     if (this.idSet.has(id)) throw new RangeError(`id ${JSON.stringify(id)} is already in this index`);
-    const f = this.featuresOf(text, 'text');
+    const f = this.featuresOf(text, 'text', language);
     // Each bucket counts a document once, even when two of its features collide there.
     const mask = this.buckets - 1;
     const seen = new Set<number>();
@@ -294,6 +300,7 @@ class ResidentCodeIndex implements CodeIndex {
           if (seen === undefined || similarity > seen) best.set(key, similarity);
         }
       });
+      options.onProgress?.(q1, n);
     }
     const out: CodeIndexPair[] = [];
     for (const [key, score] of best) {
