@@ -16,6 +16,7 @@ import * as nodePath from 'node:path';
 import { parseArgs as parseNodeArgs } from 'node:util';
 import {
   DEFAULT_CLI_DIM,
+  DEFAULT_MIN_DISTINCT,
   DEFAULT_NEIGHBORS,
   DEFAULT_THRESHOLD,
   DEFAULT_TOP,
@@ -54,6 +55,7 @@ export const CLI_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   'all-files': { type: 'boolean', help: 'every source file, not only test files' },
   'no-ignore': { type: 'boolean', help: 'walk into what .gitignore files exclude' },
   neighbors: { type: 'string', value: '<n>', help: `nearest cases considered per case (default ${DEFAULT_NEIGHBORS})` },
+  'min-distinct': { type: 'string', value: '<n>', help: `only pairs sharing >= n features rare in these files; 2 leaves out parametrised families (default ${DEFAULT_MIN_DISTINCT})` },
   dim: { type: 'string', value: '<n>', help: `embedding length, a multiple of 4 in [4, 4096] (default ${DEFAULT_CLI_DIM})` },
   help: { type: 'boolean', short: 'h', help: 'print this help and exit' },
   version: { type: 'boolean', short: 'v', help: 'print the version and exit' },
@@ -69,8 +71,10 @@ function usage(): string {
        qe-flash --help | --version
 
 Finds near-duplicate test cases under the paths (files or folders) and
-reports the pairs best first, with file:line for both sides and their
-cosine similarity. Test cases: JS/TS it()/test() blocks, Python def test_*,
+reports the pairs best first, with file:line for both sides, their cosine
+similarity, and what they share. Features common in these files (the test
+framework's words, a template's scaffolding) weigh little; literal values
+and names that two cases alone share weigh most. Test cases: JS/TS it()/test() blocks, Python def test_*,
 Java @Test methods, Go func TestXxx; a file with none of these is one case.
 
 Folders are searched for test files: *.test.*, *.spec.*, test_*.py,
@@ -113,6 +117,7 @@ interface SimilarArgs {
   threshold: number;
   top: number;
   neighbors: number;
+  minDistinct: number;
   dim: number;
   json: boolean;
   allFiles: boolean;
@@ -172,6 +177,7 @@ function parseCommandLine(argv: readonly string[]): SimilarArgs | 'help' | 'vers
     threshold: numberOption('threshold', text('threshold'), DEFAULT_THRESHOLD, false, (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
     top: numberOption('top', text('top'), DEFAULT_TOP, true, (x) => x >= 1, 'a positive integer'),
     neighbors: numberOption('neighbors', text('neighbors'), DEFAULT_NEIGHBORS, true, (x) => x >= 1, 'a positive integer'),
+    minDistinct: numberOption('min-distinct', text('min-distinct'), DEFAULT_MIN_DISTINCT, true, (x) => x >= 0, 'a non-negative integer'),
     dim: numberOption('dim', text('dim'), DEFAULT_CLI_DIM, true, (x) => x >= 4 && x % 4 === 0 && x <= 4096, 'a multiple of 4 in [4, 4096]'),
     json: values.json === true,
     allFiles: values['all-files'] === true,
@@ -223,6 +229,7 @@ function formatText(pairs: readonly DuplicatePair[], s: Summary): string {
   for (const p of pairs) {
     lines.push(`${p.score.toFixed(4)}  ${where(p.a)}  ${JSON.stringify(p.a.name)}`);
     lines.push(`        ${where(p.b)}  ${JSON.stringify(p.b.name)}`);
+    if (p.evidence.length > 0) lines.push(`        shared: ${p.evidence.join(', ')}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -269,6 +276,7 @@ export async function runCli(argv: readonly string[], io: CliIO, module?: QEModu
       threshold: args.threshold,
       top: Number.MAX_SAFE_INTEGER,
       neighbors: args.neighbors,
+      minDistinct: args.minDistinct,
       dim: args.dim,
       onProgress: (phase, done, total) => progress.update(phase, done, total),
     });
@@ -284,7 +292,8 @@ export async function runCli(argv: readonly string[], io: CliIO, module?: QEModu
         allFiles: args.allFiles,
         cases: cases.length,
         found: all.length,
-        pairs: pairs.map((p) => ({ score: p.score, a: side(p.a), b: side(p.b) })),
+        minDistinct: args.minDistinct,
+        pairs: pairs.map((p) => ({ score: p.score, a: side(p.a), b: side(p.b), evidence: p.evidence, distinct: p.distinct })),
       }, null, 2)}\n`);
     } else {
       io.stdout.write(formatText(pairs, summary));

@@ -19,7 +19,7 @@
  */
 import { checkStatus, type QEModule } from './module';
 import { createSimilarityIndex, type SimilarityIndex } from './similarity';
-import { textFeatures, type TextFeatures, type TextKind } from './text-features';
+import { EVIDENCE_DISTINCT, EVIDENCE_HIDDEN, textFeatures, type TextFeatures, type TextKind } from './text-features';
 import type { CodeLanguage } from './tokenizer';
 import { describe, validateFiniteNumber, validatePositiveInteger } from './validate';
 
@@ -44,7 +44,7 @@ export interface CodeIndexMatch {
   /** Position of the text in order of adding. */
   index: number;
   score: number;
-  /** The most distinctive features both texts share (highest idf x weight first), at most 8. */
+  /** The most distinctive features both texts share (highest idf x weight first, bigrams left out), at most 8. */
   evidence: string[];
 }
 
@@ -54,7 +54,7 @@ export interface CodeIndexPair {
   b: string;
   score: number;
   evidence: string[];
-  /** Shared features that are rare in the corpus (in at most max(2, 1%) of the texts). */
+  /** Shared things written (literal values, whole names, exception types, frames) that are rare in the corpus: in at most max(2, 1%) of the texts. */
   distinct: number;
 }
 
@@ -94,6 +94,13 @@ export const DEFAULT_CODE_INDEX_DIM = 512;
 export const DEFAULT_DF_BUCKETS = 1 << 18;
 export const DEFAULT_BM25_K1 = 1.2;
 const EVIDENCE_COUNT = 8;
+/**
+ * Documents the idf counts besides the texts held, none of which contains
+ * any feature: a prior that keeps a handful of texts from giving extreme
+ * weights (among 3 texts, a feature in 2 of them would weigh a third of one
+ * in 1; with the prior, three quarters), and that vanishes in a real corpus.
+ */
+export const PRIOR_DOCUMENTS = 10;
 /** Documents embedded per call into the module: bounds the scratch memory. */
 const EMBED_BATCH = 1024;
 
@@ -132,6 +139,11 @@ class ResidentCodeIndex implements CodeIndex {
   get size(): number {
     this.live();
     return this.ids.length;
+  }
+
+  /** N of the idf: the texts held plus PRIOR_DOCUMENTS that contain no feature. */
+  private documents(): number {
+    return this.ids.length + PRIOR_DOCUMENTS;
   }
 
   private live(): QEModule {
@@ -189,7 +201,7 @@ class ResidentCodeIndex implements CodeIndex {
         const pWeights = s.copyIn(weights);
         const pOut = s.allocFloats(part.length * this.dim);
         checkStatus(
-          module.searchEntries().qe_text_tfidf_embed(pOffsets, pHashes, pCounts, pWeights, part.length, total, this.dfPtr, this.buckets, this.ids.length, this.k1, this.dim, pOut),
+          module.searchEntries().qe_text_tfidf_embed(pOffsets, pHashes, pCounts, pWeights, part.length, total, this.dfPtr, this.buckets, this.documents(), this.k1, this.dim, pOut),
           'qe_text_tfidf_embed',
         );
         out.set(s.readFloats(pOut, part.length * this.dim), d0 * this.dim);
@@ -204,7 +216,7 @@ class ResidentCodeIndex implements CodeIndex {
     return module.scope((s) => {
       const p = s.copyInInt32(new Int32Array(f.hashes.buffer, f.hashes.byteOffset, f.hashes.length));
       const out = s.allocFloats(f.hashes.length);
-      checkStatus(module.searchEntries().qe_text_idf(p, f.hashes.length, this.dfPtr, this.buckets, this.ids.length, out), 'qe_text_idf');
+      checkStatus(module.searchEntries().qe_text_idf(p, f.hashes.length, this.dfPtr, this.buckets, this.documents(), out), 'qe_text_idf');
       return s.readFloats(out, f.hashes.length);
     });
   }
@@ -244,12 +256,12 @@ class ResidentCodeIndex implements CodeIndex {
   /** Shared features of two texts, most distinctive first, and how many of them are rare. */
   private shared(a: TextFeatures, aIdf: Float32Array, b: TextFeatures): { evidence: string[]; distinct: number } {
     const inB = new Set(b.hashes);
-    const rareIdf = bm25Idf(Math.max(2, Math.floor(this.ids.length / 100)), this.ids.length);
+    const rareIdf = bm25Idf(Math.max(2, Math.floor(this.ids.length / 100)), this.documents());
     const common: { label: string; weight: number }[] = [];
     let distinct = 0;
     for (let i = 0; i < a.hashes.length; i++) {
-      if (!inB.has(a.hashes[i])) continue;
-      if (aIdf[i] >= rareIdf - 1e-6) distinct++;
+      if (a.evidence[i] === EVIDENCE_HIDDEN || !inB.has(a.hashes[i])) continue;
+      if (a.evidence[i] === EVIDENCE_DISTINCT && aIdf[i] >= rareIdf - 1e-6) distinct++;
       common.push({ label: a.labels[i], weight: aIdf[i] * a.weights[i] });
     }
     common.sort((x, y) => y.weight - x.weight);

@@ -34,7 +34,19 @@ export interface TextFeatures {
   weights: Float32Array;
   /** What each feature is, for reports (`print`, `'SPRING10'`, `java.lang.IllegalStateException`). */
   labels: string[];
+  /**
+   * Each feature's part in evidence: 0 not shown (bigrams), 1 shown, 2 shown
+   * and counted as distinct evidence when rare (literal values, whole
+   * identifiers, exception types, frames: one per thing written, so a rare
+   * name does not count once per part).
+   */
+  evidence: Uint8Array;
 }
+
+/** Parts in evidence of a feature (see TextFeatures.evidence). */
+export const EVIDENCE_HIDDEN = 0;
+export const EVIDENCE_SHOWN = 1;
+export const EVIDENCE_DISTINCT = 2;
 
 /** Weights of the roles of a code feature. */
 export const CODE_FEATURE_WEIGHTS = {
@@ -98,8 +110,9 @@ class FeatureBag {
   readonly counts: number[] = [];
   readonly weights: number[] = [];
   readonly labels: string[] = [];
+  readonly evidence: number[] = [];
 
-  add(hash: number, weight: number, label: string): void {
+  add(hash: number, weight: number, label: string, evidence: number): void {
     const at = this.index.get(hash);
     if (at === undefined) {
       this.index.set(hash, this.hashes.length);
@@ -107,15 +120,17 @@ class FeatureBag {
       this.counts.push(1);
       this.weights.push(weight);
       this.labels.push(label);
+      this.evidence.push(evidence);
     } else {
       this.counts[at]++;
       if (weight > this.weights[at]) this.weights[at] = weight;
+      if (evidence > this.evidence[at]) this.evidence[at] = evidence;
     }
   }
 
-  addKey(key: string, weight: number, label: string): number {
+  addKey(key: string, weight: number, label: string, evidence: number): number {
     const h = hashFeature(key);
-    this.add(h, weight, label);
+    this.add(h, weight, label, evidence);
     return h;
   }
 
@@ -125,6 +140,7 @@ class FeatureBag {
       counts: Float32Array.from(this.counts),
       weights: Float32Array.from(this.weights),
       labels: this.labels,
+      evidence: Uint8Array.from(this.evidence),
     };
   }
 }
@@ -154,9 +170,11 @@ export function codeFeatures(source: string, language: CodeLanguage | 'auto' = '
   let lastWordStart = -1;
   for (const t of tokens) {
     if (t.kind === 'punctuation') continue;
-    const h = bag.addKey(`${t.kind[0]}:${t.text}`, tokenWeight(t), t.text);
+    // An identifier of one part is a whole name: its token counts as distinct evidence.
+    const whole = t.kind === 'identifier' && source.slice(t.start, t.end).toLowerCase() === t.text;
+    const h = bag.addKey(`${t.kind[0]}:${t.text}`, tokenWeight(t), t.text, whole ? EVIDENCE_DISTINCT : EVIDENCE_SHOWN);
     if (previous >= 0) {
-      bag.add(mix32((Math.imul(previous, BIGRAM_SEED) ^ h) >>> 0), w.bigram, `${previousText} ${t.text}`);
+      bag.add(mix32((Math.imul(previous, BIGRAM_SEED) ^ h) >>> 0), w.bigram, `${previousText} ${t.text}`, EVIDENCE_HIDDEN);
     }
     previous = h;
     previousText = t.text;
@@ -164,13 +182,13 @@ export function codeFeatures(source: string, language: CodeLanguage | 'auto' = '
       if (t.start !== lastWordStart) {
         lastWordStart = t.start;
         const word = source.slice(t.start, t.end);
-        if (word.toLowerCase() !== t.text) bag.addKey(`w:${word}`, w.wholeIdentifier, word);
+        if (word.toLowerCase() !== t.text) bag.addKey(`w:${word}`, w.wholeIdentifier, word, EVIDENCE_DISTINCT);
       }
     } else if (t.kind === 'string' || t.kind === 'number' || t.kind === 'regex') {
       const lexeme = source.slice(t.start, t.end);
       const value = t.kind === 'number' ? lexeme.replace(/_/g, '').toLowerCase() : t.kind === 'string' ? literalContent(lexeme) : lexeme;
-      bag.addKey(`v:${value}`, w.literalValue, t.kind === 'number' ? value : JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value));
-      if (t.kind === 'string') for (const word of textWords(value)) bag.addKey(`s:${word}`, w.stringWord, word);
+      bag.addKey(`v:${value}`, w.literalValue, t.kind === 'number' ? value : JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value), EVIDENCE_DISTINCT);
+      if (t.kind === 'string') for (const word of textWords(value)) bag.addKey(`s:${word}`, w.stringWord, word, EVIDENCE_SHOWN);
     }
   }
   return bag.result();
@@ -198,20 +216,20 @@ export function failureFeatures(text: string): TextFeatures {
     const factor = t.framework ? w.frameworkFactor : 1;
     switch (t.kind) {
       case 'exception':
-        bag.addKey(`E:${t.text}`, w.exception * factor, t.text);
+        bag.addKey(`E:${t.text}`, w.exception * factor, t.text, EVIDENCE_DISTINCT);
         {
           const simple = t.text.slice(t.text.lastIndexOf('.') + 1);
-          if (simple !== t.text) bag.addKey(`e:${simple}`, w.exceptionSimple * factor, simple);
+          if (simple !== t.text) bag.addKey(`e:${simple}`, w.exceptionSimple * factor, simple, EVIDENCE_SHOWN);
         }
         break;
       case 'word':
-        bag.addKey(`m:${t.text}`, w.messageWord * factor, t.text);
+        bag.addKey(`m:${t.text}`, w.messageWord * factor, t.text, EVIDENCE_SHOWN);
         break;
       case 'frame':
-        bag.addKey(`F:${t.text}`, w.frame * factor, t.text);
+        bag.addKey(`F:${t.text}`, w.frame * factor, t.text, t.framework ? EVIDENCE_SHOWN : EVIDENCE_DISTINCT);
         break;
       case 'frame-part':
-        bag.addKey(`p:${t.text}`, w.framePart * factor, t.text);
+        bag.addKey(`p:${t.text}`, w.framePart * factor, t.text, EVIDENCE_SHOWN);
         break;
     }
   }

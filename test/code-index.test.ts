@@ -5,7 +5,7 @@
  */
 import type { ModuleKind } from '../types';
 import type { QEModule } from '../js/module';
-import { createCodeIndex, type CodeIndex } from '../js/code-index';
+import { createCodeIndex, PRIOR_DOCUMENTS, type CodeIndex } from '../js/code-index';
 import { codeFeatures, failureFeatures, hashFeature } from '../js/text-features';
 import { tokenizeTrace } from '../js/trace-tokenizer';
 import { createQEFlashAttention } from '../js/flash-attention';
@@ -217,7 +217,7 @@ describe.each(MODULE_KINDS)('createCodeIndex on the %s build', (kind) => {
       const f = codeFeatures(query);
       const want = referenceTfidfVector(
         Array.from(f.hashes, (hash, i) => ({ hash, count: f.counts[i], weight: f.weights[i] })),
-        (h) => df[h & (buckets - 1)], texts.length, 0.9, dim, column(dim),
+        (h) => df[h & (buckets - 1)], texts.length + PRIOR_DOCUMENTS, 0.9, dim, column(dim),
       );
       const got = index.embed(query);
       for (let c = 0; c < dim; c++) expect(Math.abs(got[c] - want[c])).toBeLessThanOrEqual(2e-6);
@@ -227,7 +227,7 @@ describe.each(MODULE_KINDS)('createCodeIndex on the %s build', (kind) => {
       // Scores are the cosines of the reference vectors.
       for (const r of results) {
         const g = codeFeatures(texts[r.index]);
-        const v = referenceTfidfVector(Array.from(g.hashes, (hash, i) => ({ hash, count: g.counts[i], weight: g.weights[i] })), (h) => df[h & (buckets - 1)], texts.length, 0.9, dim, column(dim));
+        const v = referenceTfidfVector(Array.from(g.hashes, (hash, i) => ({ hash, count: g.counts[i], weight: g.weights[i] })), (h) => df[h & (buckets - 1)], texts.length + PRIOR_DOCUMENTS, 0.9, dim, column(dim));
         expect(Math.abs(r.score - referenceCosine(want, v))).toBeLessThanOrEqual(1e-5);
       }
       expect(results[0].evidence).toEqual(expect.arrayContaining(['add']));
