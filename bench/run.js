@@ -22,6 +22,7 @@ const { barChartSvg } = require('./chart');
 const { judgeGoals, goalsMarkdown } = require('./goals');
 const { runCliSimilarBenchmark, cliSimilarMarkdown } = require('./cli-similar');
 const { runOnnxAttentionRows, onnxAttentionMarkdown } = require('./onnx-attention');
+const { runTextEmbeddingBenchmark, textEmbeddingMarkdown } = require('./text-embedding');
 
 /** GFLOP/s of our 4x8 register-tiled GEMM at 512 x 512 x 512 on one thread: what SIMD128 reaches here. */
 async function gemmCeiling(backend) {
@@ -62,6 +63,9 @@ async function main() {
   console.log('qe-flash similar: 10,000 generated test cases');
   const similar = runCliSimilarBenchmark();
   console.log(`  ${similar.seconds.toFixed(1)} s, planted pair first: ${similar.plantedFirst}`);
+  console.log('text embedding: a 40-line trace, a 30-line test case');
+  const textEmbedding = await runTextEmbeddingBenchmark();
+  console.log(`  trace ${textEmbedding.trace.median.toFixed(3)} ms (median)`);
   // The ceiling next to goal 2: our own register-tiled GEMM, one thread, same run.
   const backend = await api.getWASMSIMDBackend();
   const gemm = await gemmCeiling(backend);
@@ -78,13 +82,16 @@ async function main() {
     '',
     cliSimilarMarkdown(similar),
     onnxAttentionMarkdown(onnxRows),
+    'Text embedding (issue "Find the real duplicate"), one process, engines taking turns:',
+    '',
+    textEmbeddingMarkdown(textEmbedding),
     `Produced by \`make bench\` in ${elapsed} s${quick ? ' (--quick)' : ''}. Reproduce with the same command.`,
     '',
   ].join('\n');
 
   const outDir = path.join(root, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar }, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding }, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'latest.md'), `# qe-flash benchmark\n\n${report}`);
 
   const attention = results.filter((r) => r.kind === 'attention' && r.baseline.status === 'ok');

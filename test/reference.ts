@@ -282,6 +282,8 @@ export function referenceOnnxAttention(c: OnnxReferenceCase): Float64Array {
     }
   }
   return y;
+}
+
 /** BM25's inverse document frequency, ln(1 + (N - df + 0.5) / (df + 0.5)), df capped at N. */
 export function referenceBm25Idf(df: number, docs: number): number {
   const d = Math.min(df, docs);
