@@ -20,7 +20,14 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { embedSource } from './code-embedding';
-import { DEFAULT_CLI_DIM, DEFAULT_THRESHOLD } from './duplicate-pairs';
+/*
+ * The report embeds each case on its own (form 2, uniform weighting) for its
+ * heatmap, so it keeps that embedding's scale: threshold 0.9 and dim 128, the
+ * former qe-flash similar defaults (which now ranks with the code index, on a
+ * lower scale).
+ */
+const DEFAULT_THRESHOLD = 0.9;
+const DEFAULT_CLI_DIM = 128;
 import { PathError } from './file-walk';
 import { collectSourceFiles, extractTestCases, languageOf, type TestCase } from './test-cases';
 import { loadQEModule, type QEModule } from './module';
@@ -185,7 +192,7 @@ export function buildReportData(module: QEModule, inputs: readonly string[], opt
   const n = cases.length;
   const embeddings = new Float32Array(n * dim);
   for (let i = 0; i < n; i++) {
-    const e = embedSource(module, cases[i].source, { dim, language: languageOf(cases[i].file) ?? 'auto' });
+    const e = embedSource(module, cases[i].source, { dim, language: languageOf(cases[i].file) ?? 'auto', weighting: 'uniform' });
     let norm = 0;
     for (let d = 0; d < dim; d++) norm += e[d] * e[d];
     const s = norm > 0 ? 1 / Math.sqrt(norm) : 0;
