@@ -42,7 +42,8 @@ const NODE_FRAMEWORK = [
   /^node:/, /^internal\//, /\/node_modules\/(jest-[\w-]+|@jest\/[\w-]+|expect|expect-utils|@vitest\/[\w-]+|vitest|mocha|jasmine[\w-]*|ts-jest|babel-jest)\//,
   /^<anonymous>$/, /^native$/,
 ];
-const NODE_FRAMEWORK_FUNCTIONS = new Set(['processTicksAndRejections', 'new Promise', 'Promise.then', 'process.processTicksAndRejections']);
+/** Runtime functions that show in every async Node trace (matched at the end of the frame's function name). */
+const NODE_FRAMEWORK_FUNCTIONS = ['processTicksAndRejections', 'new Promise', 'Promise.then'];
 
 const EXCEPTION_LINE = /^\s*(?:Caused by:\s*|Suppressed:\s*|Exception in thread "[^"]*"\s+|Uncaught\s+|Error:\s+(?=\w+(?:Error|Exception)\b))?((?:[\w$]+\.)*[\w$]*(?:Error|Exception|Throwable|Failure|Fault|Failed)[\w$]*)(?::\s*(.*))?$/;
 /** `at` already removed: a symbol with a dot and no spaces, then the location in parentheses. */
@@ -109,7 +110,7 @@ export function tokenizeTrace(text: string): TraceToken[] {
     }
     if (location !== '' || (call !== null && fn !== '')) {
       const where = stripLineNumbers(location.replace(/^.*,\s*<anonymous>.*$/, '<anonymous>'));
-      const framework = NODE_FRAMEWORK.some((re) => re.test(where.replace(/\\/g, '/'))) || NODE_FRAMEWORK_FUNCTIONS.has(fn);
+      const framework = NODE_FRAMEWORK.some((re) => re.test(where.replace(/\\/g, '/'))) || NODE_FRAMEWORK_FUNCTIONS.some((f) => fn === f || fn.endsWith(`.${f}`));
       const segments = where.split(/[/\\]/).filter((s) => s !== '');
       const file = segments[segments.length - 1] ?? where;
       push(fn === '' ? file : `${file}:${fn}`, 'frame', framework);
