@@ -7,7 +7,8 @@
  * project in a temp folder, whose only code is consumer/main.js: one import
  * line and an attention call. That project is then loaded as
  *   - a plain <script type="module"> page (an import map names the package),
- *   - an esbuild bundle, a Vite build, Vite's dev server, a webpack 5 bundle,
+ *   - an esbuild bundle, a Vite build, Vite's dev server, a webpack 5 bundle
+ *     and a Rollup bundle (with node-resolve, as every Rollup build has),
  * each built with no configuration at all (no externals, no copied wasm, no
  * wasmUrl), and each opened twice: without cross-origin isolation (one
  * thread) and with COOP/COEP (threads: 2). Every page computes attention on
@@ -214,6 +215,13 @@ async function main() {
       assert(wasm.length === 4, `webpack emitted ${wasm.length} .wasm files, not 4`);
       return `${wasm.length} .wasm assets emitted`;
     });
+    await check('rollup bundles the package with only node-resolve (which every Rollup build of npm packages uses)', () => {
+      run(path.join(BIN, 'rollup'), ['main.js', '--plugin', '@rollup/plugin-node-resolve', '--format', 'es', '--dir', outDir('rollup'), '--silent'], app,
+        { NODE_PATH: path.join(ROOT, 'node_modules') });
+      pageFor(outDir('rollup'), 'main.js', 'type="module"');
+      builds.rollup = outDir('rollup');
+      return `${fs.readdirSync(outDir('rollup')).filter((f) => f.endsWith('.js')).length} chunks`;
+    });
     await check('tree-shaking a bundle of createQEFlashAttention alone leaves the benchmark suite out', () => {
       const dir = path.join(tmp, 'shake');
       fs.mkdirSync(dir);
@@ -279,6 +287,7 @@ async function main() {
       ['esbuild', builds.esbuild, ''],
       ['vite-build', builds['vite-build'], ''],
       ['webpack', builds.webpack, ''],
+      ['rollup', builds.rollup, ''],
     ];
     for (const [name, dir, file] of variants) {
       for (const isolated of [false, true]) {
