@@ -1,6 +1,6 @@
 'use strict';
 /*
- * Benchmark rows of the ONNX Attention operator (issue 18), one thread each,
+ * Benchmark rows of the ONNX Attention operator, one thread each,
  * engines taking turns in this process (measureSideBySide):
  *   - grouped-query decode: 1 query token, 32 Q heads, 8 KV heads, head size
  *     128, a 4,096-token cache (4,095 past + 1 new), causal;
@@ -152,7 +152,7 @@ async function runOnnxAttentionRows({ quick = false, log = () => {} } = {}) {
 
 function onnxAttentionMarkdown({ module, operator, overhead }) {
   const lines = [
-    `ONNX Attention operator (issue 18), 1 thread, ${module} module; medians (min-max) in ms, engines taking turns in one process:`,
+    `ONNX Attention operator, 1 thread, ${module} module; medians (min-max) in ms, engines taking turns in one process:`,
     '',
     '| shape | qe-flash onnxAttention | onnxruntime-web Attention (opset 23) | ort / ours | max abs diff |',
     '|---|---|---|---|---|',

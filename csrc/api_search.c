@@ -1,5 +1,5 @@
 /*
- * The exported entries of similarity search and feature hashing (issue 5).
+ * The exported entries of similarity search and feature hashing.
  * As in api.c: each re-checks its sizes, takes working memory from the
  * arena, and returns a status code; the kernels trust their arguments.
  */

@@ -88,7 +88,7 @@ QE_EXPORT int32_t qe_attention_tile_q(void);
 QE_EXPORT int32_t qe_attention_tile_k(void);
 
 /* ------------------------------------------------------------------------
- * The ONNX Attention operator (opsets 23-25; issue 18; implemented in
+ * The ONNX Attention operator (opsets 23-25; implemented in
  * csrc/api_onnx.c on the flash kernel). Semantics are those of ONNX's
  * reference implementation (onnx/reference/ops/op_attention.py).
  * ------------------------------------------------------------------------ */

@@ -1,6 +1,6 @@
 /**
  * computeFlashAttention's default path keeps its results bit for bit across
- * the kernel's generalisation (issue 18): hashes of its outputs on fixed
+ * the kernel's generalisation for the ONNX operator: hashes of its outputs on fixed
  * inputs, written by scripts/attention-default-bits.cjs from the builds
  * before the change, against this build's.
  */

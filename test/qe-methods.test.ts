@@ -1,5 +1,5 @@
 /**
- * The QE methods of QEFlashAttention (issue 5) against the float64
+ * The QE methods of QEFlashAttention against the float64
  * reference: exact top-K by cosine (ties by lower index, topK beyond the
  * corpus, every corpus form), defect matching whose probabilities are a
  * softmax summing to 1, code embeddings of both forms, the resident index,

@@ -1,5 +1,5 @@
 /**
- * The relaxed-SIMD build (wasm/qe-flash-relaxed-mt.wasm, issue 4): its
+ * The relaxed-SIMD build (wasm/qe-flash-relaxed-mt.wasm): its
  * probe, when 'auto' chooses it, forcing it, and its agreement with every
  * other build and with the float64 reference.
  *

@@ -1,5 +1,5 @@
 /**
- * Both cores (issue 4): the threaded module and its worker pool. Outputs on
+ * Both cores: the threaded module and its worker pool. Outputs on
  * two threads must equal one thread's bit for bit and the float64
  * reference; bad input must still fail cleanly; and the process must exit by
  * itself with workers started (checked in a child process).
