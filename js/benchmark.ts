@@ -872,7 +872,7 @@ export class FlashAttentionBenchmark {
       this.log(`  ${peer.name} (${peer.threads} threads) FAILED: ${(err as Error)?.message ?? err}`);
     };
     let flash: EngineRun;
-    let flashThreads = notRun('qe-flash', describeMachine().cores, 'not built', 'threads not built yet');
+    let flashThreads = notRun('qe-flash', describeMachine().cores, 'skipped', 'no multi-threaded engine in this run (one core, no threaded module, or threadCounts [1])');
     let crossCheckPassed: boolean;
     try {
       for (const threads of this.threadCounts().filter((t) => t > 1)) {
@@ -1130,7 +1130,7 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
   lines.push('|---|---|---|---|---|---|---|');
   for (const r of results) {
     if (!r.targets) {
-      if (r.flash.status !== 'ok') lines.push(`| ${r.workload} | ${r.label} | | | | | not built |`);
+      if (r.flash.status !== 'ok') lines.push(`| ${r.workload} | ${r.label} | | | | | ${r.flash.status} |`);
       continue;
     }
     const t = r.targets;
