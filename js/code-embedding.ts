@@ -405,7 +405,7 @@ function featureTable(module: QEModule, tableRows: number, dim: number, seed: nu
   const key = `${tableRows}x${dim}/${seed}`;
   let ptr = tables.get(key);
   if (ptr === undefined) {
-    if (tableRows * dim * 4 > 0xffffffff) throw new RangeError(`a feature table of ${tableRows} x ${dim} does not fit in module memory`);
+    if (tableRows * dim * 4 > 0xffffffff) throw new RangeError(`tableRows ${tableRows} x dim ${dim}: the feature table does not fit in module memory (4 GiB)`);
     ptr = module.alloc(tableRows * dim * 4);
     const status = module.searchEntries().qe_feature_table_fill(ptr, tableRows, dim, seed >>> 0, FEATURE_TABLE_SCALE);
     if (status !== 0) {
@@ -433,7 +433,7 @@ export function releaseFeatureTables(module: QEModule): void {
 /** Token vectors [tokens x dim] of hashed features, summed in the module (qe_feature_hash_embed). */
 export function hashedTokenVectors(module: QEModule, features: HashedFeatures, tableRows: number, dim: number, seed = DEFAULT_FEATURE_SEED): Float32Array {
   const tokens = features.offsets.length - 1;
-  if (tokens < 1) throw new RangeError('there are no tokens to embed');
+  if (tokens < 1) throw new RangeError(`features.offsets must hold tokens + 1 >= 2 entries, got ${features.offsets.length}`);
   const table = featureTable(module, tableRows, dim, seed);
   const entries = module.searchEntries();
   return module.scope((s) => {
