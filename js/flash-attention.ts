@@ -144,11 +144,16 @@ export class QEFlashAttention {
     const run = shape.general
       ? generalAttention(module, Q, K, V, shape, options ?? {}, blockQ, blockK)
       : module.attention(Q, K, V, shape, blockQ, blockK, this.threads);
-    const timeMs = performance.now() - start;
+    this.recordAttention(module, shape, { ...run, timeMs: performance.now() - start });
+    return run.output;
+  }
+
+  /** One attention call's metrics, from the direct and the resident path alike. */
+  private recordAttention(module: QEModule, shape: ResolvedAttention, run: Omit<AttentionRun, 'output'> & { timeMs: number }): void {
     this.metrics.record({
       workload: this.workload,
       shape,
-      timeMs,
+      timeMs: run.timeMs,
       workspaceBytes: run.workspaceBytes,
       memoryBytes: module.memoryBytes,
       tileQ: run.tileQ,
@@ -156,7 +161,6 @@ export class QEFlashAttention {
       module: module.kind,
       threads: run.threads,
     });
-    return run.output;
   }
 
   /**
@@ -178,18 +182,7 @@ export class QEFlashAttention {
       shape,
       { queryChunkSize: this.config.blocks.queryChunkSize, kvChunkSize: this.config.blocks.kvChunkSize },
       this.threads,
-      (run) =>
-        this.metrics.record({
-          workload: this.workload,
-          shape,
-          timeMs: run.timeMs,
-          workspaceBytes: run.workspaceBytes,
-          memoryBytes: module.memoryBytes,
-          tileQ: run.tileQ,
-          tileK: run.tileK,
-          module: module.kind,
-          threads: run.threads,
-        }),
+      (run) => this.recordAttention(module, shape, run),
       (self) => this.resident.delete(self),
     );
     this.resident.add(buffers);
