@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /*
- * Speed of the corpus-aware text index (issue 13), side by side with the
+ * Speed of the corpus-aware text index, side by side with the
  * embedding it replaces in the duplicate finder, in one process, engines
  * taking turns:
  *   - embedding a 40-line Java stack trace against a 'failure' index of 500

@@ -196,7 +196,7 @@ QE_EXPORT int qe_feature_table_fill(float *table, int32_t rows, int32_t dim, uin
 QE_EXPORT int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const float *weights, int32_t tokens, int32_t features, const float *table, int32_t table_rows, int32_t dim, float *out);
 
 /*
- * Corpus-aware weighting of hashed text features (issue 13; kernels in
+ * Corpus-aware weighting of hashed text features (kernels in
  * csrc/embed/text_weight.c). A document-frequency table is `buckets` uint32
  * counts (a power of two, at most 2^26) in module memory, owned by the
  * caller; feature f counts in bucket f & (buckets - 1).

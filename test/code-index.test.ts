@@ -1,5 +1,5 @@
 /**
- * Corpus-aware weighting (issue 13): the C entries against a float64
+ * Corpus-aware weighting: the C entries against a float64
  * reference (test/reference.ts), the code and failure features, the stack
  * trace tokenizer, createCodeIndex, and text-based defect matching.
  */
