@@ -1,6 +1,6 @@
 /**
- * qe-flash similar ranks what a person would call a duplicate first
- * (issue 13): a folder of 400 template siblings (one template; each test
+ * qe-flash similar ranks what a person would call a duplicate first:
+ * a folder of 400 template siblings (one template; each test
  * calls a different builder with different values and a different title)
  * and one real copy (locals renamed, a comment added, same calls and
  * values). The real pair must come first; --min-distinct leaves out the
