@@ -140,7 +140,7 @@ export function sinusoidalPositions(seqLen: number, dim: number): Float32Array {
  */
 export function embedTokens(module: QEModule, codeTokens: Float32Array, dim: number, options: TokenEmbeddingOptions = {}): Float32Array {
   const { y, seqLen } = encodeTokens(module, codeTokens, dim, options);
-  return meanPoolNormalized(y, seqLen, dim);
+  return weightedPoolNormalized(y, null, seqLen, dim);
 }
 
 /** The layer of form 1 before pooling: Y [seqLen x dim]. */
@@ -169,28 +169,16 @@ function encodeTokens(module: QEModule, codeTokens: Float32Array, dim: number, o
   return { y, seqLen };
 }
 
-/** Mean of the rows, divided by its L2 norm (all zeros stay zeros); summed in float64. */
-function meanPoolNormalized(y: Float32Array, rows: number, dim: number): Float32Array {
+/**
+ * Sum of rows weighted by `weights` (null: every row weighs 1, so the
+ * direction of the mean), divided by its L2 norm (all zeros stay zeros);
+ * summed in float64.
+ */
+function weightedPoolNormalized(y: Float32Array, weights: Float32Array | null, rows: number, dim: number): Float32Array {
   const sum = new Float64Array(dim);
   for (let r = 0; r < rows; r++) {
     const base = r * dim;
-    for (let c = 0; c < dim; c++) sum[c] += y[base + c];
-  }
-  let sq = 0;
-  for (let c = 0; c < dim; c++) sq += sum[c] * sum[c];
-  const out = new Float32Array(dim);
-  if (sq === 0 || !Number.isFinite(sq)) return out;
-  const inv = 1 / Math.sqrt(sq);
-  for (let c = 0; c < dim; c++) out[c] = sum[c] * inv;
-  return out;
-}
-
-/** Sum of rows weighted by `weights`, divided by its L2 norm (all zeros stay zeros); summed in float64. */
-function weightedPoolNormalized(y: Float32Array, weights: Float32Array, rows: number, dim: number): Float32Array {
-  const sum = new Float64Array(dim);
-  for (let r = 0; r < rows; r++) {
-    const base = r * dim;
-    const w = weights[r];
+    const w = weights === null ? 1 : weights[r];
     for (let c = 0; c < dim; c++) sum[c] += w * y[base + c];
   }
   let sq = 0;
