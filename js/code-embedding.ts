@@ -48,7 +48,7 @@
  */
 import { QE_FLASH_ATTENTION_CONFIG } from './config';
 import { checkStatus, type QEModule } from './module';
-import { hashFeature } from './text-features';
+import { hashFeature, mix32 } from './text-features';
 import { tokenizeCode, type CodeLanguage, type CodeToken } from './tokenizer';
 import { describe, validateAttention, validateFiniteNumber, validateFloat32Array, validateMatrix, validatePositiveInteger } from './validate';
 
@@ -292,16 +292,6 @@ function fnv1a(text: string, seed: number): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
-}
-
-/** The 32-bit finalizer csrc/embed/feature_hash.c uses, so bits spread evenly. */
-function mix32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d);
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
-  x ^= x >>> 16;
-  return x >>> 0;
 }
 
 /** The hashed features of a token sequence, in the compressed-row form qe_feature_hash_embed takes. */

@@ -94,7 +94,8 @@ function hashKey(key: string): number {
   return mix32(h >>> 0);
 }
 
-function mix32(x: number): number {
+/** The 32-bit finalizer of csrc/embed/feature_hash.c and text_weight.c, so bits spread evenly. */
+export function mix32(x: number): number {
   x ^= x >>> 16;
   x = Math.imul(x, 0x7feb352d);
   x ^= x >>> 15;
