@@ -94,7 +94,7 @@ function hashKey(key: string): number {
   return mix32(h >>> 0);
 }
 
-/** The 32-bit finalizer of csrc/embed/feature_hash.c and text_weight.c, so bits spread evenly. */
+/** The 32-bit finalizer of the C side (qe_mix32, csrc/embed/feature_hash.h), so bits spread evenly. */
 export function mix32(x: number): number {
   x ^= x >>> 16;
   x = Math.imul(x, 0x7feb352d);

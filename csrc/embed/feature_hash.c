@@ -3,28 +3,16 @@
 
 #include "simd.h"
 
-/* A 32-bit integer finalizer (xorshift-multiply rounds): every input bit
- * reaches every output bit, so neighbouring (row, column) pairs get
- * unrelated values. */
-static uint32_t mix32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  x ^= x >> 16;
-  return x;
-}
-
 void qe_f32_feature_table_fill(size_t rows, size_t dim, uint32_t seed, float scale, float *table) {
   /* 2 * sqrt(3) / 2^24: 24 random bits to [0, 2 sqrt(3)), then shifted. */
   const float step = 3.4641016151377544f / 16777216.0f;
   const float half = 1.7320508075688772f;
-  const uint32_t seed_mix = mix32(seed ^ 0x9e3779b9u);
+  const uint32_t seed_mix = qe_mix32(seed ^ 0x9e3779b9u);
   for (size_t r = 0; r < rows; r++) {
-    const uint32_t row_mix = mix32(seed_mix ^ mix32((uint32_t)r + 0x85ebca6bu));
+    const uint32_t row_mix = qe_mix32(seed_mix ^ qe_mix32((uint32_t)r + 0x85ebca6bu));
     float *out = table + r * dim;
     for (size_t c = 0; c < dim; c++) {
-      const uint32_t h = mix32(row_mix ^ mix32((uint32_t)c ^ 0xc2b2ae35u));
+      const uint32_t h = qe_mix32(row_mix ^ qe_mix32((uint32_t)c ^ 0xc2b2ae35u));
       out[c] = scale * ((float)(h >> 8) * step - half);
     }
   }

@@ -19,6 +19,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A 32-bit integer finalizer (xorshift-multiply rounds): every input bit
+ * reaches every output bit, so neighbouring inputs get unrelated values.
+ * The table's elements and the text weighting's columns and signs use it. */
+static inline uint32_t qe_mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
 /*
  * table[r * dim + c] = scale * u(seed, r, c), where u is uniform on
  * [-sqrt(3), sqrt(3)) (mean 0, variance 1) from an integer hash of

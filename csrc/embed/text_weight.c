@@ -3,16 +3,7 @@
 
 #include <math.h> /* sqrt and isfinite only: builtins, no libm */
 
-/* The finalizer of feature_hash.c: a feature's column and sign come from
- * independent-looking bits even when features differ in one bit. */
-static uint32_t mix32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  x ^= x >> 16;
-  return x;
-}
+#include "embed/feature_hash.h" /* qe_mix32: a feature's column and sign come from independent-looking bits */
 
 /* ln(x) for finite x >= 1 without libm (the threaded builds link none):
  * x = m 2^e with m in [1, 2), ln m = 2 atanh(s), s = (m - 1) / (m + 1) <= 1/3,
@@ -44,8 +35,8 @@ void qe_f32_features_idf(size_t count, const uint32_t *features, const uint32_t 
 }
 
 uint32_t qe_feature_column(uint32_t feature, size_t dim, float *sign) {
-  const uint32_t m = mix32(feature ^ 0x3c6ef372u);
-  *sign = (mix32(m ^ 0x5bd1e995u) & 1u) ? -1.0f : 1.0f;
+  const uint32_t m = qe_mix32(feature ^ 0x3c6ef372u);
+  *sign = (qe_mix32(m ^ 0x5bd1e995u) & 1u) ? -1.0f : 1.0f;
   return (uint32_t)(m % (uint32_t)dim);
 }
 
