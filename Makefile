@@ -159,7 +159,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 # ---------------------------------------------------------------- targets
-.PHONY: all wasm dist deps test test-c test-tsan test-js bench bench-matrix bench-browser fuzz fuzz-build clean help
+.PHONY: all wasm dist deps test test-c test-tsan test-js bench bench-matrix bench-browser fuzz fuzz-build soak clean help
 
 all: wasm dist
 
@@ -175,6 +175,13 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# 100,000 mixed calls on one module: module memory flat within one page
+# after the warm-up, no allocation outliving its call, sampled answers right
+# (bench/soak.js; about a minute, so not part of make test).
+soak: deps
+	@$(MAKE) --no-print-directory all
+	node $(NODE_RELAXED) bench/soak.js
 
 deps:
 	@bash scripts/ensure-deps.sh
@@ -230,5 +237,6 @@ help:
 	@echo 'make bench-matrix  the attention rows on Node 24, 22 and 20'
 	@echo 'make bench-browser  attention in headless Chromium: qe-flash and onnxruntime-web in one page, 1 and 2 threads'
 	@echo 'make fuzz       every libFuzzer target for FUZZ_SECONDS (default 600) each'
+	@echo 'make soak       100,000 mixed calls: module memory flat, no leaked allocation, sampled answers right'
 	@echo 'make deps       install missing apt packages and npm dependencies'
 	@echo 'make clean      remove build/, dist/ and the built modules'

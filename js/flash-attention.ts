@@ -26,7 +26,7 @@ import { MetricsRecorder, type MeasuredOperation } from './metrics';
 import { loadQEModule, type AttentionRun, type QEModule } from './module';
 import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
 import { ResidentAttention } from './resident-attention';
-import { defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './threads';
+import { clampThreadCount, defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './threads';
 import {
   cosineTopK,
   cosineTopKBatch,
@@ -92,7 +92,8 @@ export class QEFlashAttention {
     if (this.module !== null) return;
     if (this.loading === null) {
       this.loading = (async () => {
-        const threads = await resolveThreads(this.loadOptions);
+        const { threads, warning } = await resolveThreads(this.loadOptions);
+        if (warning !== null) this.metrics.setStandingWarning(warning);
         const module = await loadQEModule({ ...this.loadOptions, threads });
         // Disposed while loading: stay disposed.
         if (!this.disposed) this.attach(module, threads);
@@ -470,11 +471,14 @@ export class QEFlashAttention {
  * where threads can run and the build is left to 'auto' (no QE_FLASH_MODULE);
  * else 1.
  */
-async function resolveThreads(loadOptions: ModuleLoadOptions | undefined): Promise<number> {
-  if (loadOptions?.threads !== undefined) return validateThreadCount(loadOptions.threads, 'threads');
+async function resolveThreads(loadOptions: ModuleLoadOptions | undefined): Promise<{ threads: number; warning: string | null }> {
+  if (loadOptions?.threads !== undefined) {
+    // Above the core count: clamped, and the metrics of every call say so.
+    return clampThreadCount(validateThreadCount(loadOptions.threads, 'loadOptions.threads'), 'loadOptions.threads');
+  }
   const auto = loadOptions?.module === undefined || loadOptions.module === 'auto';
   const forced = typeof process !== 'undefined' && !!process.env?.[MODULE_ENV_VAR];
-  return auto && !forced && loadOptions?.wasmBytes === undefined ? defaultThreadCount() : 1;
+  return { threads: auto && !forced && loadOptions?.wasmBytes === undefined ? await defaultThreadCount() : 1, warning: null };
 }
 
 /**

@@ -28,6 +28,7 @@ import {
   detectThreadSupport,
   threadedImports,
   validateThreadCount,
+  clampThreadCount,
 } from './threads';
 import { compileFromUrl, compilePackageModule, localPathOf, readFileBytes } from './platform';
 
@@ -305,6 +306,11 @@ export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
   } catch (error) {
     return Promise.reject(error);
   }
+  // Never more threads than cores (js/flash-attention.ts records the warning).
+  return clampThreadCount(threads).then((clamped) => loadChosen(kind, clamped.threads, envChoice, options));
+}
+
+function loadChosen(kind: ModuleKind, threads: number, envChoice: string | undefined, options: ModuleLoadOptions): Promise<LoadedWasm> {
   const simdThreaded = threads > 1 && detectThreadSupport();
   const threaded = kind === 'relaxed' || (kind === 'simd' && simdThreaded);
   if (options.wasmBytes !== undefined) return instantiate(kind, options, threaded).then((l) => withWorkers(l, threads));

@@ -28,6 +28,8 @@ export interface MeasuredCall {
   module: ModuleKind;
   /** Threads the call ran on (default 1). */
   threads?: number;
+  /** What the call did differently from what was asked (a worker lost and replaced, ...). */
+  warnings?: readonly string[];
 }
 
 /** One call of a QE method (similarity, defect matching, code embedding). */
@@ -42,13 +44,29 @@ export interface MeasuredOperation {
   workspaceBytes: number;
   memoryBytes: number;
   module: ModuleKind;
+  /** Threads the call ran on (default 1). */
+  threads?: number;
+  warnings?: readonly string[];
 }
 
 export class MetricsRecorder {
   private entries: FlashAttentionMetrics[] = [];
+  /** A warning that holds for every call of the instance (threads clamped to the cores). */
+  private standing: string | null = null;
   private readonly baselineMs = new Map<string, number>();
 
   constructor(private readonly capacity: number = DEFAULT_METRICS_CAPACITY) {}
+
+  /** Attaches `warning` to every later record's `warnings`. */
+  setStandingWarning(warning: string): void {
+    this.standing = warning;
+  }
+
+  /** The record's `warnings`: the standing one and the call's own; absent when there are none. */
+  private warnings(own: readonly string[] | undefined): { warnings?: string[] } {
+    const all = [...(this.standing === null ? [] : [this.standing]), ...(own ?? [])];
+    return all.length === 0 ? {} : { warnings: all };
+  }
 
   /** Remembers the latest baseline time for this shape. */
   recordBaseline(shape: ResolvedAttention, timeMs: number): void {
@@ -82,10 +100,11 @@ export class MetricsRecorder {
       module: call.module,
       threads: call.threads ?? 1,
       timestamp: Date.now(),
+      ...this.warnings(call.warnings),
     };
     this.entries.push(entry);
     if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
-    return { ...entry };
+    return copyEntry(entry);
   }
 
   /** Records a QE method call; its speedup is unknown (no baseline runs for these). */
@@ -107,16 +126,17 @@ export class MetricsRecorder {
       tileQ: 0,
       tileK: 0,
       module: call.module,
-      threads: 1,
+      threads: call.threads ?? 1,
       timestamp: Date.now(),
+      ...this.warnings(call.warnings),
     };
     this.entries.push(entry);
     if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
-    return { ...entry };
+    return copyEntry(entry);
   }
 
   list(): FlashAttentionMetrics[] {
-    return this.entries.map((entry) => ({ ...entry }));
+    return this.entries.map(copyEntry);
   }
 
   /** Mean speedup over the recorded calls whose speedup is known; null when none is. */
@@ -136,4 +156,8 @@ export class MetricsRecorder {
   reset(): void {
     this.entries = [];
   }
+}
+
+function copyEntry(entry: FlashAttentionMetrics): FlashAttentionMetrics {
+  return entry.warnings === undefined ? { ...entry } : { ...entry, warnings: [...entry.warnings] };
 }

@@ -126,6 +126,21 @@ export async function defaultThreadCount(): Promise<number> {
   return Math.min(2, await availableCores());
 }
 
+/**
+ * `threads` (already validated) clamped to the cores this process may use:
+ * more threads than cores only take turns on them (64 asked for on 2 cores
+ * started 63 workers, took 500 MB and ran a call 8x slower). `warning` says
+ * what was done, for the metrics; null when nothing was clamped.
+ */
+export async function clampThreadCount(threads: number, what = 'threads'): Promise<{ threads: number; warning: string | null }> {
+  const cores = await availableCores();
+  if (threads <= cores) return { threads, warning: null };
+  return {
+    threads: cores,
+    warning: `${what}: ${threads} asked for, clamped to ${cores}: this process may use ${cores} core${cores === 1 ? '' : 's'}, and more threads than cores only take turns on them`,
+  };
+}
+
 /** Checks a requested thread count: an integer in [1, MAX_THREADS]. */
 export function validateThreadCount(threads: unknown, what = 'threads'): number {
   if (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {

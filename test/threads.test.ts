@@ -345,6 +345,36 @@ describe('createQEFlashAttention with threads', () => {
     }
   });
 
+  it('threads above the core count are clamped to it, and every call\'s metrics say so', async () => {
+    const cores = availableParallelism();
+    const asked = Math.min(64, cores + 3);
+    const fa = await createQEFlashAttention('test-similarity', { blocks: { headsPerBlock: 4 } }, { threads: asked });
+    try {
+      expect(fa.getThreads()).toBe(cores);
+      const module = await loadQEModule({ threads: asked });
+      // Workers for the cores, not for what was asked: the calling thread is one of them.
+      expect(module.pool === null ? 0 : module.pool.size).toBeLessThanOrEqual(cores - 1);
+      const { shape, Q, K, V, options } = inputs({ seqLen: 256, dim: 128, heads: 4 }, 5);
+      const out = fa.computeFlashAttentionSync(Q, K, V, shape.seqLen, shape.dim, options);
+      expect(maxAbsDiff(out, referenceAttention(Q, K, V, shape))).toBeLessThan(2e-6);
+      fa.computeTestSimilaritySync(Q.subarray(0, 128), [K.subarray(0, 128), V.subarray(0, 128)], 1);
+      const metrics = fa.getMetrics();
+      expect(metrics).toHaveLength(2);
+      for (const m of metrics) {
+        expect(m.threads).toBeLessThanOrEqual(cores);
+        expect(m.warnings).toEqual([`loadOptions.threads: ${asked} asked for, clamped to ${cores}: this process may use ${cores} core${cores === 1 ? '' : 's'}, and more threads than cores only take turns on them`]);
+      }
+    } finally {
+      fa.dispose();
+    }
+    // Within the core count nothing is clamped and no warning is recorded.
+    const fine = await createQEFlashAttention('test-similarity', { blocks: { headsPerBlock: 4 } }, { threads: Math.min(2, cores) });
+    fine.computeFlashAttentionSync(new Float32Array(8), new Float32Array(8), new Float32Array(8), 2, 4, { heads: 1 });
+    expect(fine.getThreads()).toBe(Math.min(2, cores));
+    expect(fine.getMetrics()[0].warnings).toBeUndefined();
+    fine.dispose();
+  });
+
   it('bad thread counts are RangeErrors', async () => {
     for (const threads of [0, -2, 1.5, 65, NaN]) {
       await expectReject(createQEFlashAttention('test-similarity', {}, { threads }), RangeError, 'threads must be an integer from 1 to 64');

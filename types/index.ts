@@ -202,6 +202,12 @@ export interface FlashAttentionMetrics {
   timestamp: number;
   /** The original module's field; no cache sits in front of these calls, so it is left out. */
   cacheHitRate?: number;
+  /**
+   * Present when the call ran differently from what was asked: threads
+   * clamped to the cores available, a worker thread that died and was
+   * replaced. Absent otherwise.
+   */
+  warnings?: string[];
 }
 
 export interface SIMDCapabilities {
