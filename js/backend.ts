@@ -24,6 +24,7 @@ import {
   validateRows,
   validateVecAdd,
 } from './validate';
+import { realArray, realList } from './input';
 
 /** Operations the SIMD build vectorizes with SIMD128, by this package's names and then the original module's. */
 const VECTOR_OPS: readonly VectorOperation[] = [
@@ -114,31 +115,42 @@ export class WASMSIMDBackend {
 
   /** c [m x n] = a [m x k] * b [k x n], row-major. */
   matmulSIMD(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
+    a = realArray('a', a) as Float32Array;
+    b = realArray('b', b) as Float32Array;
     validateMatmul(a, b, m, n, k);
     return this.module.matmul(a, b, m, n, k);
   }
 
   /** a + b, element by element. */
   vecAddSIMD(a: Float32Array, b: Float32Array): Float32Array {
+    a = realArray('a', a) as Float32Array;
+    b = realArray('b', b) as Float32Array;
     validateVecAdd(a, b);
     return this.module.vecAdd(a, b);
   }
 
   /** Rows ids[i] of table [rows x dim], stacked: [ids.length x dim]. */
   embeddingLookupSIMD(ids: Int32Array | number[], table: Float32Array, dim: number): Float32Array {
+    ids = realList('ids', ids) as Int32Array | number[];
+    table = realArray('table', table) as Float32Array;
     const checked = validateEmbeddingLookup(ids, table, dim);
     if (checked.ids.length === 0) return new Float32Array(0);
     return this.module.embeddingLookup(checked.ids, table, checked.rows, dim);
   }
 
   /** Numerically stable softmax of each row of length rowLength (default: x is one row). */
-  softmaxSIMD(x: Float32Array, rowLength: number = x?.length): Float32Array {
+  softmaxSIMD(x: Float32Array, rowLength?: number): Float32Array {
+    x = realArray('x', x) as Float32Array;
+    rowLength ??= x?.length;
     const rows = validateRows('x', x, rowLength);
     return this.module.softmax(x, rows, rowLength);
   }
 
   /** Layer norm of each row of x (row length gamma.length): (x - mean) / sqrt(var + eps) * gamma + beta. */
   layerNormSIMD(x: Float32Array, gamma: Float32Array, beta: Float32Array, eps = 1e-5): Float32Array {
+    x = realArray('x', x) as Float32Array;
+    gamma = realArray('gamma', gamma) as Float32Array;
+    beta = realArray('beta', beta) as Float32Array;
     const rows = validateLayerNorm(x, gamma, beta, eps);
     return this.module.layerNorm(x, gamma, beta, rows, gamma.length, eps);
   }

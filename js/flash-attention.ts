@@ -37,6 +37,7 @@ import {
   type SimilarityIndex,
   type SimilarityResult,
 } from './similarity';
+import { realArray, realList, snapshotList, typedArrayKind } from './input';
 import { describe, validateAttention, type ResolvedAttention } from './validate';
 
 function isQEModule(x: unknown): x is QEModule {
@@ -137,6 +138,10 @@ export class QEFlashAttention {
     options?: AttentionOptions,
   ): Float32Array {
     const module = this.live();
+    // Arrays as they really are (js/input.ts): a lying length, another realm or shared memory change nothing below.
+    Q = realArray('Q', Q) as Float32Array;
+    K = realArray('K', K) as Float32Array;
+    V = realArray('V', V) as Float32Array;
     // Workers wake while the arguments are checked and copied.
     if (this.threads > 1) module.pool?.wake(this.threads, estimateAttentionFlops(Q, K, dim));
     const shape = this.resolve(Q, K, V, seqLen, dim, options, 'module');
@@ -204,6 +209,9 @@ export class QEFlashAttention {
     options?: AttentionOptions,
   ): Promise<Float32Array> {
     this.notDisposed();
+    Q = realArray('Q', Q) as Float32Array;
+    K = realArray('K', K) as Float32Array;
+    V = realArray('V', V) as Float32Array;
     const shape = this.resolve(Q, K, V, seqLen, dim, options);
     if (shape.general) throw new RangeError('computeBaselineAttention takes heads, causal, validKeyLength, scale and kvSeqLen only (not kvHeads, mask, softcap or window)');
     const start = performance.now();
@@ -227,6 +235,8 @@ export class QEFlashAttention {
 
   computeTestSimilaritySync(testEmbedding: Float32Array, corpusEmbeddings: CorpusInput, topK = 5): SimilarityResult[] {
     const module = this.live();
+    testEmbedding = realArray('testEmbedding', testEmbedding) as Float32Array;
+    corpusEmbeddings = realCorpus('corpusEmbeddings', corpusEmbeddings) as CorpusInput;
     return this.measured('test-similarity', corpusRows(corpusEmbeddings, testEmbedding), testEmbedding?.length ?? 0, 0, () =>
       cosineTopK(module, testEmbedding, corpusEmbeddings, topK),
     );
@@ -235,6 +245,8 @@ export class QEFlashAttention {
   /** computeTestSimilarity for many queries (a list, or flat row-major) in one pass over the corpus. */
   computeTestSimilarityBatch(queries: readonly Float32Array[] | Float32Array, corpusEmbeddings: CorpusInput, topK = 5, dim?: number): SimilarityResult[][] {
     const module = this.live();
+    queries = realList('queries', queries) as readonly Float32Array[] | Float32Array;
+    corpusEmbeddings = realCorpus('corpusEmbeddings', corpusEmbeddings) as CorpusInput;
     const d = dim ?? (queries instanceof Float32Array ? this.config.dim : queries[0]?.length ?? 0);
     return this.measured('test-similarity', corpusRows(corpusEmbeddings, new Float32Array(d)), d, 0, () =>
       cosineTopKBatch(module, queries, corpusEmbeddings, topK, dim),
@@ -266,6 +278,9 @@ export class QEFlashAttention {
   matchDefectPatternSync(failureText: string, patternLibrary: CodeIndex, options?: DefectMatchOptions): DefectMatch<string>[];
   matchDefectPatternSync<P = unknown>(defectEmbedding: Float32Array | string, patternLibrary: PatternLibrary<P> | CodeIndex, options: DefectMatchOptions = {}): DefectMatch<P>[] | DefectMatch<string>[] {
     const module = this.live();
+    defectEmbedding = realArray('defectEmbedding', defectEmbedding) as Float32Array;
+    // A list is read once; its entries (returned as `entry`) keep their identity.
+    patternLibrary = (Array.isArray(patternLibrary) ? snapshotList('patternLibrary', patternLibrary) : realCorpus('patternLibrary', patternLibrary)) as PatternLibrary<P>;
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
     const temperature = options.temperature ?? DEFAULT_DEFECT_TEMPERATURE;
     if (typeof defectEmbedding === 'string' || isCodeIndex(patternLibrary)) {
@@ -318,6 +333,8 @@ export class QEFlashAttention {
 
   generateCodeEmbeddingSync(code: Float32Array | string, positionEmbeddings?: Float32Array): Float32Array {
     const module = this.live();
+    code = realArray('codeTokens', code) as Float32Array | string;
+    positionEmbeddings = realArray('positionEmbeddings', positionEmbeddings) as Float32Array | undefined;
     const { dim, blocks } = this.config;
     const common = { heads: blocks.headsPerBlock, blockQ: blocks.queryChunkSize, blockK: blocks.kvChunkSize };
     if (typeof code === 'string') {
@@ -550,15 +567,16 @@ function corpusRows(corpus: CorpusInput, query: Float32Array): number {
 function patternCorpus<P>(library: PatternLibrary<P>, dim: number): { corpus: CorpusInput; pattern: (i: number) => P } {
   if (Array.isArray(library)) {
     const list = library as readonly unknown[];
-    if (list.length > 0 && !(list[0] instanceof Float32Array)) {
+    if (list.length > 0 && typedArrayKind(list[0]) === undefined) {
       const embeddings = list.map((entry, i) => {
-        const e = (entry as { embedding?: unknown })?.embedding;
+        // Read once, and as it really is (js/input.ts).
+        const e = realArray(`patternLibrary[${i}].embedding`, (entry as { embedding?: unknown })?.embedding);
         if (!(e instanceof Float32Array)) throw new TypeError(`patternLibrary[${i}] must be a Float32Array or an object with a Float32Array embedding, got ${describe(entry)}`);
         return e;
       });
       return { corpus: embeddings, pattern: (i) => list[i] as P };
     }
-    return { corpus: list as readonly Float32Array[], pattern: (i) => list[i] as P };
+    return { corpus: list.map((v, i) => realArray(`patternLibrary[${i}]`, v)) as Float32Array[], pattern: (i) => list[i] as P };
   }
   if (library instanceof Float32Array) {
     return { corpus: library, pattern: (i) => library.subarray(i * dim, (i + 1) * dim) as unknown as P };
@@ -566,4 +584,19 @@ function patternCorpus<P>(library: PatternLibrary<P>, dim: number): { corpus: Co
   const flat = library as { data: Float32Array; count: number };
   const rowLength = flat && flat.count > 0 && flat.data instanceof Float32Array ? flat.data.length / flat.count : dim;
   return { corpus: flat, pattern: (i) => flat.data.subarray(i * rowLength, (i + 1) * rowLength) as unknown as P };
+}
+
+/**
+ * A corpus or pattern library argument as it really is (js/input.ts): a list
+ * read once (its entries' identity kept), a typed array as a real view, a
+ * { data, count } object read once; a resident index as it is.
+ */
+function realCorpus(name: string, corpus: unknown): unknown {
+  if (Array.isArray(corpus) || typeof corpus !== 'object' || corpus === null) return realList(name, corpus);
+  if (isSimilarityIndex(corpus)) return corpus;
+  const real = realArray(name, corpus);
+  if (real !== corpus) return real;
+  if (!('data' in corpus)) return corpus;
+  const flat = corpus as { data?: unknown; count?: unknown };
+  return { data: realArray(`${name}.data`, flat.data), count: flat.count };
 }

@@ -202,9 +202,10 @@ export class QEModule {
    */
   attention(Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, blockQ: number, blockK: number, threads = 1): AttentionRun {
     return this.scope((s) => {
-      const q = s.copyIn(Q);
-      const k = s.copyIn(K);
-      const v = s.copyIn(V);
+      // Sized from the validated shape, not from the arrays (js/input.ts).
+      const q = s.copyIn(Q, p.seqLen * p.dim, 'Q');
+      const k = s.copyIn(K, p.kvSeqLen * p.dim, 'K');
+      const v = s.copyIn(V, p.kvSeqLen * p.dim, 'V');
       const count = p.seqLen * p.dim;
       const o = s.allocFloats(count);
       // Where workers share the call, the output array is allocated and its
@@ -281,8 +282,8 @@ export class QEModule {
 
   matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
     return this.scope((s) => {
-      const pa = s.copyIn(a);
-      const pb = s.copyIn(b);
+      const pa = s.copyIn(a, m * k, 'a');
+      const pb = s.copyIn(b, k * n, 'b');
       const pc = s.allocFloats(m * n);
       checkStatus(this.x.qe_matmul(pa, pb, pc, m, n, k), 'qe_matmul');
       return s.readFloats(pc, m * n);
@@ -346,10 +347,18 @@ export class AllocationScope {
     return this.alloc(count * 4);
   }
 
-  /** Allocates and copies `data` in; returns its pointer. */
-  copyIn(data: Float32Array): number {
-    const ptr = this.alloc(data.length * 4);
-    this.module.f32().set(data, ptr >>> 2);
+  /**
+   * Allocates `count` floats (default: data's length) and copies exactly
+   * that many of `data` in; returns the pointer. A `data` that no longer has
+   * `count` elements (its buffer detached or resized since it was checked,
+   * e.g. by a getter of another argument) is a TypeError naming it.
+   */
+  copyIn(data: Float32Array, count: number = data.length, name = 'an array argument'): number {
+    if (data.length !== count) {
+      throw new TypeError(`${name} changed size during the call: ${count} elements were checked, it now has ${data.length} (its buffer was detached or resized)`);
+    }
+    const ptr = this.alloc(Math.max(count, 1) * 4);
+    this.module.f32().set(data.length === count ? data : data.subarray(0, count), ptr >>> 2);
     return ptr;
   }
 

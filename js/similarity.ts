@@ -19,6 +19,7 @@
  */
 import { checkStatus, QE_STATUS, type QEModule, type SearchEntries } from './module';
 import { describe, MAX_INT32, validateFiniteElements, validateFiniteNumber, validateFloat32Array, validatePositiveInteger } from './validate';
+import { realArray, realList } from './input';
 
 /** One result of the one-shot helpers: a row of the corpus given. */
 export interface SimilarityResult {
@@ -323,6 +324,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
 
   add(vectors: Float32Array | readonly Float32Array[]): number[] {
     const module = this.live();
+    vectors = realList('vectors', vectors) as Float32Array | readonly Float32Array[];
     const m = validateBatch('vectors', vectors, this.dim);
     if (m === 0) return [];
     if (this.nextId + m > MAX_INT32) throw new RangeError('this index has handed out 2^31 - 1 ids; create a new one');
@@ -363,6 +365,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
 
   search(query: Float32Array, k: number): IndexSearchResult[] {
     this.live();
+    query = realArray('query', query) as Float32Array;
     validateVector('query', query, this.dim);
     validateK('k', k);
     return this.run(query, 1, k)[0];
@@ -370,6 +373,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
 
   searchBatch(queries: Float32Array | readonly Float32Array[], k: number): IndexSearchResult[][] {
     this.live();
+    queries = realList('queries', queries) as Float32Array | readonly Float32Array[];
     const nq = validateBatch('queries', queries, this.dim);
     validateK('k', k);
     if (nq === 0) return [];

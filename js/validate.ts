@@ -6,6 +6,8 @@
  */
 import type { AttentionBackend, AttentionOptions, AttentionStrategy, WorkloadFlashAttentionConfig } from '../types';
 
+import { realLength, typedArrayKind } from './input';
+
 /** Largest size the module's int32 arguments take. */
 export const MAX_INT32 = 0x7fffffff;
 
@@ -15,18 +17,35 @@ const BACKENDS: readonly AttentionBackend[] = ['wasm-simd', 'native', 'gpu', 'hy
 
 /** A short description of a value for error messages. */
 export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
-  if (typeof value === 'number') return `the number ${value}`;
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
-  if (typeof value === 'object') return `an object (${(value as object).constructor?.name ?? 'no prototype'})`;
-  return `${typeof value} ${String(value)}`;
+  // Never trusts the value: a Proxy's traps or a getter may throw or lie.
+  try {
+    if (value === null) return 'null';
+    const kind = typedArrayKind(value);
+    if (kind !== undefined) return `a ${kind}`;
+    if (Array.isArray(value)) return `an array of length ${value.length}`;
+    if (typeof value === 'number') return `the number ${value}`;
+    if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)}`;
+    if (typeof value === 'object') return `an object (${(value as object).constructor?.name ?? 'no prototype'})`;
+    return `${typeof value} ${String(value)}`;
+  } catch {
+    return 'an object that throws when inspected';
+  }
 }
 
+/**
+ * A Float32Array of this realm whose `length` is its real length. Public
+ * entries pass arrays through js/input.ts's realArray first, which makes
+ * one of any Float32Array; this refuses whatever reaches a check without.
+ */
 export function validateFloat32Array(name: string, value: unknown): asserts value is Float32Array {
-  if (!(value instanceof Float32Array)) {
+  if (!(value instanceof Float32Array) || typedArrayKind(value) !== 'Float32Array') {
+    if (typedArrayKind(value) === 'Float32Array') throw new TypeError(`${name} is a Float32Array of another realm; pass it through the public API, which accepts those`);
+    if (value instanceof Float32Array) throw new TypeError(`${name} must be a real Float32Array, got an object posing as one (a Proxy?)`);
     throw new TypeError(`${name} must be a Float32Array, got ${describe(value)}`);
+  }
+  const real = realLength(value);
+  if (value.length !== real) {
+    throw new TypeError(`${name}'s length property says ${String(value.length)} but it holds ${real} elements; pass a plain Float32Array`);
   }
 }
 
