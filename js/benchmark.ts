@@ -17,7 +17,7 @@ import { loadQEModule, type QEModule } from './module';
 import { createSimilarityIndex, matchPatterns, type IndexSearchResult, type SimilarityIndex } from './similarity';
 import { describeMachine, writeFileAtomicSync, writeTextFile, type MachineInfo } from './platform';
 import { threadsAvailable } from './threads';
-import type { ResolvedAttention } from './validate';
+import { describe, type ResolvedAttention } from './validate';
 
 const MIB = 1024 * 1024;
 
@@ -543,6 +543,8 @@ export class FlashAttentionBenchmark {
 
   /** Options default to a full run (QE_FLASH_BENCH_QUICK=1: a one-call smoke run). */
   constructor(options: FlashAttentionBenchmarkOptions = {}) {
+    // A number here (the original's iterations?) would otherwise run the full suite silently.
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
     this.options = { ...environmentDefaults(), ...options };
   }
 

@@ -462,7 +462,8 @@ export function embedSource(module: QEModule, source: string, options: CodeEmbed
   const weighting = options.weighting ?? 'builtin';
   if (weighting !== 'builtin' && weighting !== 'uniform') throw new RangeError(`weighting must be 'builtin' or 'uniform', got ${JSON.stringify(weighting)}`);
 
-  let tokens = tokenizeCode(source, { language: options.language });
+  // Stops at the cap: a 10 MB source is not tokenized past its first maxTokens tokens.
+  let tokens = tokenizeCode(source, { language: options.language, maxTokens });
   if (tokens.length === 0) return new Float32Array(dim);
   if (tokens.length > maxTokens) tokens = tokens.slice(0, maxTokens);
   const sequence = selectSequence(tokens);

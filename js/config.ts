@@ -158,6 +158,7 @@ export function mergeConfig(
   if (custom === null || typeof custom !== 'object') {
     throw new TypeError(`config overrides must be an object, got ${custom === null ? 'null' : typeof custom}`);
   }
+  checkOverrideKeys(custom as Record<string, unknown>);
   const overrides = fromCoordinatorShape(custom);
   const merged: WorkloadFlashAttentionConfig = {
     ...base,
@@ -207,6 +208,32 @@ function fromCoordinatorShape(custom: CustomFlashAttentionConfig): FlashAttentio
     blocks.kvChunkSize = c.blockSize;
   }
   return { ...(rest as FlashAttentionConfigOverrides), blocks };
+}
+
+const CONFIG_KEYS = ['backend', 'strategy', 'dim', 'blocks', 'dropoutRate', 'useCausalMask', 'fusedSoftmax', 'enableCheckpointing', 'targetSpeedup'];
+const BLOCK_KEYS = ['headsPerBlock', 'queryChunkSize', 'kvChunkSize', 'matmulBlockSize'];
+
+/**
+ * Unknown keys (a typo would otherwise be ignored) and a `blocks` or
+ * `targetSpeedup` that is not an object (null would otherwise mean "the
+ * preset's") are errors naming the key.
+ */
+function checkOverrideKeys(c: Record<string, unknown>): void {
+  for (const key of Object.keys(c)) {
+    if (!CONFIG_KEYS.includes(key) && !(COORDINATOR_KEYS as readonly string[]).includes(key)) {
+      throw new TypeError(`customConfig has an unknown key '${key}'; known keys: ${[...CONFIG_KEYS, ...COORDINATOR_KEYS].join(', ')}`);
+    }
+  }
+  for (const key of ['blocks', 'targetSpeedup']) {
+    const v = c[key];
+    if (v !== undefined && (v === null || typeof v !== 'object' || Array.isArray(v))) {
+      throw new TypeError(`customConfig.${key} must be an object, got ${v === null ? 'null' : typeof v}`);
+    }
+  }
+  const blocks = c.blocks as Record<string, unknown> | undefined;
+  for (const key of Object.keys(blocks ?? {})) {
+    if (!BLOCK_KEYS.includes(key)) throw new TypeError(`customConfig.blocks has an unknown key '${key}'; known keys: ${BLOCK_KEYS.join(', ')}`);
+  }
 }
 
 /** The workload's preset with `custom` merged in; always a fresh object. */

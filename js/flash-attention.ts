@@ -83,6 +83,9 @@ export class QEFlashAttention {
       this.attach(moduleOrOptions, threads);
     } else {
       this.config = getQEFlashAttentionConfig(workload, config);
+      if (moduleOrOptions !== undefined && (moduleOrOptions === null || typeof moduleOrOptions !== 'object')) {
+        throw new TypeError(`loadOptions must be an object, got ${describe(moduleOrOptions)}`);
+      }
       this.loadOptions = moduleOrOptions;
     }
   }

@@ -123,7 +123,8 @@ interface WebGlobals {
  * does not follow `new Worker(new URL(...))`); a Blob worker inherits the
  * page's cross-origin isolation.
  */
-export async function startWorker(program: string, data: unknown, onError: (error: unknown) => void): Promise<WorkerHandle> {
+// onExit: a Web Worker has no exit event (one that fails reports an error event).
+export async function startWorker(program: string, data: unknown, onError: (error: unknown) => void, _onExit?: () => void): Promise<WorkerHandle> {
   const web = globalThis as unknown as WebGlobals;
   const source = `'use strict';\nvar start = (${program});\nself.onmessage = function (event) { self.onmessage = null; start(event.data); };\n`;
   const url = web.URL.createObjectURL(new web.Blob([source], { type: 'text/javascript' }));

@@ -94,12 +94,13 @@ export interface WorkerHandle {
  * worker_threads with eval, unref()'d so an idle pool never keeps the process
  * alive.
  */
-export async function startWorker(program: string, data: unknown, onError: (error: unknown) => void): Promise<WorkerHandle> {
+export async function startWorker(program: string, data: unknown, onError: (error: unknown) => void, onExit?: () => void): Promise<WorkerHandle> {
   const { Worker } = await import('node:worker_threads');
   const source = `'use strict';\n(${program})(require('node:worker_threads').workerData);\n`;
   const worker = new Worker(source, { eval: true, workerData: data, name: 'qe-flash' } as ConstructorParameters<typeof Worker>[1]);
   worker.unref();
   worker.on('error', onError);
+  if (onExit !== undefined) worker.on('exit', onExit);
   return { terminate: async () => void (await worker.terminate()) };
 }
 

@@ -98,6 +98,12 @@ function validateVector(name: string, value: unknown, dim: number): asserts valu
   validateFiniteElements(name, value);
 }
 
+/** An id as add() hands them out: an integer in [0, 2^31 - 1]. */
+function validateId(name: string, id: unknown): asserts id is number {
+  if (typeof id !== 'number') throw new TypeError(`${name} must be a number (an id from add()), got ${describe(id)}`);
+  if (!Number.isInteger(id) || id < 0 || id > MAX_INT32) throw new RangeError(`${name} must be an integer in [0, ${MAX_INT32}] (an id from add()), got ${id}`);
+}
+
 function validateK(name: string, k: unknown): asserts k is number {
   validatePositiveInteger(name, k);
 }
@@ -343,6 +349,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
 
   remove(id: number): boolean {
     this.live();
+    validateId('id', id);
     const row = this.rowOfId.get(id);
     if (row === undefined) return false;
     const last = this.count - 1;
@@ -360,6 +367,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
 
   has(id: number): boolean {
     this.live();
+    validateId('id', id);
     return this.rowOfId.has(id);
   }
 

@@ -291,6 +291,7 @@ interface WorkerRecord {
   stack: number; // base of its stack allocation
   error: unknown;
   stopping: boolean; // told to exit: never given another job
+  exited: boolean; // its thread has ended (its exit event, or terminate() from outside the pool)
 }
 
 interface StartData {
@@ -337,9 +338,19 @@ export function estimateAttentionFlops(Q: unknown, K: unknown, dim: unknown): nu
 }
 
 function spawnWorker(data: StartData, record: WorkerRecord): Promise<WorkerHandle> {
-  return startWorker(WORKER_SOURCE, data, (error) => {
-    record.error = error;
-  });
+  return startWorker(
+    WORKER_SOURCE,
+    data,
+    (error) => {
+      record.error = error;
+    },
+    // A worker ended by anyone (terminate(), an uncaught error) is no longer
+    // counted as ready: its slot still says READY, and jobs posted to it
+    // would only be withdrawn. The pool drops it and starts a replacement lazily.
+    () => {
+      record.exited = true;
+    },
+  );
 }
 
 let mainThreadCanBlock: boolean | undefined;
@@ -514,7 +525,7 @@ export class ThreadPool {
         throw new RangeError('out of module memory while starting worker threads');
       }
       new Int32Array(this.memory.buffer, slot, SLOT_INTS).fill(0);
-      const record: WorkerRecord = { handle: null, slot, stack, error: undefined, stopping: false };
+      const record: WorkerRecord = { handle: null, slot, stack, error: undefined, stopping: false, exited: false };
       this.workers.push(record);
       fresh.push(record);
       try {
@@ -569,7 +580,22 @@ export class ThreadPool {
 
   private ready(): WorkerRecord[] {
     if (this.broken !== null) return [];
-    return this.workers.filter((r) => !r.stopping && r.error === undefined && Atomics.load(this.slot(r), STATE) === READY);
+    this.dropExited();
+    return this.workers.filter((r) => !r.stopping && !r.exited && r.error === undefined && Atomics.load(this.slot(r), STATE) === READY);
+  }
+
+  /**
+   * Removes workers whose thread has ended: their slot and stack go back to
+   * the module (no job can hold them: jobs run synchronously on this thread),
+   * and helpersFor starts replacements.
+   */
+  private dropExited(): void {
+    for (const r of this.workers.filter((w) => w.exited && !w.stopping)) {
+      r.stopping = true;
+      this.x.qe_free(r.slot);
+      this.x.qe_free(r.stack);
+      this.workers.splice(this.workers.indexOf(r), 1);
+    }
   }
 
   /**
@@ -635,7 +661,8 @@ export class ThreadPool {
 
   /** The ready workers a call of about `flops` operations on `threads` threads gets (none when too small to split). */
   private helpersFor(threads: number, flops: number): WorkerRecord[] {
-    // Workers stopped while this pool still has users come back for later calls.
+    this.dropExited();
+    // Workers stopped (or ended from outside) while this pool still has users come back for later calls.
     if (this.users > 0 && this.broken === null && this.size < Math.min(threads, MAX_THREADS) - 1) {
       void this.ensureWorkers(threads - 1).catch(() => undefined);
     }
@@ -723,9 +750,9 @@ export class ThreadPool {
       throw this.broken;
     }
     if (meanwhileError !== undefined) throw meanwhileError.error;
-    // The threads the job was split across (recordThreadJobStats tells
-    // which workers it was withdrawn from).
-    return participants;
+    // The threads that really ran it: the calling thread and the helpers that
+    // took the job (it was withdrawn from the others).
+    return 1 + withdraw();
   }
 
   private single(c: ThreadedAttentionCall): ThreadedAttentionResult {

@@ -37,6 +37,8 @@ export interface CodeToken {
 export interface TokenizeOptions {
   /** Default 'auto': detected from the source (detectLanguage). */
   language?: CodeLanguage | 'auto';
+  /** Stop after this many tokens (default: no limit): the rest of the source is not scanned. */
+  maxTokens?: number;
 }
 
 const JS_KEYWORDS = [
@@ -86,28 +88,58 @@ const OPERATORS = [
   '|=', '^=', '**', '<<', '>>', '->', '::', ':=', '<-', '//', '@=',
   '+', '-', '*', '/', '%', '=', '<', '>', '!', '~', '&', '|', '^', '?', '@', '#', '\\',
 ];
+/** OPERATORS by their first character, in the same order (longest first). */
+const OPERATORS_BY_CHAR = new Map<string, string[]>();
+for (const op of OPERATORS) {
+  const list = OPERATORS_BY_CHAR.get(op[0]) ?? [];
+  list.push(op);
+  OPERATORS_BY_CHAR.set(op[0], list);
+}
 const PUNCTUATION = new Set(['(', ')', '[', ']', '{', '}', ';', ',', '.', ':']);
 
 /** Tokens after which a `/` is division rather than the start of a regex. */
 const DIVISION_AFTER = new Set(['identifier', 'number', 'string', 'regex']);
 const DIVISION_AFTER_TEXT = new Set([')', ']', '}', 'this', 'super', 'true', 'false', 'null', 'undefined', '++', '--']);
 
+/** Source characters detectLanguage looks at: the language shows in the first lines. */
+export const DETECT_PREFIX_CHARS = 32 * 1024;
+/** Characters of each line detectLanguage looks at. */
+const DETECT_LINE_CHARS = 400;
+
+const JAVA_LINE = [
+  /^[ \t]*package[ \t]+[a-z_][\w.]*[ \t]*;/,
+  /^[ \t]*(public|private|protected)[ \t]+(static[ \t]+)?(final[ \t]+)?(class|void|interface|[A-Z]\w*(<[^\n]*>)?[ \t]+\w+[ \t]*\()/,
+  /^[ \t]*@Test\b/,
+];
+const GO_LINE = [/^[ \t]*package[ \t]+\w+[ \t]*$/, /^[ \t]*func[ \t]+(\([ \t]*\w+[ \t]+\*?\w+[ \t]*\)[ \t]*)?\w+[ \t]*\(/];
+const PYTHON_DEF = /^[ \t]*(async[ \t]+)?def[ \t]+\w+[ \t]*\(/;
+const PYTHON_IMPORT = /^[ \t]*(from[ \t]+[\w.]+[ \t]+)?import[ \t]+[\w.]+([ \t]+as[ \t]+\w+)?[ \t]*$/;
+const TS_LINE = [/^[ \t]*(export[ \t]+)?(interface|type)[ \t]+\w+/, /\w[ \t]*:[ \t]*(string|number|boolean|void|unknown|any)\b/, /\bas[ \t]+const\b/];
+
 /**
  * A guess of the language from telltale lines; TypeScript when type
- * annotations or interfaces show, JavaScript otherwise.
+ * annotations or interfaces show, JavaScript otherwise. Looks at the first
+ * 32 KiB, line by line, each line's first 400 characters: every pattern is
+ * anchored to one bounded line, so no input makes it slow.
  */
 export function detectLanguage(source: string): CodeLanguage {
-  if (/^\s*package\s+[a-z_][\w.]*\s*;/m.test(source) || /^\s*(public|private|protected)\s+(static\s+)?(final\s+)?(class|void|interface|[A-Z]\w*(<.*>)?\s+\w+\s*\()/m.test(source) || /^\s*@Test\b/m.test(source)) {
-    return 'java';
+  const text = source.length > DETECT_PREFIX_CHARS ? source.slice(0, DETECT_PREFIX_CHARS) : source;
+  const lines: string[] = [];
+  for (let from = 0; from <= text.length; ) {
+    let end = text.indexOf('\n', from);
+    if (end < 0) end = text.length;
+    // Blank lines tell nothing: 80 KB of newlines costs one indexOf each.
+    if (end > from) lines.push(text.slice(from, Math.min(end, from + DETECT_LINE_CHARS)).replace(/\r$/, ''));
+    from = end + 1;
   }
-  if (/^\s*package\s+\w+\s*$/m.test(source) || /^\s*func\s+(\(\s*\w+\s+\*?\w+\s*\)\s*)?\w+\s*\(/m.test(source)) return 'go';
-  if (/^\s*(async\s+)?def\s+\w+\s*\(.*\)\s*(->\s*[^:]+)?:\s*(#.*)?$/m.test(source) ||
-      /^\s*(from\s+[\w.]+\s+)?import\s+[\w.]+(\s+as\s+\w+)?\s*$/m.test(source) && !/[;{}]\s*$/m.test(source)) {
-    return 'python';
-  }
-  if (/^\s*(export\s+)?(interface|type)\s+\w+/m.test(source) || /\w\s*:\s*(string|number|boolean|void|unknown|any)\b/.test(source) || /\bas\s+const\b/.test(source)) {
-    return 'typescript';
-  }
+  const any = (patterns: readonly RegExp[]) => lines.some((l) => patterns.some((p) => p.test(l)));
+  if (any(JAVA_LINE)) return 'java';
+  if (any(GO_LINE)) return 'go';
+  // A def line ends with ':' (a return annotation and a comment may follow).
+  const pythonDef = lines.some((l) => PYTHON_DEF.test(l) && /:[ \t]*(#.*)?$/.test(l) && l.includes(')'));
+  const braces = lines.some((l) => /[;{}][ \t]*$/.test(l));
+  if (pythonDef || (any([PYTHON_IMPORT]) && !braces)) return 'python';
+  if (any(TS_LINE)) return 'typescript';
   return 'javascript';
 }
 
@@ -124,18 +156,72 @@ function isIdentifierRest(source: string, j: number): number {
 }
 const NUMBER = /^(?:0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?)[a-zA-Z]*/;
 
+/** Character classes of splitIdentifier: upper, lower, digit, other. */
+const UPPER = 1;
+const LOWER = 2;
+const DIGIT = 3;
+const OTHER = 4;
+
+function charClass(ch: string): number {
+  const code = ch.charCodeAt(0);
+  if (code < 128) {
+    if (code >= 65 && code <= 90) return UPPER;
+    if (code >= 97 && code <= 122) return LOWER;
+    if (code >= 48 && code <= 57) return DIGIT;
+    return OTHER;
+  }
+  if (/\p{Lu}/u.test(ch)) return UPPER;
+  if (/\p{Ll}/u.test(ch)) return LOWER;
+  if (/\p{N}/u.test(ch)) return DIGIT;
+  return OTHER;
+}
+
 /**
  * Parts of an identifier, lower-cased: split on _ and $, between a lower-case
  * letter (or digit) and an upper-case one, before the last capital of an
  * acronym followed by lower case (HTTPServer: http, server), and between
- * letters and digits.
+ * letters and digits. One pass over the characters (no backtracking
+ * pattern, so a 100 KB identifier of capitals is linear too).
  */
 export function splitIdentifier(name: string): string[] {
   const parts: string[] = [];
-  for (const chunk of name.split(/[_$]+/)) {
-    if (chunk === '') continue;
-    const pieces = chunk.match(/\p{Lu}+(?=\p{Lu}\p{Ll})|\p{Lu}?\p{Ll}+|\p{Lu}+|\p{N}+|[^\p{Lu}\p{Ll}\p{N}]+/gu);
-    for (const piece of pieces ?? []) parts.push(piece.toLowerCase());
+  const chars = Array.from(name); // code points
+  const classes = chars.map(charClass);
+  const n = chars.length;
+  const piece = (a: number, b: number) => parts.push(chars.slice(a, b).join('').toLowerCase());
+  let p = 0;
+  while (p < n) {
+    const ch = chars[p];
+    if (ch === '_' || ch === '$') {
+      p++;
+      continue;
+    }
+    const c = classes[p];
+    let q = p + 1;
+    const runOf = (cls: number, from: number) => {
+      let r = from;
+      while (r < n && classes[r] === cls && chars[r] !== '_' && chars[r] !== '$') r++;
+      return r;
+    };
+    if (c === UPPER) {
+      const r = runOf(UPPER, p);
+      if (r < n && classes[r] === LOWER) {
+        if (r - p >= 2) {
+          // An acronym, then a capitalized word: HTTP|Server.
+          q = r - 1;
+        } else {
+          q = runOf(LOWER, r);
+        }
+      } else {
+        q = r;
+      }
+    } else if (c === LOWER || c === DIGIT) {
+      q = runOf(c, p);
+    } else {
+      q = runOf(OTHER, p);
+    }
+    piece(p, q);
+    p = q;
   }
   return parts;
 }
@@ -143,9 +229,16 @@ export function splitIdentifier(name: string): string[] {
 /** Tokens of `source`, comments and whitespace dropped. */
 export function tokenizeCode(source: string, options: TokenizeOptions = {}): CodeToken[] {
   if (typeof source !== 'string') throw new TypeError(`source must be a string, got ${source === null ? 'null' : typeof source}`);
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
+  }
   const choice = options.language ?? 'auto';
   if (choice !== 'auto' && !(choice in KEYWORDS)) {
-    throw new RangeError(`language must be 'auto' or one of ${Object.keys(KEYWORDS).join(', ')}, got ${JSON.stringify(choice)}`);
+    throw new RangeError(`options.language must be 'auto' or one of ${Object.keys(KEYWORDS).join(', ')}, got ${JSON.stringify(choice)}`);
+  }
+  const maxTokens = options.maxTokens ?? Number.POSITIVE_INFINITY;
+  if (options.maxTokens !== undefined && (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1)) {
+    throw new RangeError(`options.maxTokens must be a positive integer, got ${String(options.maxTokens)}`);
   }
   const language: CodeLanguage = choice === 'auto' ? detectLanguage(source) : choice;
   const keywords = KEYWORDS[language];
@@ -180,29 +273,47 @@ export function tokenizeCode(source: string, options: TokenizeOptions = {}): Cod
     }
     return n;
   };
-  /** End of a JS template literal opened at `start`, nested ${...} included. */
+  /**
+   * End of a JS template literal opened at `start`, nested ${...} and
+   * templates inside them included. An explicit stack, not recursion, so
+   * 40 KB of nested templates cannot overflow the call stack: -1 marks
+   * template text, a positive number the brace depth of a ${...}.
+   */
   const templateEnd = (start: number): number => {
+    const stack: number[] = [-1];
     let j = start + 1;
     while (j < n) {
+      const top = stack[stack.length - 1];
       const c = source[j];
-      if (c === '\\') {
-        j += 2;
-      } else if (c === '`') {
-        return j + 1;
-      } else if (c === '$' && source[j + 1] === '{') {
-        let depth = 1;
-        j += 2;
-        while (j < n && depth > 0) {
-          const d = source[j];
-          if (d === '{') depth++;
-          else if (d === '}') depth--;
-          else if (d === '`') j = templateEnd(j) - 1;
-          else if (d === '"' || d === "'") j = quotedEnd(j, d, false) - 1;
-          j++;
+      if (top === -1) {
+        if (c === '\\') {
+          j += 2;
+          continue;
         }
-      } else {
+        if (c === '`') {
+          stack.pop();
+          j++;
+          if (stack.length === 0) return j;
+          continue;
+        }
+        if (c === '$' && source[j + 1] === '{') {
+          stack.push(1);
+          j += 2;
+          continue;
+        }
         j++;
+        continue;
       }
+      if (c === '{') stack[stack.length - 1] = top + 1;
+      else if (c === '}') {
+        if (top === 1) stack.pop();
+        else stack[stack.length - 1] = top - 1;
+      } else if (c === '`') stack.push(-1);
+      else if (c === '"' || c === "'") {
+        j = quotedEnd(j, c, false);
+        continue;
+      }
+      j++;
     }
     return n;
   };
@@ -213,13 +324,24 @@ export function tokenizeCode(source: string, options: TokenizeOptions = {}): Cod
     if (prev.kind === 'keyword') return true; // return /x/, typeof /x/ ...
     return !DIVISION_AFTER.has(prev.kind);
   };
+  /**
+   * A '/' before this offset opens no regex: a scan from an earlier '/' ran
+   * to here (a line end or the end) without closing. Real code has no such
+   * regex, and without this each '/' of '/['.repeat(40000) would rescan the
+   * line: quadratic.
+   */
+  let noRegexBefore = -1;
   /** End of a regex literal opened at `start` (flags included), or -1 when it is not one. */
   const regexEnd = (start: number): number => {
+    if (start < noRegexBefore) return -1;
     let j = start + 1;
     let inClass = false;
     while (j < n) {
       const c = source[j];
-      if (c === '\n') return -1;
+      if (c === '\n') {
+        noRegexBefore = j;
+        return -1;
+      }
       if (c === '\\') {
         j += 2;
         continue;
@@ -233,10 +355,11 @@ export function tokenizeCode(source: string, options: TokenizeOptions = {}): Cod
       }
       j++;
     }
+    noRegexBefore = n;
     return -1;
   };
 
-  while (i < n) {
+  while (i < n && tokens.length < maxTokens) {
     const c = source[i];
     const code = source.charCodeAt(i);
     // whitespace
@@ -332,7 +455,7 @@ export function tokenizeCode(source: string, options: TokenizeOptions = {}): Cod
       push(c, 'punctuation', at);
       continue;
     }
-    const op = OPERATORS.find((o) => source.startsWith(o, i) && !(o === '//' && !python));
+    const op = OPERATORS_BY_CHAR.get(c)?.find((o) => source.startsWith(o, i) && !(o === '//' && !python));
     if (op !== undefined) {
       i += op.length;
       push(op, 'operator', at);
@@ -343,5 +466,7 @@ export function tokenizeCode(source: string, options: TokenizeOptions = {}): Cod
     i += width;
     push(source.slice(start, i), 'operator', at);
   }
+  // An identifier's parts may overshoot the cap by a few.
+  if (tokens.length > maxTokens) tokens.length = maxTokens;
   return tokens;
 }

@@ -240,6 +240,12 @@ export function validateFlashAttentionConfig(config: WorkloadFlashAttentionConfi
   validatePositiveInteger('config.blocks.queryChunkSize', config.blocks.queryChunkSize);
   validatePositiveInteger('config.blocks.kvChunkSize', config.blocks.kvChunkSize);
   validatePositiveInteger('config.blocks.matmulBlockSize', config.blocks.matmulBlockSize);
+  // Found now, not at the first call: every call's default heads split dim.
+  if (config.dim % config.blocks.headsPerBlock !== 0) {
+    throw new RangeError(
+      `config.dim ${config.dim} is not a multiple of config.blocks.headsPerBlock ${config.blocks.headsPerBlock} (the heads split dim)`,
+    );
+  }
   // Recorded for code written against the original module; exact inference
   // applies no dropout, always fuses softmax, and has nothing to checkpoint.
   validateFiniteNumber('config.dropoutRate', config.dropoutRate);
@@ -328,7 +334,8 @@ export function validateLayerNorm(x: unknown, gamma: unknown, beta: unknown, eps
   if (gamma.length === 0) throw new RangeError('gamma is empty');
   validateLength('beta', beta, gamma.length, 'gamma.length');
   validateFiniteNumber('eps', eps);
-  if (eps < 0) throw new RangeError(`eps must be non-negative, got ${eps}`);
+  // eps 0 divides a constant row by its zero variance: NaN.
+  if (eps <= 0) throw new RangeError(`eps must be positive (with 0 a constant row divides by its zero variance), got ${eps}`);
   validateFiniteElements('gamma', gamma);
   validateFiniteElements('beta', beta);
   return validateRows('x', x, gamma.length);

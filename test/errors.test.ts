@@ -186,7 +186,7 @@ describe.each(MODULE_KINDS)('%s build', (kind: ModuleKind) => {
     expectThrow(() => backend.softmaxSIMD(a, 4), RangeError, 'x has length 6, which is not a multiple of the row length 4');
     expectThrow(() => backend.layerNormSIMD(a, uniform(3, 4), uniform(2, 5)), RangeError, 'beta has length 2 but gamma.length = 3');
     expectThrow(() => backend.layerNormSIMD(a, uniform(4, 4), uniform(4, 5)), RangeError, 'not a multiple of the row length 4');
-    expectThrow(() => backend.layerNormSIMD(a, uniform(3, 4), uniform(3, 5), -1), RangeError, 'eps must be non-negative, got -1');
+    expectThrow(() => backend.layerNormSIMD(a, uniform(3, 4), uniform(3, 5), -1), RangeError, 'eps must be positive (with 0 a constant row divides by its zero variance), got -1');
     await expectReject(backend.benchmarkOperation('fft' as never, 3), RangeError, 'unknown operation "fft"');
     await expectReject(backend.benchmarkOperation('matmul', 0), RangeError, 'iterations must be at least 1, got 0');
   });
