@@ -7,7 +7,8 @@
 #     as CommonJS, attention (small and threaded), search, a bad call;
 #   - CommonJS: the same through require();
 #   - TypeScript: a consumer .mts and .cts type-check (strict, node16
-#     resolution, no @types), and a wrong workload name fails to;
+#     resolution, lib es2022 alone and with DOM, no @types), and a wrong
+#     workload name fails to;
 #   - Jest: a consumer test that runs attention and checks values.
 # The consumer's files are test/package-consumer/. Ends with "N passed,
 # N failed" (each check under each Node is one test; so are pack and install).
@@ -99,13 +100,13 @@ for major in "${majors[@]}"; do
   else
     fail "Node $v CommonJS require" "$log"
   fi
-  # Strict, node16 resolution, lib es2022 and DOM, no @types (tsconfig.json).
-  if run node_modules/typescript/bin/tsc -p tsconfig.json; then
-    if run node_modules/typescript/bin/tsc --noEmit --strict --module node16 --moduleResolution node16 --target es2022 --lib es2022,dom --types '' wrong.mts; then
+  # Strict, node16 resolution, lib es2022 alone: no DOM, no @types (tsconfig.json); then with DOM.
+  if run node_modules/typescript/bin/tsc -p tsconfig.json && run node_modules/typescript/bin/tsc -p tsconfig.dom.json; then
+    if run node_modules/typescript/bin/tsc -p tsconfig.wrong.json; then
       echo "wrong.mts type-checked: the declarations are not read" > "$log"
       fail "Node $v TypeScript" "$log"
     elif grep -q "no-such-workload" "$log"; then
-      pass "Node $v TypeScript: consumer.mts and consumer.cts check (node16 resolution), a wrong workload does not"
+      pass "Node $v TypeScript: consumer.mts and consumer.cts check (node16, without and with DOM, no @types), a wrong workload does not"
     else
       fail "Node $v TypeScript: wrong.mts failed for another reason" "$log"
     fi

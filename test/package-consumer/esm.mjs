@@ -7,7 +7,7 @@ import reference from './reference.cjs';
 const require = createRequire(import.meta.url);
 const cjs = require('@agentic-qe/v3/flash-attention');
 const names = Object.keys(m).filter((n) => n !== 'default').sort();
-const cjsNames = Object.keys(cjs).sort();
+const cjsNames = Object.keys(cjs).filter((n) => n !== 'default').sort();
 if (JSON.stringify(names) !== JSON.stringify(cjsNames)) {
   throw new Error(`ESM exports ${names.join(',')} but CommonJS exports ${cjsNames.join(',')}`);
 }
