@@ -750,9 +750,9 @@ export class ThreadPool {
       throw this.broken;
     }
     if (meanwhileError !== undefined) throw meanwhileError.error;
-    // The threads that really ran it: the calling thread and the helpers that
-    // took the job (it was withdrawn from the others).
-    return 1 + withdraw();
+    // The threads the job was split across (recordThreadJobStats tells
+    // which workers it was withdrawn from).
+    return participants;
   }
 
   private single(c: ThreadedAttentionCall): ThreadedAttentionResult {
