@@ -30,7 +30,12 @@ enum {
   QE_ERR_ARGUMENT = -1,     /* a size is zero, negative, inconsistent or too large */
   QE_ERR_NO_MEMORY = -2,    /* working memory could not be had */
   QE_ERR_INDEX = -3,        /* an id or index points outside its table */
-  QE_ERR_NULL = -4          /* a required pointer is null */
+  QE_ERR_NULL = -4,         /* a required pointer is null */
+  /* Reading bytes this library wrote (adapter weights, pattern caches): */
+  QE_ERR_FORMAT = -5,       /* not this format (magic), or inconsistent inside */
+  QE_ERR_VERSION = -6,      /* a format version this build does not read */
+  QE_ERR_CHECKSUM = -7,     /* the CRC32C does not match: the bytes are corrupt */
+  QE_ERR_TRUNCATED = -8     /* fewer bytes than the format says (empty included) */
 };
 
 /* Memory the caller owns (inputs, outputs, resident buffers). 16-byte aligned. */
@@ -295,5 +300,107 @@ QE_EXPORT int32_t qe_attention_job_tile_k(const qe_job *job);
 QE_EXPORT int qe_job_destroy(qe_job *job);
 
 /* ---------------------------------------------------------------- end of jobs */
+
+/* ------------------------------------------------------------------------
+ * Pattern adaptation (issue 12; implemented in csrc/api_adapt.c, algorithms
+ * in csrc/adapt/): a Micro-LoRA adapter and a pattern cache, each an opaque
+ * handle made by a create entry (written to *out) and freed by destroy.
+ * Vectors are dim floats. Byte formats carry magic, version, length and a
+ * CRC32C; import reports QE_ERR_FORMAT / VERSION / CHECKSUM / TRUNCATED.
+ * ------------------------------------------------------------------------ */
+
+typedef struct qe_micro_lora qe_micro_lora;
+typedef struct qe_pattern_cache qe_pattern_cache;
+
+/* y = x + (alpha / rank) B (A x); A ~ N(0, 1/dim) from seed, B = 0.
+ * 1 <= rank <= 8, dim >= 1, alpha finite. Optimizer: Adam, rate 0.01. */
+QE_EXPORT int qe_lora_create(int32_t dim, int32_t rank, float alpha, uint32_t seed, qe_micro_lora **out);
+QE_EXPORT void qe_lora_destroy(qe_micro_lora *lora);
+/* Back to the new adapter of its seed (optimizer settings kept). */
+QE_EXPORT int qe_lora_reset(qe_micro_lora *lora);
+/* optimizer 0 SGD, 1 Adam; rate >= 0, 0 <= beta < 1, epsilon > 0, decay >= 0
+ * (decoupled: each step multiplies the weights by 1 - rate * decay). */
+QE_EXPORT int qe_lora_set_optimizer(qe_micro_lora *lora, int32_t optimizer, float learning_rate,
+                                    float beta1, float beta2, float epsilon, float weight_decay);
+/* y = adapted x (y may be x). QE_ERR_ARGUMENT when x or y is not finite. */
+QE_EXPORT int qe_lora_apply(const qe_micro_lora *lora, const float *x, float *y);
+/* As qe_lora_apply for n vectors (row-major, n x dim). */
+QE_EXPORT int qe_lora_apply_batch(const qe_micro_lora *lora, const float *x, float *y, int32_t n);
+/*
+ * The contrastive loss of query x against keys [nkeys x dim] (key 0 the
+ * positive, the rest negatives), weighted by reward (negative: push key 0
+ * away); see csrc/adapt/micro_lora.h. accumulate adds its gradient, step
+ * applies the mean of what was added, adapt does both. *loss gets the loss.
+ * temperature > 0, 1 <= nkeys <= 4096, reward finite.
+ */
+QE_EXPORT int qe_lora_accumulate(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
+                                 float temperature, float reward, float *loss);
+QE_EXPORT int qe_lora_step(qe_micro_lora *lora);
+QE_EXPORT int qe_lora_adapt(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
+                            float temperature, float reward, float *loss);
+/* The gradient of that loss without learning: grad_a [rank x dim],
+ * grad_b [dim x rank], both row-major. */
+QE_EXPORT int qe_lora_gradient(const qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
+                               float temperature, float reward, float *loss, float *grad_a, float *grad_b);
+/* A [rank x dim] and B [dim x rank], row-major, out or in (finite). */
+QE_EXPORT int qe_lora_get_weights(const qe_micro_lora *lora, float *a, float *b);
+QE_EXPORT int qe_lora_set_weights(qe_micro_lora *lora, const float *a, const float *b);
+/* w [dim x dim] += (alpha / rank) B A: merged into a base matrix. */
+QE_EXPORT int qe_lora_merge(const qe_micro_lora *lora, float *w);
+/* Optimizer steps taken since creation or reset. */
+QE_EXPORT double qe_lora_steps(const qe_micro_lora *lora);
+QE_EXPORT double qe_lora_export_bytes(const qe_micro_lora *lora);
+/* Writes qe_lora_export_bytes bytes; capacity is out's size. */
+QE_EXPORT int qe_lora_export(const qe_micro_lora *lora, unsigned char *out, double capacity);
+QE_EXPORT int qe_lora_import(const unsigned char *bytes, double n, qe_micro_lora **out);
+
+/* A cache of at most max_patterns (>= 1) embeddings of dim floats. */
+QE_EXPORT int qe_cache_create(int32_t dim, int32_t max_patterns, qe_pattern_cache **out);
+QE_EXPORT void qe_cache_destroy(qe_pattern_cache *cache);
+QE_EXPORT int qe_cache_clear(qe_pattern_cache *cache);
+QE_EXPORT int32_t qe_cache_count(const qe_pattern_cache *cache);
+/*
+ * Stores a pattern: row -1 adds one (when full, evicting the lowest
+ * quality, then the least recently used), row >= 0 updates it (embedding
+ * may then be null: kept). label_len -1 keeps the label. out[0] = the row
+ * used, out[1] = 1 when a pattern was evicted from it.
+ */
+QE_EXPORT int qe_cache_store(qe_pattern_cache *cache, int32_t row, const float *embedding, float quality,
+                             const unsigned char *label, int32_t label_len, int32_t *out);
+/* Removes row; the last row moves into it (*moved_from its old index, or -1). */
+QE_EXPORT int qe_cache_remove(qe_pattern_cache *cache, int32_t row, int32_t *moved_from);
+/* The row a new pattern would evict from a full cache. */
+QE_EXPORT int32_t qe_cache_victim(const qe_pattern_cache *cache);
+/*
+ * Nearest k (1 <= k <= 4096) rows to lora(x) by cosine (x itself when lora is
+ * null), best first, ties by lower row; rows past the count: -1 and 0.
+ * touch 1 marks the returned rows used (hits, last use).
+ */
+QE_EXPORT int qe_cache_search(qe_pattern_cache *cache, const qe_micro_lora *lora, const float *x, int32_t k,
+                              int32_t touch, int32_t *out_idx, float *out_score);
+/* out[0] quality, out[1] hits, out[2] last use (clock ticks), out[3] the clock. */
+QE_EXPORT int qe_cache_row_info(const qe_pattern_cache *cache, int32_t row, double *out);
+/* The row's embedding (dim floats) into out. */
+QE_EXPORT int qe_cache_row_embedding(const qe_pattern_cache *cache, int32_t row, float *out);
+/* The row's label: its address, and its length in *len (-1 for a bad row). */
+QE_EXPORT const unsigned char *qe_cache_row_label(const qe_pattern_cache *cache, int32_t row, int32_t *len);
+/*
+ * One learning step of lora from the cache: query x, the positive either
+ * row positive_row or the vector positive (positive_row -1), or when both
+ * are absent the query's nearest row through the adapter (the result a
+ * reward judges); negatives: up to `negatives` rows nearest to lora(x)
+ * other than the positive (hard negatives mined from the cache). step 0
+ * accumulates only. *loss gets the loss; *positive_used the positive's row
+ * (-1 for a vector).
+ */
+QE_EXPORT int qe_cache_adapt(qe_pattern_cache *cache, qe_micro_lora *lora, const float *x, int32_t positive_row,
+                             const float *positive, int32_t negatives, float temperature, float reward,
+                             int32_t step, float *loss, int32_t *positive_used);
+QE_EXPORT double qe_cache_export_bytes(const qe_pattern_cache *cache);
+QE_EXPORT int qe_cache_export(const qe_pattern_cache *cache, unsigned char *out, double capacity);
+QE_EXPORT int qe_cache_import(const unsigned char *bytes, double n, qe_pattern_cache **out);
+
+/* CRC32C of n bytes (the checksum of every byte format here). */
+QE_EXPORT uint32_t qe_crc32c(const unsigned char *bytes, double n);
 
 #endif /* QE_API_H */
