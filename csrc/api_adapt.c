@@ -19,7 +19,7 @@
 #define QE_ADAPT_MAX_K 4096
 
 /* A byte count that module memory can hold, passed as a double. */
-static int byte_count_ok(double n) { return n >= 0 && n < 4294967296.0 && n == floor(n); }
+static int byte_count_ok(double n) { return n >= 0 && n < 4294967296.0 && n == (double)(uint64_t)n; }
 
 int qe_lora_create(int32_t dim, int32_t rank, float alpha, uint32_t seed, qe_micro_lora **out) {
   if (!out) return QE_ERR_NULL;
@@ -257,6 +257,13 @@ const unsigned char *qe_cache_row_label(const qe_pattern_cache *cache, int32_t r
   return cache->label[row];
 }
 
+/* memcmp, which the threaded modules do not link. */
+static int same_floats(size_t n, const float *a, const float *b) {
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
 int qe_cache_adapt(qe_pattern_cache *cache, qe_micro_lora *lora, const float *x, int32_t positive_row,
                    const float *positive, int32_t negatives, float temperature, float reward,
                    int32_t step, float *loss, int32_t *positive_used) {
@@ -306,7 +313,7 @@ int qe_cache_adapt(qe_pattern_cache *cache, qe_micro_lora *lora, const float *x,
     float *row = keys + nkeys * d;
     qe_pattern_cache_row(cache, (size_t)idx[j], row);
     /* A stored copy of a vector positive is not a negative. */
-    if (positive_row < 0 && memcmp(row, keys, d * sizeof(float)) == 0) continue;
+    if (positive_row < 0 && same_floats(d, row, keys)) continue;
     nkeys++;
   }
   if (qe_micro_lora_accumulate(lora, x, keys, nkeys, d, temperature, reward, ws, loss) != 0)

@@ -21,6 +21,7 @@
 
 #include "adapt/bytes.h"
 #include "adapt/crc32c.h"
+#include "adapt/scalar_math.h"
 #include "arena.h"
 #include "qe_api.h"
 #include "simd.h"
@@ -76,11 +77,17 @@ static void draw_a(qe_micro_lora *l) {
   for (size_t j = 0; j < l->rank; j++) {
     float *row = l->a + j * l->ld;
     for (size_t i = 0; i < l->dim; i += 2) {
-      /* Box-Muller: two normal draws per pair of uniforms. */
-      const double r = sqrt(-2.0 * log(uniform_open0(&state)));
-      const double t = 6.283185307179586 * uniform_open0(&state);
-      row[i] = (float)(sd * r * cos(t));
-      if (i + 1 < l->dim) row[i + 1] = (float)(sd * r * sin(t));
+      /* Marsaglia's polar method: two normal draws per accepted point of
+       * the unit disc (only log and sqrt needed). */
+      double u, v, s;
+      do {
+        u = 2.0 * uniform_open0(&state) - 1.0;
+        v = 2.0 * uniform_open0(&state) - 1.0;
+        s = u * u + v * v;
+      } while (s >= 1.0 || s == 0.0);
+      const double f = sd * sqrt(-2.0 * qe_log_f64(s) / s);
+      row[i] = (float)(u * f);
+      if (i + 1 < l->dim) row[i + 1] = (float)(v * f);
     }
   }
 }
@@ -88,8 +95,11 @@ static void draw_a(qe_micro_lora *l) {
 static size_t array_floats(const qe_micro_lora *l) { return l->rank * l->ld; }
 
 qe_micro_lora *qe_micro_lora_create(size_t dim, size_t rank, float alpha, uint64_t seed) {
-  qe_micro_lora *l = calloc(1, sizeof *l);
+  /* aligned_alloc, not malloc: the compiler turns malloc + memset into
+   * calloc, which the threaded modules' own heap does not have. */
+  qe_micro_lora *l = aligned_alloc(16, (sizeof *l + 15) / 16 * 16);
   if (!l) return NULL;
+  memset(l, 0, sizeof *l);
   l->dim = dim;
   l->rank = rank;
   l->ld = (dim + 3) / 4 * 4;
@@ -212,20 +222,20 @@ int qe_micro_lora_gradient(const qe_micro_lora *l, const float *x, const float *
       if (i > 0 && coef[i] > rest_max) rest_max = coef[i];
     }
     double sum = 0.0, rest = 0.0;
-    for (size_t i = 0; i < nkeys; i++) sum += exp(coef[i] - zmax);
-    for (size_t i = 1; i < nkeys; i++) rest += exp(coef[i] - rest_max);
-    const double lse = zmax + log(sum), lse_rest = rest_max + log(rest);
-    const double p0 = exp(coef[0] - lse);
+    for (size_t i = 0; i < nkeys; i++) sum += qe_exp_f64(coef[i] - zmax);
+    for (size_t i = 1; i < nkeys; i++) rest += qe_exp_f64(coef[i] - rest_max);
+    const double lse = zmax + qe_log_f64(sum), lse_rest = rest_max + qe_log_f64(rest);
+    const double p0 = qe_exp_f64(coef[0] - lse);
     if (w >= 0.0) {
       loss = w * (lse - coef[0]);
       /* dL/dz_i = w (p_i - [i = 0]) */
-      for (size_t i = 0; i < nkeys; i++) coef[i] = w * (exp(coef[i] - lse) - (i == 0 ? 1.0 : 0.0)) * inv_t;
+      for (size_t i = 0; i < nkeys; i++) coef[i] = w * (qe_exp_f64(coef[i] - lse) - (i == 0 ? 1.0 : 0.0)) * inv_t;
     } else {
       const double aw = -w;
       loss = aw * (lse - lse_rest);
       /* dL/dz_0 = |w| p_0; dL/dz_i = -|w| p_0 q_i, q = softmax over the negatives */
       coef[0] = aw * p0 * inv_t;
-      for (size_t i = 1; i < nkeys; i++) coef[i] = -aw * p0 * exp(coef[i] - lse_rest) * inv_t;
+      for (size_t i = 1; i < nkeys; i++) coef[i] = -aw * p0 * qe_exp_f64(coef[i] - lse_rest) * inv_t;
     }
   }
 
@@ -298,8 +308,8 @@ void qe_micro_lora_step(qe_micro_lora *l) {
   l->steps++;
   const float grad_scale = 1.0f / (float)l->grad_count;
   /* Adam's bias corrections 1 - beta^t, in double so that t in the millions stays exact enough. */
-  const float c1 = (float)(1.0 - pow((double)l->beta1, (double)l->steps));
-  const float c2 = (float)(1.0 - pow((double)l->beta2, (double)l->steps));
+  const float c1 = (float)(1.0 - qe_exp_f64((double)l->steps * qe_log_f64((double)l->beta1)));
+  const float c2 = (float)(1.0 - qe_exp_f64((double)l->steps * qe_log_f64((double)l->beta2)));
   const size_t n = array_floats(l);
   update(l, l->a, l->grad_a, l->m_a, l->v_a, n, grad_scale, c1, c2);
   update(l, l->bt, l->grad_bt, l->m_bt, l->v_bt, n, grad_scale, c1, c2);

@@ -30,8 +30,10 @@
 #define CACHE_HEADER 40u
 
 qe_pattern_cache *qe_pattern_cache_create(size_t dim, size_t max_patterns) {
-  qe_pattern_cache *c = calloc(1, sizeof *c);
+  /* aligned_alloc, not malloc: see qe_micro_lora_create. */
+  qe_pattern_cache *c = aligned_alloc(16, (sizeof *c + 15) / 16 * 16);
   if (!c) return NULL;
+  memset(c, 0, sizeof *c);
   c->dim = dim;
   c->max_patterns = max_patterns;
   return c;
@@ -64,6 +66,15 @@ void qe_pattern_cache_destroy(qe_pattern_cache *c) {
   free(c);
 }
 
+/* realloc by hand: the threaded modules' own heap has malloc and free only. */
+static void *grow_block(void *old, size_t old_bytes, size_t new_bytes) {
+  void *p = malloc(new_bytes);
+  if (!p) return NULL;
+  if (old) memcpy(p, old, old_bytes);
+  free(old);
+  return p;
+}
+
 /* Room for at least `need` rows. Returns 0, or -1 when out of memory (the
  * cache is unchanged then: each array is grown into a fresh block). */
 static int reserve(qe_pattern_cache *c, size_t need) {
@@ -72,12 +83,12 @@ static int reserve(qe_pattern_cache *c, size_t need) {
   size_t cap = c->capacity ? c->capacity * 2 : 4 * QE_CORPUS_PANEL;
   while (cap < need) cap *= 2;
   if (cap > limit) cap = limit;
-  float *corpus = realloc(c->corpus, cap * c->dim * sizeof(float));
+  float *corpus = grow_block(c->corpus, c->capacity * c->dim * sizeof(float), cap * c->dim * sizeof(float));
   if (!corpus) return -1;
   c->corpus = corpus;
 #define GROW(field, type)                                   \
   do {                                                      \
-    type *p = realloc(c->field, cap * sizeof(type));        \
+    type *p = grow_block(c->field, c->capacity * sizeof(type), cap * sizeof(type)); \
     if (!p) return -1;                                      \
     c->field = p;                                           \
   } while (0)
