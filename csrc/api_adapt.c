@@ -92,6 +92,21 @@ int qe_lora_step(qe_micro_lora *lora) {
   return QE_OK;
 }
 
+int qe_lora_discard(qe_micro_lora *lora) {
+  if (!lora) return QE_ERR_NULL;
+  memset(lora->grad_a, 0, lora->rank * lora->ld * sizeof(float));
+  memset(lora->grad_bt, 0, lora->rank * lora->ld * sizeof(float));
+  lora->grad_count = 0;
+  return QE_OK;
+}
+
+int qe_lora_shape(const qe_micro_lora *lora, int32_t *out) {
+  if (!lora || !out) return QE_ERR_NULL;
+  out[0] = (int32_t)lora->dim;
+  out[1] = (int32_t)lora->rank;
+  return QE_OK;
+}
+
 int qe_lora_adapt(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
                   float temperature, float reward, float *loss) {
   const int status = qe_lora_accumulate(lora, x, keys, nkeys, temperature, reward, loss);
@@ -193,6 +208,14 @@ int qe_cache_clear(qe_pattern_cache *cache) {
 }
 
 int32_t qe_cache_count(const qe_pattern_cache *cache) { return cache ? (int32_t)cache->count : QE_ERR_NULL; }
+
+int qe_cache_shape(const qe_pattern_cache *cache, int32_t *out) {
+  if (!cache || !out) return QE_ERR_NULL;
+  out[0] = (int32_t)cache->dim;
+  out[1] = (int32_t)cache->count;
+  out[2] = (int32_t)cache->max_patterns;
+  return QE_OK;
+}
 
 int qe_cache_store(qe_pattern_cache *cache, int32_t row, const float *embedding, float quality,
                    const unsigned char *label, int32_t label_len, int32_t *out) {

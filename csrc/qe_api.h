@@ -336,6 +336,10 @@ QE_EXPORT int qe_lora_apply_batch(const qe_micro_lora *lora, const float *x, flo
 QE_EXPORT int qe_lora_accumulate(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
                                  float temperature, float reward, float *loss);
 QE_EXPORT int qe_lora_step(qe_micro_lora *lora);
+/* Drops what was accumulated since the last step (a failed batch). */
+QE_EXPORT int qe_lora_discard(qe_micro_lora *lora);
+/* out[0] dim, out[1] rank. */
+QE_EXPORT int qe_lora_shape(const qe_micro_lora *lora, int32_t *out);
 QE_EXPORT int qe_lora_adapt(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
                             float temperature, float reward, float *loss);
 /* The gradient of that loss without learning: grad_a [rank x dim],
@@ -359,6 +363,8 @@ QE_EXPORT int qe_cache_create(int32_t dim, int32_t max_patterns, qe_pattern_cach
 QE_EXPORT void qe_cache_destroy(qe_pattern_cache *cache);
 QE_EXPORT int qe_cache_clear(qe_pattern_cache *cache);
 QE_EXPORT int32_t qe_cache_count(const qe_pattern_cache *cache);
+/* out[0] dim, out[1] count, out[2] max_patterns. */
+QE_EXPORT int qe_cache_shape(const qe_pattern_cache *cache, int32_t *out);
 /*
  * Stores a pattern: row -1 adds one (when full, evicting the lowest
  * quality, then the least recently used), row >= 0 updates it (embedding

@@ -9,6 +9,10 @@ export const QE_STATUS = Object.freeze({
   ERR_NO_MEMORY: -2,
   ERR_INDEX: -3,
   ERR_NULL: -4,
+  ERR_FORMAT: -5,
+  ERR_VERSION: -6,
+  ERR_CHECKSUM: -7,
+  ERR_TRUNCATED: -8,
 });
 
 /** What each status code means, from its header comment. */
@@ -18,6 +22,10 @@ export const QE_STATUS_TEXT: Readonly<Record<number, { name: string; text: strin
   [-2]: { name: 'QE_ERR_NO_MEMORY', text: 'working memory could not be had' },
   [-3]: { name: 'QE_ERR_INDEX', text: 'an id or index points outside its table' },
   [-4]: { name: 'QE_ERR_NULL', text: 'a required pointer is null' },
+  [-5]: { name: 'QE_ERR_FORMAT', text: 'not this format (magic), or inconsistent inside' },
+  [-6]: { name: 'QE_ERR_VERSION', text: 'a format version this build does not read' },
+  [-7]: { name: 'QE_ERR_CHECKSUM', text: 'the CRC32C does not match: the bytes are corrupt' },
+  [-8]: { name: 'QE_ERR_TRUNCATED', text: 'fewer bytes than the format says (empty included)' },
 });
 
 /**
@@ -43,6 +51,38 @@ export interface QEExports {
   qe_attention_tile_k(): number;
   /** int32_t qe_attention_tile_q(void) — csrc/qe_api.h */
   qe_attention_tile_q(): number;
+  /** int qe_cache_adapt(qe_pattern_cache *cache, qe_micro_lora *lora, const float *x, int32_t positive_row, const float *positive, int32_t negatives, float temperature, float reward, int32_t step, float *loss, int32_t *positive_used) — csrc/qe_api.h */
+  qe_cache_adapt(cache: number, lora: number, x: number, positiveRow: number, positive: number, negatives: number, temperature: number, reward: number, step: number, loss: number, positiveUsed: number): number;
+  /** int qe_cache_clear(qe_pattern_cache *cache) — csrc/qe_api.h */
+  qe_cache_clear(cache: number): number;
+  /** int32_t qe_cache_count(const qe_pattern_cache *cache) — csrc/qe_api.h */
+  qe_cache_count(cache: number): number;
+  /** int qe_cache_create(int32_t dim, int32_t max_patterns, qe_pattern_cache **out) — csrc/qe_api.h */
+  qe_cache_create(dim: number, maxPatterns: number, out: number): number;
+  /** void qe_cache_destroy(qe_pattern_cache *cache) — csrc/qe_api.h */
+  qe_cache_destroy(cache: number): void;
+  /** int qe_cache_export(const qe_pattern_cache *cache, unsigned char *out, double capacity) — csrc/qe_api.h */
+  qe_cache_export(cache: number, out: number, capacity: number): number;
+  /** double qe_cache_export_bytes(const qe_pattern_cache *cache) — csrc/qe_api.h */
+  qe_cache_export_bytes(cache: number): number;
+  /** int qe_cache_import(const unsigned char *bytes, double n, qe_pattern_cache **out) — csrc/qe_api.h */
+  qe_cache_import(bytes: number, n: number, out: number): number;
+  /** int qe_cache_remove(qe_pattern_cache *cache, int32_t row, int32_t *moved_from) — csrc/qe_api.h */
+  qe_cache_remove(cache: number, row: number, movedFrom: number): number;
+  /** int qe_cache_row_embedding(const qe_pattern_cache *cache, int32_t row, float *out) — csrc/qe_api.h */
+  qe_cache_row_embedding(cache: number, row: number, out: number): number;
+  /** int qe_cache_row_info(const qe_pattern_cache *cache, int32_t row, double *out) — csrc/qe_api.h */
+  qe_cache_row_info(cache: number, row: number, out: number): number;
+  /** const unsigned char * qe_cache_row_label(const qe_pattern_cache *cache, int32_t row, int32_t *len) — csrc/qe_api.h */
+  qe_cache_row_label(cache: number, row: number, len: number): number;
+  /** int qe_cache_search(qe_pattern_cache *cache, const qe_micro_lora *lora, const float *x, int32_t k, int32_t touch, int32_t *out_idx, float *out_score) — csrc/qe_api.h */
+  qe_cache_search(cache: number, lora: number, x: number, k: number, touch: number, outIdx: number, outScore: number): number;
+  /** int qe_cache_shape(const qe_pattern_cache *cache, int32_t *out) — csrc/qe_api.h */
+  qe_cache_shape(cache: number, out: number): number;
+  /** int qe_cache_store(qe_pattern_cache *cache, int32_t row, const float *embedding, float quality, const unsigned char *label, int32_t label_len, int32_t *out) — csrc/qe_api.h */
+  qe_cache_store(cache: number, row: number, embedding: number, quality: number, label: number, labelLen: number, out: number): number;
+  /** int32_t qe_cache_victim(const qe_pattern_cache *cache) — csrc/qe_api.h */
+  qe_cache_victim(cache: number): number;
   /** int qe_corpus_move_row(float *corpus, float *inv_norms, int32_t capacity, int32_t dim, int32_t from, int32_t to) — csrc/qe_api.h */
   qe_corpus_move_row(corpus: number, invNorms: number, capacity: number, dim: number, from: number, to: number): number;
   /** int32_t qe_corpus_panel_rows(void) — csrc/qe_api.h */
@@ -51,6 +91,8 @@ export interface QEExports {
   qe_corpus_store_rows(corpus: number, invNorms: number, capacity: number, dim: number, row0: number, rows: number, count: number): number;
   /** int qe_cosine_topk(const float *queries, int32_t nq, const float *corpus, const float *inv_norms, int32_t n, int32_t dim, int32_t k, int32_t *out_idx, float *out_score) — csrc/qe_api.h */
   qe_cosine_topk(queries: number, nq: number, corpus: number, invNorms: number, n: number, dim: number, k: number, outIdx: number, outScore: number): number;
+  /** uint32_t qe_crc32c(const unsigned char *bytes, double n) — csrc/qe_api.h */
+  qe_crc32c(bytes: number, n: number): number;
   /** int qe_embedding_lookup(const int32_t *ids, int32_t count, const float *table, int32_t rows, int32_t dim, float *out) — csrc/qe_api.h */
   qe_embedding_lookup(ids: number, count: number, table: number, rows: number, dim: number, out: number): number;
   /** int qe_feature_hash_embed(const int32_t *offsets, const int32_t *rows, const float *weights, int32_t tokens, int32_t features, const float *table, int32_t table_rows, int32_t dim, float *out) — csrc/qe_api.h */
@@ -73,6 +115,44 @@ export interface QEExports {
   qe_job_work(job: number, worker: number): number;
   /** int qe_layer_norm(const float *x, const float *gamma, const float *beta, float *y, int32_t rows, int32_t n, float eps) — csrc/qe_api.h */
   qe_layer_norm(x: number, gamma: number, beta: number, y: number, rows: number, n: number, eps: number): number;
+  /** int qe_lora_accumulate(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys, float temperature, float reward, float *loss) — csrc/qe_api.h */
+  qe_lora_accumulate(lora: number, x: number, keys: number, nkeys: number, temperature: number, reward: number, loss: number): number;
+  /** int qe_lora_adapt(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys, float temperature, float reward, float *loss) — csrc/qe_api.h */
+  qe_lora_adapt(lora: number, x: number, keys: number, nkeys: number, temperature: number, reward: number, loss: number): number;
+  /** int qe_lora_apply(const qe_micro_lora *lora, const float *x, float *y) — csrc/qe_api.h */
+  qe_lora_apply(lora: number, x: number, y: number): number;
+  /** int qe_lora_apply_batch(const qe_micro_lora *lora, const float *x, float *y, int32_t n) — csrc/qe_api.h */
+  qe_lora_apply_batch(lora: number, x: number, y: number, n: number): number;
+  /** int qe_lora_create(int32_t dim, int32_t rank, float alpha, uint32_t seed, qe_micro_lora **out) — csrc/qe_api.h */
+  qe_lora_create(dim: number, rank: number, alpha: number, seed: number, out: number): number;
+  /** void qe_lora_destroy(qe_micro_lora *lora) — csrc/qe_api.h */
+  qe_lora_destroy(lora: number): void;
+  /** int qe_lora_discard(qe_micro_lora *lora) — csrc/qe_api.h */
+  qe_lora_discard(lora: number): number;
+  /** int qe_lora_export(const qe_micro_lora *lora, unsigned char *out, double capacity) — csrc/qe_api.h */
+  qe_lora_export(lora: number, out: number, capacity: number): number;
+  /** double qe_lora_export_bytes(const qe_micro_lora *lora) — csrc/qe_api.h */
+  qe_lora_export_bytes(lora: number): number;
+  /** int qe_lora_get_weights(const qe_micro_lora *lora, float *a, float *b) — csrc/qe_api.h */
+  qe_lora_get_weights(lora: number, a: number, b: number): number;
+  /** int qe_lora_gradient(const qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys, float temperature, float reward, float *loss, float *grad_a, float *grad_b) — csrc/qe_api.h */
+  qe_lora_gradient(lora: number, x: number, keys: number, nkeys: number, temperature: number, reward: number, loss: number, gradA: number, gradB: number): number;
+  /** int qe_lora_import(const unsigned char *bytes, double n, qe_micro_lora **out) — csrc/qe_api.h */
+  qe_lora_import(bytes: number, n: number, out: number): number;
+  /** int qe_lora_merge(const qe_micro_lora *lora, float *w) — csrc/qe_api.h */
+  qe_lora_merge(lora: number, w: number): number;
+  /** int qe_lora_reset(qe_micro_lora *lora) — csrc/qe_api.h */
+  qe_lora_reset(lora: number): number;
+  /** int qe_lora_set_optimizer(qe_micro_lora *lora, int32_t optimizer, float learning_rate, float beta1, float beta2, float epsilon, float weight_decay) — csrc/qe_api.h */
+  qe_lora_set_optimizer(lora: number, optimizer: number, learningRate: number, beta1: number, beta2: number, epsilon: number, weightDecay: number): number;
+  /** int qe_lora_set_weights(qe_micro_lora *lora, const float *a, const float *b) — csrc/qe_api.h */
+  qe_lora_set_weights(lora: number, a: number, b: number): number;
+  /** int qe_lora_shape(const qe_micro_lora *lora, int32_t *out) — csrc/qe_api.h */
+  qe_lora_shape(lora: number, out: number): number;
+  /** int qe_lora_step(qe_micro_lora *lora) — csrc/qe_api.h */
+  qe_lora_step(lora: number): number;
+  /** double qe_lora_steps(const qe_micro_lora *lora) — csrc/qe_api.h */
+  qe_lora_steps(lora: number): number;
   /** int qe_matmul(const float *a, const float *b, float *c, int32_t m, int32_t n, int32_t k) — csrc/qe_api.h */
   qe_matmul(a: number, b: number, c: number, m: number, n: number, k: number): number;
   /** qe_job * qe_search_job_create(const float *queries, int32_t nq, const float *corpus, const float *inv_norms, int32_t n, int32_t dim, int32_t k, int32_t *out_idx, float *out_score, int32_t workers) — csrc/qe_api.h */
@@ -116,10 +196,27 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_attention_onnx',
   'qe_attention_tile_k',
   'qe_attention_tile_q',
+  'qe_cache_adapt',
+  'qe_cache_clear',
+  'qe_cache_count',
+  'qe_cache_create',
+  'qe_cache_destroy',
+  'qe_cache_export',
+  'qe_cache_export_bytes',
+  'qe_cache_import',
+  'qe_cache_remove',
+  'qe_cache_row_embedding',
+  'qe_cache_row_info',
+  'qe_cache_row_label',
+  'qe_cache_search',
+  'qe_cache_shape',
+  'qe_cache_store',
+  'qe_cache_victim',
   'qe_corpus_move_row',
   'qe_corpus_panel_rows',
   'qe_corpus_store_rows',
   'qe_cosine_topk',
+  'qe_crc32c',
   'qe_embedding_lookup',
   'qe_feature_hash_embed',
   'qe_feature_table_fill',
@@ -131,6 +228,25 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_job_task_count',
   'qe_job_work',
   'qe_layer_norm',
+  'qe_lora_accumulate',
+  'qe_lora_adapt',
+  'qe_lora_apply',
+  'qe_lora_apply_batch',
+  'qe_lora_create',
+  'qe_lora_destroy',
+  'qe_lora_discard',
+  'qe_lora_export',
+  'qe_lora_export_bytes',
+  'qe_lora_get_weights',
+  'qe_lora_gradient',
+  'qe_lora_import',
+  'qe_lora_merge',
+  'qe_lora_reset',
+  'qe_lora_set_optimizer',
+  'qe_lora_set_weights',
+  'qe_lora_shape',
+  'qe_lora_step',
+  'qe_lora_steps',
   'qe_matmul',
   'qe_search_job_create',
   'qe_search_job_merge',

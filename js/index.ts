@@ -59,6 +59,18 @@ export type { CorpusInput, IndexSearchResult, SimilarityIndex, SimilarityResult 
 export type { CodeIndex, CodeIndexMatch, CodeIndexOptions, CodeIndexPair, CodePairsOptions } from './code-index';
 export { tokenizeTrace, type TraceToken, type TraceTokenKind } from './trace-tokenizer';
 export { codeFeatures, failureFeatures, type TextFeatures, type TextKind } from './text-features';
+export {
+  PatternAdapter,
+  createPatternAdapter,
+  type AdaptExample,
+  type FoundPattern,
+  type PatternAdapterOptions,
+  type PatternAdapterStats,
+  type PatternAdaptationResult,
+  type PatternInput,
+  type StoredPattern,
+  type Vector,
+} from './pattern-adapter';
 export { tokenizeCode, splitIdentifier, type CodeLanguage, type CodeToken, type CodeTokenKind } from './tokenizer';
 export { threadsAvailable, terminateThreadPools } from './threads';
 export {

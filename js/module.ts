@@ -16,6 +16,46 @@ export { QE_STATUS, type QEExports };
 
 /** The ONNX Attention entry (csrc/api_onnx.c), pointer level. */
 export type OnnxAttentionEntries = Pick<QEExports, 'qe_attention_args_bytes' | 'qe_attention_onnx'>;
+/** The pattern-adaptation entries (csrc/api_adapt.c), pointer level: handles and pointers are numbers. */
+export type AdaptEntries = Pick<
+  QEExports,
+  'qe_lora_create'
+  | 'qe_lora_destroy'
+  | 'qe_lora_reset'
+  | 'qe_lora_set_optimizer'
+  | 'qe_lora_apply'
+  | 'qe_lora_apply_batch'
+  | 'qe_lora_accumulate'
+  | 'qe_lora_step'
+  | 'qe_lora_discard'
+  | 'qe_lora_shape'
+  | 'qe_lora_adapt'
+  | 'qe_lora_gradient'
+  | 'qe_lora_get_weights'
+  | 'qe_lora_set_weights'
+  | 'qe_lora_merge'
+  | 'qe_lora_steps'
+  | 'qe_lora_export_bytes'
+  | 'qe_lora_export'
+  | 'qe_lora_import'
+  | 'qe_cache_create'
+  | 'qe_cache_destroy'
+  | 'qe_cache_clear'
+  | 'qe_cache_count'
+  | 'qe_cache_shape'
+  | 'qe_cache_store'
+  | 'qe_cache_remove'
+  | 'qe_cache_victim'
+  | 'qe_cache_search'
+  | 'qe_cache_row_info'
+  | 'qe_cache_row_embedding'
+  | 'qe_cache_row_label'
+  | 'qe_cache_adapt'
+  | 'qe_cache_export_bytes'
+  | 'qe_cache_export'
+  | 'qe_cache_import'
+  | 'qe_crc32c'
+>;
 
 /** The search and feature-hashing entries (csrc/api_search.c), pointer level. */
 export type SearchEntries = Pick<
@@ -68,6 +108,7 @@ export class QEModule {
   private readonly memory: WebAssembly.Memory;
   private f32View: Float32Array | null = null;
   private i32View: Int32Array | null = null;
+  private f64View: Float64Array | null = null;
   private readonly live = new Map<number, number>();
   private liveByteCount = 0;
 
@@ -90,6 +131,7 @@ export class QEModule {
     loaded.onMemoryGrowth.add(() => {
       this.f32View = null;
       this.i32View = null;
+      this.f64View = null;
     });
   }
 
@@ -113,6 +155,18 @@ export class QEModule {
       this.f32View = new Float32Array(this.memory.buffer);
     }
     return this.f32View;
+  }
+
+  f64(): Float64Array {
+    if (this.f64View === null || this.f64View.buffer !== this.memory.buffer) {
+      this.f64View = new Float64Array(this.memory.buffer);
+    }
+    return this.f64View;
+  }
+
+  /** The module's memory, for views that callers cache themselves (js/pattern-adapter.ts). */
+  get wasmMemory(): WebAssembly.Memory {
+    return this.memory;
   }
 
   i32(): Int32Array {
@@ -169,6 +223,11 @@ export class QEModule {
   /** A Uint8Array over the whole memory (a fresh view: cheap, and never stale). */
   u8(): Uint8Array {
     return new Uint8Array(this.memory.buffer);
+  }
+
+  /** The pattern-adaptation entries at pointer level, for js/pattern-adapter.ts. */
+  adaptEntries(): AdaptEntries {
+    return this.x;
   }
 
   workspaceLastBytes(): number {

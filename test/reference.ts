@@ -282,6 +282,87 @@ export function referenceOnnxAttention(c: OnnxReferenceCase): Float64Array {
     }
   }
   return y;
+/* ------------------------------------------------------------------
+ * Micro-LoRA (issue 12), in float64: y = x + s B (A x), s = alpha / rank,
+ * A [rank x dim], B [dim x rank] row-major; the loss of
+ * csrc/adapt/micro_lora.h and its gradient written out by hand.
+ * ------------------------------------------------------------------ */
+
+export interface ReferenceLora {
+  dim: number;
+  rank: number;
+  scale: number;
+  A: ArrayLike<number>;
+  B: ArrayLike<number>;
+}
+
+export function referenceLoraForward(m: ReferenceLora, x: ArrayLike<number>): { y: Float64Array; h: Float64Array } {
+  const h = new Float64Array(m.rank);
+  for (let j = 0; j < m.rank; j++) for (let i = 0; i < m.dim; i++) h[j] += m.A[j * m.dim + i] * x[i];
+  const y = Float64Array.from(x);
+  for (let i = 0; i < m.dim; i++) for (let j = 0; j < m.rank; j++) y[i] += m.scale * m.B[i * m.rank + j] * h[j];
+  return { y, h };
+}
+
+/** The loss: InfoNCE weighted by reward >= 0, -|reward| log(1 - p0) below 0, reward (1 - cos) for one key. */
+export function referenceLoraLoss(m: ReferenceLora, x: ArrayLike<number>, keys: readonly ArrayLike<number>[], temperature: number, reward: number): number {
+  const { y } = referenceLoraForward(m, x);
+  const c = keys.map((k) => referenceCosine(y, k));
+  if (keys.length === 1) return reward * (1 - c[0]);
+  const z = c.map((v) => v / temperature);
+  const lse = (v: number[]) => {
+    const mx = Math.max(...v);
+    return mx + Math.log(v.reduce((s, t) => s + Math.exp(t - mx), 0));
+  };
+  if (reward >= 0) return reward * (lse(z) - z[0]);
+  return -reward * (lse(z) - lse(z.slice(1)));
+}
+
+/** The analytic gradient of referenceLoraLoss: dL/dA [rank x dim], dL/dB [dim x rank]. */
+export function referenceLoraGradient(
+  m: ReferenceLora, x: ArrayLike<number>, keys: readonly ArrayLike<number>[], temperature: number, reward: number,
+): { loss: number; gradA: Float64Array; gradB: Float64Array } {
+  const { y, h } = referenceLoraForward(m, x);
+  const ny = referenceNorm(y);
+  const yhat = y.map((v) => v / ny);
+  const knorm = keys.map((k) => referenceNorm(k));
+  const c = keys.map((k, i) => (knorm[i] === 0 ? 0 : yhat.reduce((s, v, d) => s + v * k[d], 0) / knorm[i]));
+  // dL/dc_i
+  let dc: number[];
+  if (keys.length === 1) {
+    dc = [-reward];
+  } else {
+    const z = c.map((v) => v / temperature);
+    const mx = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - mx));
+    const sum = e.reduce((a, b) => a + b, 0);
+    const p = e.map((v) => v / sum);
+    if (reward >= 0) {
+      dc = p.map((pi, i) => (reward * (pi - (i === 0 ? 1 : 0))) / temperature);
+    } else {
+      const rest = e.slice(1).reduce((a, b) => a + b, 0);
+      dc = p.map((_, i) => (i === 0 ? -reward * p[0] : reward * p[0] * (e[i] / rest)) / temperature);
+    }
+  }
+  const g = new Float64Array(m.dim);
+  keys.forEach((k, i) => {
+    if (knorm[i] === 0) return;
+    for (let d = 0; d < m.dim; d++) g[d] += (dc[i] * k[d]) / knorm[i];
+  });
+  const gy = g.reduce((s, v, d) => s + v * yhat[d], 0);
+  const gu = g.map((v, d) => (v - gy * yhat[d]) / ny);
+  const gradA = new Float64Array(m.rank * m.dim);
+  const gradB = new Float64Array(m.dim * m.rank);
+  for (let j = 0; j < m.rank; j++) {
+    let t = 0;
+    for (let d = 0; d < m.dim; d++) t += m.B[d * m.rank + j] * gu[d];
+    t *= m.scale;
+    for (let d = 0; d < m.dim; d++) {
+      gradA[j * m.dim + d] = t * x[d];
+      gradB[d * m.rank + j] = m.scale * h[j] * gu[d];
+    }
+  }
+  return { loss: referenceLoraLoss(m, x, keys, temperature, reward), gradA, gradB };
 }
 
 /** BM25's inverse document frequency, ln(1 + (N - df + 0.5) / (df + 0.5)), df capped at N. */
