@@ -202,9 +202,13 @@ class Resident {
   constructor(private readonly module: QEModule, readonly ptr: number, readonly floats: number) {
     this.view = module.f32().subarray(ptr >>> 2, (ptr >>> 2) + floats);
   }
-  /** The view, current: a grown non-shared memory detaches the old one. */
+  /**
+   * The view, current. Growing a non-shared memory detaches the old view
+   * (length 0); over a shared memory (the threaded builds) the old view
+   * stays valid for the range it covers, which is all this buffer needs.
+   */
   get(): Float32Array {
-    if (this.view.byteLength === 0 || this.view.buffer !== this.module.wasmMemory.buffer) {
+    if (this.view.byteLength === 0) {
       this.view = this.module.f32().subarray(this.ptr >>> 2, (this.ptr >>> 2) + this.floats);
     }
     return this.view;
@@ -353,14 +357,22 @@ export class PatternAdapter {
     if (out !== undefined && (!(out instanceof Float32Array) || out.length !== d)) {
       throw out instanceof Float32Array ? new RangeError(`out must have ${d} elements, got ${out.length}`) : new TypeError(`out must be a Float32Array, got ${describe(out)}`);
     }
-    const xv = this.xBuf.get();
-    xv.set(x);
-    const status = this.enabledValue ? this.x.qe_lora_apply(this.lora, this.xBuf.ptr, this.yBuf.ptr) : this.identityCheck();
-    if (status !== 0) throw status === QE_STATUS.ERR_ARGUMENT ? nonFiniteError('x', x) : this.fail(status, 'qe_lora_apply');
-    const result = out ?? new Float32Array(d);
-    result.set(this.enabledValue ? this.yBuf.get() : this.xBuf.get());
     void m;
-    return result;
+    const xb = this.xBuf;
+    (xb.view.byteLength === 0 ? xb.get() : xb.view).set(x);
+    if (!this.enabledValue) {
+      if (this.identityCheck() !== 0) throw nonFiniteError('x', x);
+      const copy = out ?? new Float32Array(d);
+      copy.set(xb.get());
+      return copy;
+    }
+    const status = this.x.qe_lora_apply(this.lora, xb.ptr, this.yBuf.ptr);
+    if (status !== 0) throw status === QE_STATUS.ERR_ARGUMENT ? nonFiniteError('x', x) : this.fail(status, 'qe_lora_apply');
+    const yb = this.yBuf;
+    const y = yb.view.byteLength === 0 ? yb.get() : yb.view;
+    if (out === undefined) return y.slice();
+    out.set(y);
+    return out;
   }
 
   /** The identity adapter still refuses NaN and infinity (in C, on the resident copy). */
