@@ -23,6 +23,7 @@ const { judgeGoals, goalsMarkdown } = require('./goals');
 const { runCliSimilarBenchmark, cliSimilarMarkdown } = require('./cli-similar');
 const { runOnnxAttentionRows, onnxAttentionMarkdown } = require('./onnx-attention');
 const { runTextEmbeddingBenchmark, textEmbeddingMarkdown } = require('./text-embedding');
+const { runPatternAdaptationBenchmark, patternAdaptationMarkdown, patternAdaptationGoals } = require('./pattern-adaptation');
 
 /** GFLOP/s of our 4x8 register-tiled GEMM at 512 x 512 x 512 on one thread: what SIMD128 reaches here. */
 async function gemmCeiling(backend) {
@@ -70,7 +71,8 @@ async function main() {
   const backend = await api.getWASMSIMDBackend();
   const gemm = await gemmCeiling(backend);
   console.log(`GEMM ceiling: ${gemm.gflops.toFixed(1)} GFLOP/s (${gemm.module} module)`);
-  const goals = judgeGoals(results, gemm);
+  const adaptation = await runPatternAdaptationBenchmark(api, { quick, log: (line) => console.log(line) });
+  const goals = [...judgeGoals(results, gemm), ...patternAdaptationGoals(adaptation)];
   const elapsed = ((Date.now() - started) / 1000).toFixed(0);
 
   const report = [
@@ -85,13 +87,16 @@ async function main() {
     'Text embedding (issue "Find the real duplicate"), one process, engines taking turns:',
     '',
     textEmbeddingMarkdown(textEmbedding),
+    'Pattern adaptation (issue "Micro-LoRA adapter that really learns"), beside @ruvector/learning-wasm:',
+    '',
+    patternAdaptationMarkdown(adaptation),
     `Produced by \`make bench\` in ${elapsed} s${quick ? ' (--quick)' : ''}. Reproduce with the same command.`,
     '',
   ].join('\n');
 
   const outDir = path.join(root, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding }, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding, patternAdaptation: adaptation }, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'latest.md'), `# qe-flash benchmark\n\n${report}`);
 
   const attention = results.filter((r) => r.kind === 'attention' && r.baseline.status === 'ok');

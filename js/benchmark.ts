@@ -14,6 +14,7 @@ import { naiveAttention } from './baseline';
 import { MAX_SPEEDUP_TARGET, MIN_SPEEDUP_TARGET, QE_PERFORMANCE_TARGETS, assertWorkloadType } from './config';
 import { createQEFlashAttention, type QEFlashAttention } from './flash-attention';
 import { loadQEModule, type QEModule } from './module';
+import { createPatternAdapter } from './pattern-adapter';
 import { createSimilarityIndex, matchPatterns, type IndexSearchResult, type SimilarityIndex } from './similarity';
 import { describeMachine, writeFileAtomicSync, writeTextFile, type MachineInfo } from './platform';
 import { threadsAvailable } from './threads';
@@ -577,7 +578,7 @@ export class FlashAttentionBenchmark {
     } else if (workload === 'coverage-analysis') {
       drafts.push(this.notBuiltRow(workload, 'index', 'HNSW top-10 query in 100,000 x 384', { n: 100000, dim: 384, k: 10 }));
     } else {
-      drafts.push(this.notBuiltRow(workload, 'adaptation', 'Micro-LoRA rank 2, dim 256, one adaptation step', { rank: 2, dim: 256 }));
+      drafts.push(await this.adaptationRow());
     }
     const rows = drafts.map(completeRow);
     this.rows.push(...rows);
@@ -693,6 +694,47 @@ export class FlashAttentionBenchmark {
       flops: null,
       crossCheckPassed: true,
     };
+  }
+
+  /**
+   * One adaptation step of the pattern adapter (rank 2, dim 256: InfoNCE
+   * with a positive and 7 negatives, the exact gradient of A and B, an Adam
+   * step), counted from the JS call to its return. Peers and the finer
+   * microsecond rows are bench/pattern-adaptation.js's.
+   */
+  private async adaptationRow(): Promise<BenchmarkRowDraft> {
+    const dim = 256;
+    const rank = 2;
+    const label = `Micro-LoRA rank ${rank}, dim ${dim}, one adaptation step (InfoNCE, 7 negatives, Adam)`;
+    this.log(`pattern-adaptation: ${label}`);
+    const adapter = await createPatternAdapter('pattern-adaptation', { dim, rank, maxPatterns: 16 });
+    try {
+      const anchor = seededUniform(dim, 41);
+      const positive = seededUniform(dim, 42).map((v, i) => anchor[i] + 0.5 * v);
+      const negatives = Array.from({ length: 7 }, (_, j) => seededUniform(dim, 50 + j));
+      const example = { anchor, positive, negatives };
+      // Batches of 100 steps per timed sample: one step is a few microseconds.
+      const timing = await measure(() => {
+        for (let i = 0; i < 100; i++) adapter.adapt(example);
+      }, this.options.measure);
+      const perStep: TimingStats = { ...timing, medianMs: timing.medianMs / 100, minMs: timing.minMs / 100, maxMs: timing.maxMs / 100 };
+      const memoryBytes = adapter.getStats().memoryBytes;
+      this.log(`  qe-flash: ${(perStep.medianMs * 1000).toFixed(2)} us per step`);
+      const flash: EngineRun = {
+        engine: 'qe-flash', threads: 1, status: 'ok', timing: perStep, memoryBytes,
+        memoryHow: 'adapter weights and optimizer state in module memory', maxAbsDiff: 0,
+      };
+      const targets = targetChecks('pattern-adaptation', perStep.medianMs, memoryBytes / MIB, 1000 / perStep.medianMs, 'steps/s');
+      return {
+        workload: 'pattern-adaptation', label, kind: 'adaptation', shape: { rank, dim, negatives: 7 },
+        baseline: notRun('baseline', 1, 'skipped', 'no naive baseline for adaptation; see the pattern-adaptation section'),
+        flash, flashThreads: notRun('qe-flash', 1, 'skipped', 'one step is too small to share'), peers: [],
+        speedup: null, memoryReduction: null, seedSpeedupReached: null, targets, meetsTarget: allPass(targets), flops: null,
+        crossCheckPassed: true,
+      };
+    } finally {
+      adapter.dispose();
+    }
   }
 
   private async searchModule(): Promise<QEModule> {

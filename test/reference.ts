@@ -282,6 +282,8 @@ export function referenceOnnxAttention(c: OnnxReferenceCase): Float64Array {
     }
   }
   return y;
+}
+
 /* ------------------------------------------------------------------
  * Micro-LoRA (issue 12), in float64: y = x + s B (A x), s = alpha / rank,
  * A [rank x dim], B [dim x rank] row-major; the loss of

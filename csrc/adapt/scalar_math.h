@@ -20,8 +20,13 @@ static inline double qe_exp_f64(double x) {
   const double ln2 = 0.69314718055994530942;
   const double k = (double)(int64_t)(x / ln2 + (x >= 0 ? 0.5 : -0.5));
   const double r = (x - k * 0.6931471803691238164902) - k * 1.9082149292705877e-10;
-  double p = 1.0;
-  for (int n = 13; n >= 1; n--) p = 1.0 + p * r / n;
+  /* Horner with 1/n! as constants: no division on the path (each would
+   * cost as much as the whole polynomial). */
+  static const double inv_fact[14] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720,
+                                      1.0 / 5040, 1.0 / 40320, 1.0 / 362880, 1.0 / 3628800,
+                                      1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+  double p = inv_fact[13];
+  for (int n = 12; n >= 0; n--) p = inv_fact[n] + p * r;
   const uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
   double scale;
   memcpy(&scale, &bits, sizeof scale);
@@ -49,8 +54,10 @@ static inline double qe_log_f64(double x) {
     e++;
   }
   const double s = (m - 1.0) / (m + 1.0), s2 = s * s;
+  static const double inv_odd[12] = {1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11,
+                                     1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23};
   double series = 0.0;
-  for (int n = 23; n >= 1; n -= 2) series = 1.0 / n + s2 * series;
+  for (int n = 11; n >= 0; n--) series = inv_odd[n] + s2 * series;
   return 2.0 * s * series + e * 0.69314718055994530942;
 }
 

@@ -12,6 +12,7 @@
 #include "adapt/crc32c.h"
 #include "adapt/micro_lora.h"
 #include "adapt/pattern_cache.h"
+#include "adapt/scalar_math.h"
 #include "qe_api.h"
 #include "qe_test.h"
 
@@ -659,6 +660,18 @@ QE_TEST(cache_adapt_mines_negatives_and_learns) {
   qe_cache_destroy(c);
 }
 
+QE_TEST(scalar_exp_log_match_libm) {
+  double worst_exp = 0, worst_log = 0;
+  for (double x = -700; x <= 700; x += 0.37) {
+    worst_exp = fmax(worst_exp, fabs(qe_exp_f64(x) - exp(x)) / exp(x));
+  }
+  for (double x = 1e-300; x < 1e300; x *= 1.7) worst_log = fmax(worst_log, fabs(qe_log_f64(x) - log(x)) / fmax(1, fabs(log(x))));
+  worst_log = fmax(worst_log, fabs(qe_log_f64(4.9e-324) - log(4.9e-324)) / 744);
+  QE_CHECK(worst_exp < 1e-14, "exp relative error %g", worst_exp);
+  QE_CHECK(worst_log < 1e-14, "log error %g", worst_log);
+  QE_CHECK(qe_exp_f64(-1000) == 0 && qe_exp_f64(1000) == INFINITY && qe_log_f64(0) == -INFINITY, "edges");
+}
+
 QE_TEST(crc32c_known_value) {
   /* The CRC32C check value of "123456789" (RFC 3720). */
   QE_CHECK(qe_crc32c((const unsigned char *)"123456789", 9) == 0xE3069283u, "got %08x",
@@ -672,4 +685,4 @@ QE_SUITE(qe_suite_adapt, "adapt", QE_CASE(lora_new_is_identity_and_a_is_seeded),
          QE_CASE(cache_search_matches_brute_force_through_the_adapter),
          QE_CASE(cache_evicts_lowest_quality_then_least_recently_used), QE_CASE(cache_remove_moves_the_last_row),
          QE_CASE(cache_export_import_and_corruption), QE_CASE(cache_adapt_mines_negatives_and_learns),
-         QE_CASE(crc32c_known_value));
+         QE_CASE(scalar_exp_log_match_libm), QE_CASE(crc32c_known_value));
