@@ -173,6 +173,42 @@ async function runPatternAdaptationBenchmark(api, { quick = false, log = console
     }
   }
 
+  // Where the time of apply and of a step goes (rank 2, dim 256): the parts
+  // timed alone, side by side with the whole call, through the raw entries.
+  {
+    const { loadQEModule } = require(path.join(root, 'dist', 'cjs', 'js', 'module.js'));
+    const m = await loadQEModule();
+    const X = m.adaptEntries();
+    const dim = 256;
+    const outPtr = m.alloc(16);
+    X.qe_lora_create(dim, 2, 2, 42, outPtr);
+    const lora = m.i32()[outPtr >>> 2];
+    const xp = m.alloc(dim * 4), yp = m.alloc(dim * 4), kp = m.alloc(8 * dim * 4), lp = m.alloc(16);
+    const xv = m.f32().subarray(xp >>> 2, (xp >>> 2) + dim), yv = m.f32().subarray(yp >>> 2, (yp >>> 2) + dim);
+    const kv = m.f32().subarray(kp >>> 2, (kp >>> 2) + 8 * dim);
+    const x = seeded(dim, 3), y = new Float32Array(dim);
+    const keys = Array.from({ length: 8 }, (_, j) => seeded(dim, 20 + j));
+    keys.forEach((k, j) => kv.set(k, j * dim));
+    xv.set(x);
+    const ours = await api.createPatternAdapter('pattern-adaptation', { dim, maxPatterns: 16 });
+    const example = { anchor: x, positive: keys[0], negatives: keys.slice(1) };
+    const parts = [
+      ['apply: copy x in (1 KiB)', () => xv.set(x)],
+      ['apply: the C call alone', () => X.qe_lora_apply(lora, xp, yp)],
+      ['apply: copy y out', () => y.set(yv)],
+      ['apply(x, out): the whole call', () => ours.apply(x, y)],
+      ['step: copy anchor and 8 keys in (9 KiB)', () => { xv.set(x); for (let j = 0; j < 8; j++) kv.set(keys[j], j * dim); }],
+      ['step: the C call alone (loss, gradient, Adam)', () => X.qe_lora_adapt(lora, xp, kp, 8, 0.1, 1, lp)],
+      ['step: adapt(example), the whole call', () => ours.adapt(example)],
+    ];
+    const st = batchesSideBySide(parts.map((p) => p[1]), { batch, rounds });
+    out.breakdown = parts.map((p, i) => ({ part: p[0], ...st[i] }));
+    for (const b of out.breakdown) log(`  ${b.part}: ${b.median.toFixed(3)} us`);
+    ours.dispose();
+    X.qe_lora_destroy(lora);
+    for (const p of [outPtr, xp, yp, kp, lp]) m.free(p);
+  }
+
   // Nearest-5 in a full 10,000-pattern cache (dim 256), through the adapter.
   log('pattern-adaptation: nearest-5 in a full 10,000-pattern cache');
   {
@@ -222,6 +258,14 @@ function patternAdaptationMarkdown(r) {
     if (row.peerNote) lines.push(`| ${row.dim} | ${row.rank} | ${row.peerNote} | | | |`);
   }
   lines.push('');
+  if (r.breakdown) {
+    lines.push('Where the time goes, rank 2, dim 256 (each part timed alone, in turns with the whole call):');
+    lines.push('');
+    lines.push('| part | us |');
+    lines.push('|---|---|');
+    for (const b of r.breakdown) lines.push(`| ${b.part} | ${us(b)} |`);
+    lines.push('');
+  }
   if (r.nearest5) lines.push(`Nearest-5 through the adapter in a full cache of ${r.nearest5.patterns.toLocaleString('en-US')} patterns, dim ${r.nearest5.dim}: ${(r.nearest5.median / 1000).toFixed(4)} ms (${(r.nearest5.min / 1000).toFixed(4)}-${(r.nearest5.max / 1000).toFixed(4)}).`);
   if (r.learning) {
     const d = r.learning.distorted, c = r.learning.control;

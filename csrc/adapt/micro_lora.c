@@ -33,18 +33,77 @@
 
 /* ------------------------------------------------------------- vectors */
 
-/* Sum of a[i] * b[i]: two accumulators, then a fixed-order tail. */
+/* Sum of a[i] * b[i]. Four accumulators: a dot product of a few hundred
+ * floats is bound by the latency of its add chain, not by loads. */
 static float dot_f32(size_t n, const float *a, const float *b) {
-  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0;
+  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 16 <= n; i += 16) {
     s0 = qe_f32x4_madd(wasm_v128_load(a + i), wasm_v128_load(b + i), s0);
     s1 = qe_f32x4_madd(wasm_v128_load(a + i + 4), wasm_v128_load(b + i + 4), s1);
+    s2 = qe_f32x4_madd(wasm_v128_load(a + i + 8), wasm_v128_load(b + i + 8), s2);
+    s3 = qe_f32x4_madd(wasm_v128_load(a + i + 12), wasm_v128_load(b + i + 12), s3);
   }
   for (; i + 4 <= n; i += 4) s0 = qe_f32x4_madd(wasm_v128_load(a + i), wasm_v128_load(b + i), s0);
-  float s = qe_f32x4_hsum(wasm_f32x4_add(s0, s1));
+  float s = qe_f32x4_hsum(wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3)));
   for (; i < n; i++) s += a[i] * b[i];
   return s;
+}
+
+/* *kk = k . k and *uk = u . k in one pass over k. */
+static void norm_and_dot_f32(size_t n, const float *u, const float *k, float *kk, float *uk) {
+  v128_t n0 = wasm_f32x4_splat(0.0f), n1 = n0, d0 = n0, d1 = n0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const v128_t k0 = wasm_v128_load(k + i), k1 = wasm_v128_load(k + i + 4);
+    n0 = qe_f32x4_madd(k0, k0, n0);
+    n1 = qe_f32x4_madd(k1, k1, n1);
+    d0 = qe_f32x4_madd(wasm_v128_load(u + i), k0, d0);
+    d1 = qe_f32x4_madd(wasm_v128_load(u + i + 4), k1, d1);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const v128_t k0 = wasm_v128_load(k + i);
+    n0 = qe_f32x4_madd(k0, k0, n0);
+    d0 = qe_f32x4_madd(wasm_v128_load(u + i), k0, d0);
+  }
+  float sn = qe_f32x4_hsum(wasm_f32x4_add(n0, n1)), sd = qe_f32x4_hsum(wasm_f32x4_add(d0, d1));
+  for (; i < n; i++) {
+    sn += k[i] * k[i];
+    sd += u[i] * k[i];
+  }
+  *kk = sn;
+  *uk = sd;
+}
+
+/* out[j] = row j of a (stride lda) . x, for j < rows: two rows per pass, so
+ * each load of x serves both, with four independent add chains. */
+static void dot_rows_f32(size_t rows, size_t n, const float *a, size_t lda, const float *x, float *out) {
+  size_t j = 0;
+  for (; j + 2 <= rows; j += 2) {
+    const float *r0 = a + j * lda, *r1 = r0 + lda;
+    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, b0 = a0, b1 = a0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const v128_t x0 = wasm_v128_load(x + i), x1 = wasm_v128_load(x + i + 4);
+      a0 = qe_f32x4_madd(wasm_v128_load(r0 + i), x0, a0);
+      a1 = qe_f32x4_madd(wasm_v128_load(r0 + i + 4), x1, a1);
+      b0 = qe_f32x4_madd(wasm_v128_load(r1 + i), x0, b0);
+      b1 = qe_f32x4_madd(wasm_v128_load(r1 + i + 4), x1, b1);
+    }
+    for (; i + 4 <= n; i += 4) {
+      const v128_t x0 = wasm_v128_load(x + i);
+      a0 = qe_f32x4_madd(wasm_v128_load(r0 + i), x0, a0);
+      b0 = qe_f32x4_madd(wasm_v128_load(r1 + i), x0, b0);
+    }
+    float s0 = qe_f32x4_hsum(wasm_f32x4_add(a0, a1)), s1 = qe_f32x4_hsum(wasm_f32x4_add(b0, b1));
+    for (; i < n; i++) {
+      s0 += r0[i] * x[i];
+      s1 += r1[i] * x[i];
+    }
+    out[j] = s0;
+    out[j + 1] = s1;
+  }
+  if (j < rows) out[j] = dot_f32(n, a + j * lda, x);
 }
 
 /* y[i] += c * x[i] */
@@ -144,8 +203,8 @@ void qe_micro_lora_reset(qe_micro_lora *l) {
 static int forward(const qe_micro_lora *l, const float *x, float *y, float *h) {
   const size_t d = l->dim, r = l->rank;
   float c[QE_LORA_MAX_RANK];
+  dot_rows_f32(r, d, l->a, l->ld, x, h);
   for (size_t j = 0; j < r; j++) {
-    h[j] = dot_f32(d, l->a + j * l->ld, x);
     c[j] = l->scale * h[j];
     if (!isfinite(c[j])) return -1;
   }
@@ -201,12 +260,12 @@ int qe_micro_lora_gradient(const qe_micro_lora *l, const float *x, const float *
 
   const double inv_t = 1.0 / (double)temperature;
   for (size_t i = 0; i < nkeys; i++) {
-    const float *k = keys + i * ldk;
-    const float kk = dot_f32(d, k, k);
-    if (!isfinite(kk)) return -1;
+    float kk, uk;
+    norm_and_dot_f32(d, u, keys + i * ldk, &kk, &uk);
+    if (!isfinite(kk) || !isfinite(uk)) return -1;
     /* A zero key has cosine 0 with everything, as in the search. */
     kinv[i] = kk > 0.0f ? 1.0f / sqrtf(kk) : 0.0f;
-    coef[i] = (double)(dot_f32(d, u, k) * kinv[i]);
+    coef[i] = (double)(uk * kinv[i]);
   }
 
   const double w = (double)reward;
