@@ -24,7 +24,7 @@ static int byte_count_ok(double n) { return n >= 0 && n < 4294967296.0 && n == (
 int qe_lora_create(int32_t dim, int32_t rank, float alpha, uint32_t seed, qe_micro_lora **out) {
   if (!out) return QE_ERR_NULL;
   *out = NULL;
-  if (dim < 1 || dim > QE_LORA_MAX_DIM || rank < 1 || rank > QE_LORA_MAX_RANK || !isfinite(alpha))
+  if (dim < 1 || dim > QE_LORA_MAX_DIM || rank < 1 || rank > QE_LORA_MAX_RANK || !(fabsf(alpha) <= 1e6f))
     return QE_ERR_ARGUMENT;
   *out = qe_micro_lora_create((size_t)dim, (size_t)rank, alpha, seed);
   return *out ? QE_OK : QE_ERR_NO_MEMORY;
@@ -42,7 +42,7 @@ int qe_lora_set_optimizer(qe_micro_lora *lora, int32_t optimizer, float learning
                           float beta2, float epsilon, float weight_decay) {
   if (!lora) return QE_ERR_NULL;
   if ((optimizer != QE_LORA_SGD && optimizer != QE_LORA_ADAM) || !(learning_rate >= 0) ||
-      !isfinite(learning_rate) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) ||
+      !(learning_rate <= 1e6f) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) ||
       !(epsilon > 0) || !isfinite(epsilon) || !(weight_decay >= 0) || !isfinite(weight_decay) ||
       !(learning_rate * weight_decay < 1))
     return QE_ERR_ARGUMENT;
@@ -88,8 +88,7 @@ int qe_lora_accumulate(qe_micro_lora *lora, const float *x, const float *keys, i
 
 int qe_lora_step(qe_micro_lora *lora) {
   if (!lora) return QE_ERR_NULL;
-  qe_micro_lora_step(lora);
-  return QE_OK;
+  return qe_micro_lora_step(lora) == 0 ? QE_OK : QE_ERR_ARGUMENT;
 }
 
 int qe_lora_discard(qe_micro_lora *lora) {
@@ -110,8 +109,8 @@ int qe_lora_shape(const qe_micro_lora *lora, int32_t *out) {
 int qe_lora_adapt(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
                   float temperature, float reward, float *loss) {
   const int status = qe_lora_accumulate(lora, x, keys, nkeys, temperature, reward, loss);
-  if (status == QE_OK) qe_micro_lora_step(lora);
-  return status;
+  if (status != QE_OK) return status;
+  return qe_micro_lora_step(lora) == 0 ? QE_OK : QE_ERR_ARGUMENT;
 }
 
 int qe_lora_gradient(const qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
@@ -341,8 +340,8 @@ int qe_cache_adapt(qe_pattern_cache *cache, qe_micro_lora *lora, const float *x,
   }
   if (qe_micro_lora_accumulate(lora, x, keys, nkeys, d, temperature, reward, ws, loss) != 0)
     return QE_ERR_ARGUMENT;
-  if (step) qe_micro_lora_step(lora);
   *positive_used = positive_row;
+  if (step && qe_micro_lora_step(lora) != 0) return QE_ERR_ARGUMENT;
   return QE_OK;
 }
 

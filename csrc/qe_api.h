@@ -313,12 +313,12 @@ typedef struct qe_micro_lora qe_micro_lora;
 typedef struct qe_pattern_cache qe_pattern_cache;
 
 /* y = x + (alpha / rank) B (A x); A ~ N(0, 1/dim) from seed, B = 0.
- * 1 <= rank <= 8, dim >= 1, alpha finite. Optimizer: Adam, rate 0.01. */
+ * 1 <= rank <= 8, dim >= 1, |alpha| <= 1e6. Optimizer: Adam, rate 0.01. */
 QE_EXPORT int qe_lora_create(int32_t dim, int32_t rank, float alpha, uint32_t seed, qe_micro_lora **out);
 QE_EXPORT void qe_lora_destroy(qe_micro_lora *lora);
 /* Back to the new adapter of its seed (optimizer settings kept). */
 QE_EXPORT int qe_lora_reset(qe_micro_lora *lora);
-/* optimizer 0 SGD, 1 Adam; rate >= 0, 0 <= beta < 1, epsilon > 0, decay >= 0
+/* optimizer 0 SGD, 1 Adam; 0 <= rate <= 1e6, 0 <= beta < 1, epsilon > 0, decay >= 0
  * (decoupled: each step multiplies the weights by 1 - rate * decay). */
 QE_EXPORT int qe_lora_set_optimizer(qe_micro_lora *lora, int32_t optimizer, float learning_rate,
                                     float beta1, float beta2, float epsilon, float weight_decay);
@@ -331,7 +331,8 @@ QE_EXPORT int qe_lora_apply_batch(const qe_micro_lora *lora, const float *x, flo
  * positive, the rest negatives), weighted by reward (negative: push key 0
  * away); see csrc/adapt/micro_lora.h. accumulate adds its gradient, step
  * applies the mean of what was added, adapt does both. *loss gets the loss.
- * temperature > 0, 1 <= nkeys <= 4096, reward finite.
+ * temperature > 0, 1 <= nkeys <= 4096, reward finite. A step that would make
+ * a weight infinite or NaN is QE_ERR_ARGUMENT and changes no weight.
  */
 QE_EXPORT int qe_lora_accumulate(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
                                  float temperature, float reward, float *loss);

@@ -729,7 +729,9 @@ export class FlashAttentionBenchmark {
         workload: 'pattern-adaptation', label, kind: 'adaptation', shape: { rank, dim, negatives: 7 },
         baseline: notRun('baseline', 1, 'skipped', 'no naive baseline for adaptation; see the pattern-adaptation section'),
         flash, flashThreads: notRun('qe-flash', 1, 'skipped', 'one step is too small to share'), peers: [],
-        speedup: null, memoryReduction: null, seedSpeedupReached: null, targets, meetsTarget: allPass(targets), flops: null,
+        // No baseline ran, so, as for every row without one, the verdict stays unmeasured;
+        // `targets` still holds the latency, memory and throughput checks.
+        speedup: null, memoryReduction: null, seedSpeedupReached: null, targets, meetsTarget: null, flops: null,
         crossCheckPassed: true,
       };
     } finally {

@@ -395,7 +395,7 @@ export class PatternAdapter {
    */
   adapt(example: AdaptExample): number {
     const loss = this.accumulate(example);
-    if (this.enabledValue) checkStatus(this.x.qe_lora_step(this.lora), 'qe_lora_step');
+    if (this.enabledValue) this.step();
     return loss;
   }
 
@@ -425,7 +425,7 @@ export class PatternAdapter {
       this.discardAccumulated();
       throw error;
     }
-    if (this.enabledValue) checkStatus(this.x.qe_lora_step(this.lora), 'qe_lora_step');
+    if (this.enabledValue) this.step();
     return sum / examples.length;
   }
 
@@ -547,6 +547,15 @@ export class PatternAdapter {
     return nkeys;
   }
 
+  /** The optimizer step of what was accumulated. */
+  private step(): void {
+    const status = this.x.qe_lora_step(this.lora);
+    if (status === QE_STATUS.ERR_ARGUMENT) {
+      throw new RangeError('the step would make a weight infinite or NaN (learning rate, alpha or the inputs too large); the weights were left as they were');
+    }
+    if (status !== 0) throw this.fail(status, 'qe_lora_step');
+  }
+
   private discardAccumulated(): void {
     checkStatus(this.x.qe_lora_discard(this.lora), 'qe_lora_discard');
   }
@@ -561,7 +570,7 @@ export class PatternAdapter {
     }
     this.xBuf.get().set(this.lastQuery.get());
     const loss = this.cacheAdapt('recordOutcome', this.rowIds[this.lastResultRow], reward);
-    if (this.enabledValue) checkStatus(this.x.qe_lora_step(this.lora), 'qe_lora_step');
+    if (this.enabledValue) this.step();
     this.adaptations++;
     this.lastLoss = loss;
     return loss;

@@ -29,7 +29,7 @@
 #define LORA_MAGIC 0x524C4551u /* "QELR" */
 #define LORA_VERSION 1u
 #define LORA_HEADER 72u
-#define LORA_ARRAYS 8u
+#define LORA_ARRAYS 12u
 
 /* ------------------------------------------------------------- vectors */
 
@@ -177,7 +177,8 @@ qe_micro_lora *qe_micro_lora_create(size_t dim, size_t rank, float alpha, uint64
     free(l);
     return NULL;
   }
-  float **arrays[LORA_ARRAYS] = {&l->a, &l->bt, &l->grad_a, &l->grad_bt, &l->m_a, &l->v_a, &l->m_bt, &l->v_bt};
+  float **arrays[LORA_ARRAYS] = {&l->a, &l->bt, &l->grad_a, &l->grad_bt, &l->m_a, &l->v_a,
+                                 &l->m_bt, &l->v_bt, &l->spare[0], &l->spare[1], &l->spare[2], &l->spare[3]};
   for (size_t k = 0; k < LORA_ARRAYS; k++) *arrays[k] = l->block + k * n;
   qe_micro_lora_reset(l);
   return l;
@@ -298,6 +299,9 @@ int qe_micro_lora_gradient(const qe_micro_lora *l, const float *x, const float *
     }
   }
 
+  /* A reward so large that the loss leaves float's range: refused. */
+  if (!isfinite((float)loss)) return -1;
+
   /* g = dL/d(y/|y|) = sum_i dL/dc_i * k_i / |k_i| */
   memset(g, 0, d * sizeof(float));
   for (size_t i = 0; i < nkeys; i++) {
@@ -331,19 +335,26 @@ int qe_micro_lora_accumulate(qe_micro_lora *l, const float *x, const float *keys
 
 /* --------------------------------------------------------------- steps */
 
-/* One update of theta (n floats, n a multiple of 4) with gradient sum g. */
-static void update(const qe_micro_lora *l, float *theta, float *g, float *m, float *v, size_t n,
-                   float grad_scale, float c1, float c2) {
+/* One update of theta (n floats, n a multiple of 4) with gradient sum g,
+ * written to new arrays (theta into g's, m and v into spares): the old
+ * state stays intact until the whole step is known to be finite. Returns 0
+ * when every new value is finite. */
+static int update(const qe_micro_lora *l, const float *theta, float *g, const float *m, const float *v,
+                  float *m_new, float *v_new, size_t n, float grad_scale, float c1, float c2) {
   const v128_t lr = wasm_f32x4_splat(l->learning_rate);
   const v128_t decay = wasm_f32x4_splat(1.0f - l->learning_rate * l->weight_decay);
   const v128_t gs = wasm_f32x4_splat(grad_scale);
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  v128_t fin = zero; /* stays 0 unless some new value is infinite or NaN */
   if (l->optimizer == QE_LORA_SGD) {
     for (size_t i = 0; i < n; i += 4) {
       const v128_t gi = wasm_f32x4_mul(wasm_v128_load(g + i), gs);
       const v128_t t = wasm_f32x4_mul(wasm_v128_load(theta + i), decay);
-      wasm_v128_store(theta + i, wasm_f32x4_sub(t, wasm_f32x4_mul(lr, gi)));
+      const v128_t out = wasm_f32x4_sub(t, wasm_f32x4_mul(lr, gi));
+      wasm_v128_store(g + i, out);
+      fin = wasm_f32x4_add(fin, wasm_f32x4_mul(out, zero));
     }
-    return;
+    return qe_f32x4_hsum(fin) == 0.0f ? 0 : -1;
   }
   const v128_t b1 = wasm_f32x4_splat(l->beta1), b1c = wasm_f32x4_splat(1.0f - l->beta1);
   const v128_t b2 = wasm_f32x4_splat(l->beta2), b2c = wasm_f32x4_splat(1.0f - l->beta2);
@@ -354,28 +365,51 @@ static void update(const qe_micro_lora *l, float *theta, float *g, float *m, flo
     const v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(b1, wasm_v128_load(m + i)), wasm_f32x4_mul(b1c, gi));
     const v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(b2, wasm_v128_load(v + i)),
                                      wasm_f32x4_mul(b2c, wasm_f32x4_mul(gi, gi)));
-    wasm_v128_store(m + i, mi);
-    wasm_v128_store(v + i, vi);
+    wasm_v128_store(m_new + i, mi);
+    wasm_v128_store(v_new + i, vi);
     const v128_t den = wasm_f32x4_add(wasm_f32x4_sqrt(wasm_f32x4_mul(vi, inv_c2)), eps);
     const v128_t t = wasm_f32x4_mul(wasm_v128_load(theta + i), decay);
-    wasm_v128_store(theta + i, wasm_f32x4_sub(t, wasm_f32x4_div(wasm_f32x4_mul(step, mi), den)));
+    const v128_t out = wasm_f32x4_sub(t, wasm_f32x4_div(wasm_f32x4_mul(step, mi), den));
+    wasm_v128_store(g + i, out);
+    fin = wasm_f32x4_add(fin, wasm_f32x4_mul(wasm_f32x4_add(out, vi), zero));
   }
+  return qe_f32x4_hsum(fin) == 0.0f ? 0 : -1;
 }
 
-void qe_micro_lora_step(qe_micro_lora *l) {
-  if (l->grad_count == 0) return;
-  l->steps++;
+static void swap_arrays(float **a, float **b) {
+  float *t = *a;
+  *a = *b;
+  *b = t;
+}
+
+int qe_micro_lora_step(qe_micro_lora *l) {
+  if (l->grad_count == 0) return 0;
+  const uint64_t t = l->steps + 1;
   const float grad_scale = 1.0f / (float)l->grad_count;
   /* Adam's bias corrections 1 - beta^t, in double so that t in the millions stays exact enough. */
-  const float c1 = (float)(1.0 - qe_exp_f64((double)l->steps * qe_log_f64((double)l->beta1)));
-  const float c2 = (float)(1.0 - qe_exp_f64((double)l->steps * qe_log_f64((double)l->beta2)));
+  const float c1 = (float)(1.0 - qe_exp_f64((double)t * qe_log_f64((double)l->beta1)));
+  const float c2 = (float)(1.0 - qe_exp_f64((double)t * qe_log_f64((double)l->beta2)));
   const size_t n = array_floats(l);
-  update(l, l->a, l->grad_a, l->m_a, l->v_a, n, grad_scale, c1, c2);
-  update(l, l->bt, l->grad_bt, l->m_bt, l->v_bt, n, grad_scale, c1, c2);
+  const int bad = update(l, l->a, l->grad_a, l->m_a, l->v_a, l->spare[0], l->spare[1], n, grad_scale, c1, c2) |
+                  update(l, l->bt, l->grad_bt, l->m_bt, l->v_bt, l->spare[2], l->spare[3], n, grad_scale, c1, c2);
+  if (!bad) {
+    /* The new weights are in the gradient arrays, the new moments in the
+     * spares: swap them in; the old ones become the next scratch. */
+    swap_arrays(&l->a, &l->grad_a);
+    swap_arrays(&l->bt, &l->grad_bt);
+    if (l->optimizer == QE_LORA_ADAM) {
+      swap_arrays(&l->m_a, &l->spare[0]);
+      swap_arrays(&l->v_a, &l->spare[1]);
+      swap_arrays(&l->m_bt, &l->spare[2]);
+      swap_arrays(&l->v_bt, &l->spare[3]);
+    }
+    l->steps = t;
+  }
   memset(l->grad_a, 0, n * sizeof(float));
   memset(l->grad_bt, 0, n * sizeof(float));
   l->grad_count = 0;
   /* The padding of each row is zero in every array, so it stays zero. */
+  return bad ? -1 : 0;
 }
 
 void qe_micro_lora_merge(const qe_micro_lora *l, float *w, size_t ldw) {
@@ -437,7 +471,7 @@ int qe_micro_lora_import(const unsigned char *bytes, size_t n, qe_micro_lora **o
   qe_get_u32(&r);
   const uint64_t seed = qe_get_u64(&r), steps = qe_get_u64(&r);
   if (dim < 1 || dim > QE_LORA_MAX_DIM || rank < 1 || rank > QE_LORA_MAX_RANK || optimizer > QE_LORA_ADAM ||
-      !isfinite(alpha) || !finite_all(hp, 5) ||
+      !(fabsf(alpha) <= 1e6f) || !finite_all(hp, 5) || !(hp[0] >= 0 && hp[0] <= 1e6f) ||
       (uint64_t)n != LORA_HEADER + 6 * (uint64_t)rank * dim * sizeof(float) + 4)
     return QE_ERR_FORMAT;
   qe_micro_lora *l = qe_micro_lora_create(dim, rank, alpha, seed);

@@ -18,10 +18,12 @@
  * step applies their mean with SGD or Adam (bias-corrected), plus decoupled
  * weight decay toward zero.
  *
- * Layout: one block of eight arrays, each [r x ld] with ld = dim rounded up
- * to 4 (the padding stays zero): A, B^T (row j is B's column j, so both
- * products walk contiguous rows), their accumulated gradients, and Adam's
- * first and second moments of each.
+ * Layout: one block of twelve arrays, each [r x ld] with ld = dim rounded
+ * up to 4 (the padding stays zero): A, B^T (row j is B's column j, so both
+ * products walk contiguous rows), their accumulated gradients, Adam's first
+ * and second moments of each, and four spares. A step writes the new
+ * weights over the gradients and the new moments into the spares, then
+ * swaps pointers: a step that would overflow changes nothing.
  */
 #ifndef QE_MICRO_LORA_H
 #define QE_MICRO_LORA_H
@@ -47,6 +49,7 @@ typedef struct qe_micro_lora {
   uint32_t grad_count;  /* examples summed into the gradients */
   float *block;         /* the eight arrays below, one allocation */
   float *a, *bt, *grad_a, *grad_bt, *m_a, *v_a, *m_bt, *v_bt;
+  float *spare[4]; /* a step's new moments, before they are known finite */
 } qe_micro_lora;
 
 /* NULL when out of memory; dim, rank and alpha are checked by the caller. */
@@ -80,8 +83,9 @@ int qe_micro_lora_gradient(const qe_micro_lora *lora, const float *x, const floa
                            float *grad_a, float *grad_bt, void *workspace, float *loss);
 
 /* One optimizer step with the mean accumulated gradient; clears it. No-op
- * when nothing was accumulated. */
-void qe_micro_lora_step(qe_micro_lora *lora);
+ * when nothing was accumulated. Returns -1, changing no weight, when the
+ * step would make a weight or moment infinite or NaN. */
+int qe_micro_lora_step(qe_micro_lora *lora);
 
 /* w [dim x dim] (row stride ldw) += scale * B A: the adapter as one matrix. */
 void qe_micro_lora_merge(const qe_micro_lora *lora, float *w, size_t ldw);
