@@ -279,7 +279,7 @@ const unsigned char *qe_cache_row_label(const qe_pattern_cache *cache, int32_t r
   return cache->label[row];
 }
 
-/* memcmp, which the threaded modules do not link. */
+/* Equal element by element (-0 equals +0, as for cosine). */
 static int same_floats(size_t n, const float *a, const float *b) {
   for (size_t i = 0; i < n; i++)
     if (a[i] != b[i]) return 0;

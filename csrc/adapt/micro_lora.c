@@ -154,8 +154,6 @@ static void draw_a(qe_micro_lora *l) {
 static size_t array_floats(const qe_micro_lora *l) { return l->rank * l->ld; }
 
 qe_micro_lora *qe_micro_lora_create(size_t dim, size_t rank, float alpha, uint64_t seed) {
-  /* aligned_alloc, not malloc: the compiler turns malloc + memset into
-   * calloc, which the threaded modules' own heap does not have. */
   qe_micro_lora *l = aligned_alloc(16, (sizeof *l + 15) / 16 * 16);
   if (!l) return NULL;
   memset(l, 0, sizeof *l);

@@ -30,7 +30,6 @@
 #define CACHE_HEADER 40u
 
 qe_pattern_cache *qe_pattern_cache_create(size_t dim, size_t max_patterns) {
-  /* aligned_alloc, not malloc: see qe_micro_lora_create. */
   qe_pattern_cache *c = aligned_alloc(16, (sizeof *c + 15) / 16 * 16);
   if (!c) return NULL;
   memset(c, 0, sizeof *c);
@@ -66,7 +65,7 @@ void qe_pattern_cache_destroy(qe_pattern_cache *c) {
   free(c);
 }
 
-/* realloc by hand: the threaded modules' own heap has malloc and free only. */
+/* A larger copy of a block; the old one is freed only once the copy exists. */
 static void *grow_block(void *old, size_t old_bytes, size_t new_bytes) {
   void *p = malloc(new_bytes);
   if (!p) return NULL;

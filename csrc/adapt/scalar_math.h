@@ -1,7 +1,7 @@
 /*
  * Double-precision exp and log for the adapters' loss, softmax and seeded
- * normal draws. Written here because the threaded modules link no libm,
- * and so that every build draws the same A from a seed. Accurate to a few
+ * normal draws. Written here so that the threaded modules, which link no
+ * libm, need none, and so that every build draws the same A from a seed. Accurate to a few
  * ulp over the ranges used (relative error below 1e-15).
  */
 #ifndef QE_ADAPT_SCALAR_MATH_H
