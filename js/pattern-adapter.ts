@@ -955,7 +955,7 @@ export class PatternAdapter {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
     const bytes = this.export();
     const fs = await import('fs');
-    const tmp = `${path}.${process.pid}.${Date.now().toString(36)}.tmp`;
+    const tmp = `${path}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}.tmp`;
     try {
       const fd = fs.openSync(tmp, 'w');
       try {
