@@ -23,6 +23,7 @@
 import type { ModuleLoadOptions, QEWorkloadType } from '../types';
 import { QE_FLASH_ATTENTION_CONFIG, QE_SONA_CONFIG, assertWorkloadType } from './config';
 import { checkStatus, loadQEModule, QE_STATUS, type AdaptEntries, type QEModule } from './module';
+import { readFileBytes, writeBytesAtomic } from './platform';
 import { describe } from './validate';
 
 /** A vector argument: a Float32Array or an array of numbers, of the adapter's dimension. */
@@ -953,33 +954,13 @@ export class PatternAdapter {
   /** Writes export() to a file: a temporary file in the same folder, then a rename (Node only). */
   async saveTo(path: string): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
-    const bytes = this.export();
-    const fs = await import('fs');
-    const tmp = `${path}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}.tmp`;
-    try {
-      const fd = fs.openSync(tmp, 'w');
-      try {
-        fs.writeSync(fd, bytes);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, path);
-    } catch (error) {
-      try {
-        fs.unlinkSync(tmp);
-      } catch {
-        /* already gone */
-      }
-      throw error;
-    }
+    await writeBytesAtomic(path, this.export());
   }
 
   /** Reads a file written by saveTo and imports it (Node only). */
   async loadFrom(path: string): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
-    const fs = await import('fs');
-    const data = fs.readFileSync(path);
+    const data = await readFileBytes(path);
     this.import(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
 

@@ -175,3 +175,8 @@ export async function writeTextFile(path: string, _text: string): Promise<void> 
 export function writeFileAtomicSync(path: string, _text: string): void {
   throw new Error(`cannot write ${path}: a browser has no file system`);
 }
+
+/** Writing files: not in a browser. */
+export async function writeBytesAtomic(path: string, _bytes: Uint8Array): Promise<void> {
+  throw new Error(`cannot write ${path}: a browser has no file system`);
+}

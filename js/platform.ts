@@ -156,3 +156,26 @@ export function writeFileAtomicSync(path: string, text: string): void {
     throw error;
   }
 }
+
+/** Writes bytes through a temporary file in the same folder, fsynced, then a rename (Node; saved adapters). */
+export async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const fs = await import('node:fs');
+  const temp = `${path}.${process.pid}.${Date.now().toString(36)}.tmp`;
+  try {
+    const fd = fs.openSync(temp, 'w');
+    try {
+      fs.writeSync(fd, bytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, path);
+  } catch (error) {
+    try {
+      fs.unlinkSync(temp);
+    } catch {
+      // Nothing was written.
+    }
+    throw error;
+  }
+}
