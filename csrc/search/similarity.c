@@ -81,6 +81,48 @@ size_t qe_f32_row_inv_norms(size_t rows, size_t dim, const float *x, size_t ldx,
   return bad_rows;
 }
 
+/* ------------------------------------------------------- one-pair kernels */
+
+float qe_f32_dot(size_t dim, const float *a, const float *b) {
+  v128_t acc0 = wasm_f32x4_splat(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    acc0 = qe_f32x4_madd(wasm_v128_load(a + i), wasm_v128_load(b + i), acc0);
+    acc1 = qe_f32x4_madd(wasm_v128_load(a + i + 4), wasm_v128_load(b + i + 4), acc1);
+    acc2 = qe_f32x4_madd(wasm_v128_load(a + i + 8), wasm_v128_load(b + i + 8), acc2);
+    acc3 = qe_f32x4_madd(wasm_v128_load(a + i + 12), wasm_v128_load(b + i + 12), acc3);
+  }
+  for (; i + 4 <= dim; i += 4) acc0 = qe_f32x4_madd(wasm_v128_load(a + i), wasm_v128_load(b + i), acc0);
+  float s = qe_f32x4_hsum(wasm_f32x4_add(wasm_f32x4_add(acc0, acc1), wasm_f32x4_add(acc2, acc3)));
+  for (; i < dim; i++) s += a[i] * b[i];
+  return s;
+}
+
+float qe_f32_l2_squared(size_t dim, const float *a, const float *b) {
+  v128_t acc0 = wasm_f32x4_splat(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const v128_t d0 = wasm_f32x4_sub(wasm_v128_load(a + i), wasm_v128_load(b + i));
+    const v128_t d1 = wasm_f32x4_sub(wasm_v128_load(a + i + 4), wasm_v128_load(b + i + 4));
+    const v128_t d2 = wasm_f32x4_sub(wasm_v128_load(a + i + 8), wasm_v128_load(b + i + 8));
+    const v128_t d3 = wasm_f32x4_sub(wasm_v128_load(a + i + 12), wasm_v128_load(b + i + 12));
+    acc0 = qe_f32x4_madd(d0, d0, acc0);
+    acc1 = qe_f32x4_madd(d1, d1, acc1);
+    acc2 = qe_f32x4_madd(d2, d2, acc2);
+    acc3 = qe_f32x4_madd(d3, d3, acc3);
+  }
+  for (; i + 4 <= dim; i += 4) {
+    const v128_t d = wasm_f32x4_sub(wasm_v128_load(a + i), wasm_v128_load(b + i));
+    acc0 = qe_f32x4_madd(d, d, acc0);
+  }
+  float s = qe_f32x4_hsum(wasm_f32x4_add(wasm_f32x4_add(acc0, acc1), wasm_f32x4_add(acc2, acc3)));
+  for (; i < dim; i++) {
+    const float d = a[i] - b[i];
+    s += d * d;
+  }
+  return s;
+}
+
 /* ------------------------------------------------------------------ top-K */
 
 typedef struct {

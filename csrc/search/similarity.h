@@ -44,6 +44,15 @@
 size_t qe_f32_row_inv_norms(size_t rows, size_t dim, const float *x, size_t ldx,
                             float *inv_norms);
 
+/*
+ * The one-pair distance kernels, shared by the HNSW index (csrc/search/hnsw.c)
+ * and its exact scan: dot(a, b) and |a - b|^2 over dim floats, four
+ * accumulators of four lanes (sixteen floats per step), then a tail. The
+ * lanes are summed in a fixed order, so a pair scores the same every time.
+ */
+float qe_f32_dot(size_t dim, const float *a, const float *b);
+float qe_f32_l2_squared(size_t dim, const float *a, const float *b);
+
 /* Writes count row-major rows (stride ldr) into the panel layout at rows
  * row0 .. row0 + count of the corpus. */
 void qe_f32_corpus_store_rows(size_t dim, float *corpus, size_t row0, size_t count,

@@ -60,6 +60,7 @@ extern const qe_test_suite qe_suite_search;
 extern const qe_test_suite qe_suite_threads; /* csrc/api_threads.c, allocation from several threads */
 extern const qe_test_suite qe_suite_text; /* csrc/embed/text_weight.c */
 extern const qe_test_suite qe_suite_adapt; /* csrc/adapt/, csrc/api_adapt.c */
+extern const qe_test_suite qe_suite_hnsw; /* csrc/search/hnsw.c */
 
 #define QE_SUITE(var, label, ...)                              \
   static const qe_test_case var##_cases[] = {__VA_ARGS__};     \

@@ -1,0 +1,106 @@
+/*
+ * The exported entries of the HNSW index: argument checks in JavaScript's
+ * integer types, then csrc/search/hnsw.c, which checks again and owns the
+ * graph. No arena: the index holds its own working memory.
+ */
+#include "api_hnsw.h"
+
+#include <stdint.h>
+
+int qe_hnsw_index_create(int32_t dim, int32_t metric, int32_t M, int32_t ef_construction, int32_t ef_search,
+                         uint32_t seed_lo, uint32_t seed_hi, int32_t capacity, qe_hnsw **out) {
+  if (!out) return QE_ERR_NULL;
+  *out = NULL;
+  if (dim < 1 || metric < 0 || M < 1 || ef_construction < 1 || ef_search < 1 || capacity < 0)
+    return QE_ERR_ARGUMENT;
+  const qe_hnsw_params p = {(uint32_t)dim, (uint32_t)metric, (uint32_t)M, (uint32_t)ef_construction,
+                            (uint32_t)ef_search, (uint64_t)seed_hi << 32 | seed_lo};
+  return qe_hnsw_create(&p, (uint32_t)capacity, out);
+}
+
+int qe_hnsw_index_destroy(qe_hnsw *h) {
+  /* A handle in use by a call on another thread is not freed under it. */
+  return qe_hnsw_try_destroy(h);
+}
+
+int qe_hnsw_index_add(qe_hnsw *h, const float *vectors, int32_t count, uint32_t *slots, int32_t *added) {
+  if (!h || !vectors || !slots || !added) return QE_ERR_NULL;
+  *added = 0;
+  if (count < 1) return QE_ERR_ARGUMENT;
+  const size_t dim = qe_hnsw_dim(h);
+  for (int32_t i = 0; i < count; i++) {
+    const int status = qe_hnsw_add(h, vectors + (size_t)i * dim, slots + i);
+    if (status != QE_OK) return status;
+    *added = i + 1;
+  }
+  return QE_OK;
+}
+
+int qe_hnsw_index_remove(qe_hnsw *h, int32_t slot) {
+  if (!h) return QE_ERR_NULL;
+  if (slot < 0) return QE_ERR_INDEX;
+  return qe_hnsw_remove(h, (uint32_t)slot);
+}
+
+int qe_hnsw_index_search(qe_hnsw *h, const float *queries, int32_t nq, int32_t k, int32_t ef, const uint8_t *allow,
+                         int32_t exact, uint32_t *out_slots, float *out_distances, int32_t *out_counts) {
+  if (!h || !queries || !out_slots || !out_distances || !out_counts) return QE_ERR_NULL;
+  if (nq < 1 || k < 1 || ef < 0 || (int64_t)nq * k > INT32_MAX) return QE_ERR_ARGUMENT;
+  const size_t dim = qe_hnsw_dim(h);
+  for (int32_t i = 0; i < nq; i++) {
+    const float *q = queries + (size_t)i * dim;
+    uint32_t *s = out_slots + (size_t)i * (size_t)k;
+    float *d = out_distances + (size_t)i * (size_t)k;
+    const int32_t n = exact ? qe_hnsw_search_exact(h, q, (uint32_t)k, allow, s, d)
+                            : qe_hnsw_search(h, q, (uint32_t)k, (uint32_t)ef, allow, s, d);
+    if (n < 0) return n;
+    out_counts[i] = n;
+  }
+  return QE_OK;
+}
+
+int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef) {
+  if (!h) return QE_ERR_NULL;
+  return ef < 1 ? QE_ERR_ARGUMENT : qe_hnsw_set_ef_search(h, (uint32_t)ef);
+}
+
+int32_t qe_hnsw_index_count(const qe_hnsw *h) { return (int32_t)qe_hnsw_count(h); }
+int32_t qe_hnsw_index_slot_count(const qe_hnsw *h) { return (int32_t)qe_hnsw_slot_count(h); }
+int32_t qe_hnsw_index_max_level(const qe_hnsw *h) { return qe_hnsw_max_level(h); }
+
+uint32_t qe_hnsw_index_memory_bytes(const qe_hnsw *h) {
+  const size_t b = qe_hnsw_memory_bytes(h);
+  return b > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)b;
+}
+
+int32_t qe_hnsw_index_links(const qe_hnsw *h, int32_t slot, int32_t level, uint32_t *out) {
+  if (slot < 0) return QE_ERR_INDEX;
+  return qe_hnsw_links(h, (uint32_t)slot, level, out);
+}
+
+int qe_hnsw_index_save_size(const qe_hnsw *h, int32_t user_bytes, uint32_t *size) {
+  if (!h || !size) return QE_ERR_NULL;
+  if (user_bytes < 0) return QE_ERR_ARGUMENT;
+  size_t total = 0;
+  const int status = qe_hnsw_save_size(h, (size_t)user_bytes, &total);
+  if (status != QE_OK) return status;
+  if (total > 0xFFFFFFFFu) return QE_ERR_ARGUMENT;
+  *size = (uint32_t)total;
+  return QE_OK;
+}
+
+int qe_hnsw_index_save(qe_hnsw *h, const uint8_t *user, int32_t user_bytes, uint8_t *out, uint32_t size) {
+  if (user_bytes < 0) return QE_ERR_ARGUMENT;
+  return qe_hnsw_save(h, user, (size_t)user_bytes, out, size);
+}
+
+int qe_hnsw_index_load(const uint8_t *bytes, uint32_t n, int32_t expect_dim, int32_t expect_metric, qe_hnsw **out,
+                       uint32_t *user_offset, uint32_t *user_bytes) {
+  if (!out || !user_offset || !user_bytes) return QE_ERR_NULL;
+  const uint8_t *user = NULL;
+  size_t extra = 0;
+  const int status = qe_hnsw_load(bytes, n, (uint32_t)expect_dim, (uint32_t)expect_metric, out, &user, &extra);
+  *user_offset = status == QE_OK ? (uint32_t)(user - bytes) : 0;
+  *user_bytes = (uint32_t)extra;
+  return status;
+}
