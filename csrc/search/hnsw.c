@@ -86,9 +86,10 @@ struct qe_hnsw {
 
 /* ------------------------------------------------------------ the handle */
 
-/* Zeroed memory (the threaded build's own heap has malloc, not calloc). */
+/* Zeroed memory. The threaded build's own heap has no calloc, and clang
+ * folds malloc + memset into calloc: aligned_alloc it is. */
 static void *zalloc(size_t bytes) {
-  void *p = malloc(bytes);
+  void *p = aligned_alloc(16, (bytes + 15) & ~(size_t)15);
   if (p) memset(p, 0, bytes);
   return p;
 }
