@@ -73,6 +73,11 @@ uint32_t qe_hnsw_index_memory_bytes(const qe_hnsw *h) {
   return b > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)b;
 }
 
+int qe_hnsw_index_vector(const qe_hnsw *h, int32_t slot, float *out) {
+  if (slot < 0) return QE_ERR_INDEX;
+  return qe_hnsw_vector(h, (uint32_t)slot, out);
+}
+
 int32_t qe_hnsw_index_links(const qe_hnsw *h, int32_t slot, int32_t level, uint32_t *out) {
   if (slot < 0) return QE_ERR_INDEX;
   return qe_hnsw_links(h, (uint32_t)slot, level, out);

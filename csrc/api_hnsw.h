@@ -45,6 +45,8 @@ QE_EXPORT int32_t qe_hnsw_index_count(const qe_hnsw *h);
 QE_EXPORT int32_t qe_hnsw_index_slot_count(const qe_hnsw *h);
 QE_EXPORT int32_t qe_hnsw_index_max_level(const qe_hnsw *h);
 QE_EXPORT uint32_t qe_hnsw_index_memory_bytes(const qe_hnsw *h);
+/* The stored vector of slot (normalized for cosine) into out (dim floats). */
+QE_EXPORT int qe_hnsw_index_vector(const qe_hnsw *h, int32_t slot, float *out);
 /* Links of slot on level into out (room for 2M); the count or a negative status. */
 QE_EXPORT int32_t qe_hnsw_index_links(const qe_hnsw *h, int32_t slot, int32_t level, uint32_t *out);
 

@@ -23,6 +23,7 @@ import { MODULE_ENV_VAR } from './loader';
 import { embedSource, embedTokens } from './code-embedding';
 import { createCodeIndex, isCodeIndex, matchText, type CodeIndex, type CodeIndexOptions } from './code-index';
 import { MetricsRecorder, type MeasuredOperation } from './metrics';
+import { HNSWIndex, type HNSWIndexOptions, type HNSWSearchOptions, type HNSWSearchResult } from './hnsw';
 import { loadQEModule, type AttentionRun, type QEModule } from './module';
 import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
 import { ResidentAttention } from './resident-attention';
@@ -54,6 +55,7 @@ export class QEFlashAttention {
   private readonly workload: QEWorkloadType;
   private readonly metrics = new MetricsRecorder();
   private readonly resident = new Set<ResidentAttention>();
+  private coverageIndex: HNSWIndex | null = null;
 
   /**
    * As in the original module: the workload's preset merged with
@@ -369,6 +371,32 @@ export class QEFlashAttention {
     return createCodeIndex(this.live(), { threads: this.threads, ...options });
   }
 
+  /**
+   * A new HNSW index (approximate nearest neighbours) in this instance's
+   * module memory; dimensions default to the workload's. Dispose it when done.
+   */
+  createHNSWIndex<M = unknown>(options: HNSWIndexOptions = {}): HNSWIndex<M> {
+    return new HNSWIndex<M>(this.live(), { dimensions: this.config.dim, ...options });
+  }
+
+  /**
+   * The instance's own HNSW index, the one searchCoverage searches (the
+   * coverage-analysis workload's "which tests cover code like this"): made
+   * on first use with the workload's dimension and the default parameters
+   * (M 16, efConstruction 200, efSearch 100, cosine); fill it with insert or
+   * batchInsert. Disposed with the instance.
+   */
+  getCoverageIndex(): HNSWIndex {
+    this.live();
+    this.coverageIndex ??= this.createHNSWIndex();
+    return this.coverageIndex;
+  }
+
+  /** The k nearest entries of getCoverageIndex() to query, best first. */
+  searchCoverage(query: Float32Array | readonly number[], k = 10, options?: HNSWSearchOptions): HNSWSearchResult[] {
+    return this.getCoverageIndex().search(query, k, options);
+  }
+
   /** Runs a QE method and records its metrics. */
   private measured<T>(operation: MeasuredOperation['operation'], rows: number, dim: number, heads: number, run: () => T): T {
     const module = this.live();
@@ -450,6 +478,8 @@ export class QEFlashAttention {
    */
   dispose(): void {
     for (const r of [...this.resident]) r.dispose();
+    this.coverageIndex?.dispose();
+    this.coverageIndex = null;
     if (this.module !== null && this.threads > 1) this.module.pool?.release();
     this.module = null;
     this.disposed = true;

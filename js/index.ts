@@ -71,6 +71,20 @@ export {
   type StoredPattern,
   type Vector,
 } from './pattern-adapter';
+  HNSWFileError,
+  HNSWFilter,
+  HNSWIndex,
+  createHNSWIndex,
+  type HNSWFileErrorCode,
+  type HNSWFilterInput,
+  type HNSWIndexOptions,
+  type HNSWIndexStats,
+  type HNSWInsertItem,
+  type HNSWKey,
+  type HNSWMetric,
+  type HNSWSearchOptions,
+  type HNSWSearchResult,
+} from './hnsw';
 export { tokenizeCode, splitIdentifier, type CodeLanguage, type CodeToken, type CodeTokenKind } from './tokenizer';
 export { threadsAvailable, terminateThreadPools } from './threads';
 export {

@@ -209,7 +209,23 @@ export class QEModule {
     }
   }
 
-  /** Bytes of working memory the last kernel call used. */
+  /**
+   * Entries of a room that types its own (js/hnsw.ts), checked by name: an
+   * Error naming the first missing export (a module built before the room).
+   */
+  entries<T>(names: readonly string[]): T {
+    const all = this.x as unknown as Record<string, unknown>;
+    for (const name of names) {
+      if (typeof all[name] !== 'function') throw new Error(`${this.source} lacks the export ${name}; rebuild it with 'make wasm'`);
+    }
+    return this.x as unknown as T;
+  }
+
+  /** Bytes of a Uint8Array view over the whole memory, current even after growth. */
+  u8(): Uint8Array {
+    return new Uint8Array(this.memory.buffer);
+  }
+
   /** The search entries at pointer level, for js/similarity.ts and js/code-embedding.ts. */
   searchEntries(): SearchEntries {
     return this.x;

@@ -282,6 +282,51 @@ export function referenceOnnxAttention(c: OnnxReferenceCase): Float64Array {
     }
   }
   return y;
+
+/** HNSW distance in float64 (csrc/search/hnsw.h): cosine 1 - cos, ip 1 - dot, l2 |q - x| (not squared). */
+export function referenceDistance(metric: 'cosine' | 'ip' | 'l2', q: ArrayLike<number>, x: ArrayLike<number>): number {
+  let dot = 0;
+  let nq = 0;
+  let nx = 0;
+  let l2 = 0;
+  for (let i = 0; i < q.length; i++) {
+    dot += q[i] * x[i];
+    nq += q[i] * q[i];
+    nx += x[i] * x[i];
+    l2 += (q[i] - x[i]) * (q[i] - x[i]);
+  }
+  if (metric === 'l2') return Math.sqrt(l2);
+  if (metric === 'ip') return 1 - dot;
+  return nq === 0 || nx === 0 ? 1 : 1 - dot / Math.sqrt(nq * nx);
+}
+
+/** The exact k nearest rows (float64 brute force) among those `allow` admits: [{ index, distance }] closest first. */
+export function referenceKnn(
+  metric: 'cosine' | 'ip' | 'l2',
+  q: ArrayLike<number>,
+  rows: readonly ArrayLike<number>[],
+  k: number,
+  allow: (index: number) => boolean = () => true,
+): { index: number; distance: number }[] {
+  const all: { index: number; distance: number }[] = [];
+  rows.forEach((x, index) => {
+    if (allow(index)) all.push({ index, distance: referenceDistance(metric, q, x) });
+  });
+  all.sort((a, b) => a.distance - b.distance || a.index - b.index);
+  return all.slice(0, k);
+}
+
+/** n points around `clusters` Gaussian centres (N(0, 1) per coordinate), spread sigma: [points, a generator of more]. */
+export function gaussianMixture(n: number, dim: number, clusters: number, sigma: number, seed: number): { points: Float32Array[]; more: (count: number) => Float32Array[] } {
+  const r = rng(seed);
+  const gauss = (): number => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  const centres = Array.from({ length: clusters }, () => Float64Array.from({ length: dim }, gauss));
+  const more = (count: number): Float32Array[] =>
+    Array.from({ length: count }, () => {
+      const c = centres[Math.floor(r() * clusters) % clusters];
+      return Float32Array.from({ length: dim }, (_, d) => c[d] + sigma * gauss());
+    });
+  return { points: more(n), more };
 }
 
 /* ------------------------------------------------------------------

@@ -623,6 +623,13 @@ size_t qe_hnsw_memory_bytes(const qe_hnsw *h) {
          (size_t)h->dim_pad * 4;
 }
 
+int qe_hnsw_vector(const qe_hnsw *h, uint32_t slot, float *out) {
+  if (!h || !out) return QE_ERR_NULL;
+  if (slot >= h->slots || h->levels[slot] < 0) return QE_ERR_INDEX;
+  memcpy(out, vec_of(h, slot), (size_t)h->p.dim * 4);
+  return QE_OK;
+}
+
 int32_t qe_hnsw_links(const qe_hnsw *h, uint32_t slot, int32_t level, uint32_t *out) {
   if (!h || !out) return QE_ERR_NULL;
   if (slot >= h->slots || h->levels[slot] < 0 || level < 0 || level > h->levels[slot]) return QE_ERR_INDEX;

@@ -106,6 +106,8 @@ uint32_t qe_hnsw_count(const qe_hnsw *h);       /* live nodes */
 uint32_t qe_hnsw_slot_count(const qe_hnsw *h);  /* slots ever used (live + free) */
 int32_t qe_hnsw_max_level(const qe_hnsw *h);    /* -1 when empty */
 size_t qe_hnsw_memory_bytes(const qe_hnsw *h);  /* everything the index holds */
+/* The stored vector of `slot` (normalized for cosine) into out (dim floats). */
+int qe_hnsw_vector(const qe_hnsw *h, uint32_t slot, float *out);
 /* Links of `slot` on `level` copied to out (room for 2M); the count, or a negative status. */
 int32_t qe_hnsw_links(const qe_hnsw *h, uint32_t slot, int32_t level, uint32_t *out);
 

@@ -1,0 +1,779 @@
+/**
+ * An HNSW index (approximate nearest-neighbour search) in module memory:
+ * createHNSWIndex and HNSWIndex, with the names agentic-qe's coverage code
+ * uses (insert / batchInsert / search / delete / getStats / clear, and the
+ * kernel's IHnswIndexProvider add / remove / size / dimensions / recall).
+ *
+ * The graph lives in C (csrc/search/hnsw.c) behind an opaque handle; this
+ * file keeps what JavaScript owns: the caller's keys and metadata, mapped to
+ * the C slots, and the checks. Keys are strings or numbers; inserting a key
+ * again replaces its vector (and metadata). Every call is synchronous and
+ * runs on the calling thread; `await index.insert(...)` works as well, for
+ * callers written against the asynchronous interface.
+ *
+ * What a result means, for query q and stored x (best first, ties by the
+ * lower slot):
+ *   cosine   distance = 1 - cos(q, x)   score = cos(q, x)
+ *   ip       distance = 1 - dot(q, x)   score = dot(q, x)
+ *   l2       distance = |q - x|         score = 1 / (1 + |q - x|)
+ */
+import { checkStatus, loadQEModule, QE_STATUS, type QEModule } from './module';
+import type { ModuleLoadOptions } from '../types';
+import { describe, validatePositiveInteger } from './validate';
+
+export type HNSWMetric = 'cosine' | 'ip' | 'l2';
+export type HNSWKey = string | number;
+
+export interface HNSWIndexOptions {
+  /** Vector length (default 384). */
+  dimensions?: number;
+  /** Links per node above level 0 (2M on level 0); default 16. */
+  M?: number;
+  /** Candidates while inserting; default 200. */
+  efConstruction?: number;
+  /** Candidates while searching (at least k is used); default 100. */
+  efSearch?: number;
+  /** 'cosine' (default), 'ip' (inner product), 'l2' ('euclidean' is taken as 'l2'). */
+  metric?: HNSWMetric | 'euclidean';
+  /** Most vectors the index accepts (a RangeError past it); default: no limit. Also reserves room up front. */
+  maxElements?: number;
+  /** Seed of the level generator: the same seed and the same calls build the same graph. Default 42. */
+  seed?: number;
+}
+
+export interface HNSWSearchResult<M = unknown> {
+  key: HNSWKey;
+  /** The same as key (IHnswIndexProvider's name). */
+  id: HNSWKey;
+  score: number;
+  distance: number;
+  metadata?: M;
+}
+
+/** An allow-list: a filter made by createFilter, keys, or a predicate on (key, metadata). */
+export type HNSWFilterInput<M = unknown> = HNSWFilter | Iterable<HNSWKey> | ((key: HNSWKey, metadata: M | undefined) => boolean);
+
+export interface HNSWSearchOptions<M = unknown> {
+  /** Candidate list size for this search (default: efSearch); at least k is used. */
+  ef?: number;
+  /** Only these may be returned. The check runs inside the C search on a bitset. */
+  filter?: HNSWFilterInput<M>;
+}
+
+export interface HNSWInsertItem<M = unknown> {
+  key: HNSWKey;
+  vector: Float32Array | readonly number[];
+  metadata?: M;
+}
+
+export interface HNSWIndexStats {
+  /** True: the search is a real HNSW graph (in WebAssembly), not a scan. */
+  nativeHNSW: boolean;
+  backendType: 'qe-flash-wasm';
+  vectorCount: number;
+  /** Module memory the index holds: vectors, links and working lists. */
+  indexSizeBytes: number;
+  bytesPerVector: number;
+  avgSearchLatencyMs: number;
+  p95SearchLatencyMs: number;
+  p99SearchLatencyMs: number;
+  searchOperations: number;
+  insertOperations: number;
+  deleteOperations: number;
+  dimensions: number;
+  metric: HNSWMetric;
+  M: number;
+  efConstruction: number;
+  efSearch: number;
+  /** The top level of the graph (-1 when empty). */
+  maxLevel: number;
+}
+
+/** Why bytes could not be loaded as an index. */
+export type HNSWFileErrorCode = 'EMPTY' | 'FOREIGN' | 'VERSION' | 'TRUNCATED' | 'CHECKSUM' | 'DIMENSION' | 'METRIC' | 'CORRUPT';
+
+/** load() / loadFrom() of bytes that are not a sound index of this shape. Nothing is changed. */
+export class HNSWFileError extends Error {
+  readonly code: HNSWFileErrorCode;
+  constructor(code: HNSWFileErrorCode, message: string) {
+    super(message);
+    this.name = 'HNSWFileError';
+    this.code = code;
+  }
+}
+
+const METRIC_CODE: Record<HNSWMetric, number> = { cosine: 0, ip: 1, l2: 2 };
+const METRIC_NAME: readonly HNSWMetric[] = ['cosine', 'ip', 'l2'];
+const ERR_BUSY = -20;
+const FILE_ERRORS: Record<number, HNSWFileErrorCode> = {
+  [-21]: 'EMPTY', [-22]: 'FOREIGN', [-23]: 'VERSION', [-24]: 'TRUNCATED',
+  [-25]: 'CHECKSUM', [-26]: 'DIMENSION', [-27]: 'METRIC', [-28]: 'CORRUPT',
+};
+/** Limits of csrc/search/hnsw.h. */
+const MAX_DIM = 65536;
+const MAX_M = 256;
+const MAX_EF = 65536;
+const MAX_SLOTS = 0x7ffffff0;
+const LATENCY_WINDOW = 1000;
+
+interface HNSWEntries {
+  qe_hnsw_index_create(dim: number, metric: number, M: number, efc: number, efs: number, seedLo: number, seedHi: number, capacity: number, out: number): number;
+  qe_hnsw_index_destroy(h: number): number;
+  qe_hnsw_index_add(h: number, vectors: number, count: number, slots: number, added: number): number;
+  qe_hnsw_index_remove(h: number, slot: number): number;
+  qe_hnsw_index_search(h: number, queries: number, nq: number, k: number, ef: number, allow: number, exact: number, outSlots: number, outDistances: number, outCounts: number): number;
+  qe_hnsw_index_set_ef_search(h: number, ef: number): number;
+  qe_hnsw_index_count(h: number): number;
+  qe_hnsw_index_slot_count(h: number): number;
+  qe_hnsw_index_max_level(h: number): number;
+  qe_hnsw_index_memory_bytes(h: number): number;
+  qe_hnsw_index_vector(h: number, slot: number, out: number): number;
+  qe_hnsw_index_save_size(h: number, userBytes: number, size: number): number;
+  qe_hnsw_index_save(h: number, user: number, userBytes: number, out: number, size: number): number;
+  qe_hnsw_index_load(bytes: number, n: number, expectDim: number, expectMetric: number, out: number, userOffset: number, userBytes: number): number;
+}
+const ENTRY_NAMES: readonly (keyof HNSWEntries)[] = [
+  'qe_hnsw_index_create', 'qe_hnsw_index_destroy', 'qe_hnsw_index_add', 'qe_hnsw_index_remove', 'qe_hnsw_index_search',
+  'qe_hnsw_index_set_ef_search', 'qe_hnsw_index_count', 'qe_hnsw_index_slot_count', 'qe_hnsw_index_max_level',
+  'qe_hnsw_index_memory_bytes', 'qe_hnsw_index_vector', 'qe_hnsw_index_save_size', 'qe_hnsw_index_save', 'qe_hnsw_index_load',
+];
+
+function hnswStatus(status: number, entry: string): void {
+  if (status === ERR_BUSY) {
+    throw new Error(`${entry}: the index is in use by another call (one thread at a time; calls are never interleaved)`);
+  }
+  checkStatus(status, entry);
+}
+
+function validateKey(name: string, key: unknown): asserts key is HNSWKey {
+  if (typeof key === 'string') return;
+  if (typeof key === 'number' && Number.isFinite(key)) return;
+  throw new TypeError(`${name} must be a string or a finite number, got ${describe(key)}`);
+}
+
+function validateIntegerIn(name: string, value: unknown, lo: number, hi: number): asserts value is number {
+  validatePositiveInteger(name, value);
+  if (value < lo || value > hi) throw new RangeError(`${name} must be between ${lo} and ${hi}, got ${value}`);
+}
+
+/** A vector of length dim with finite elements, as a Float32Array. */
+function toVector(name: string, value: unknown, dim: number): Float32Array {
+  let v: Float32Array;
+  if (value instanceof Float32Array) v = value;
+  else if (Array.isArray(value)) {
+    v = new Float32Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      if (typeof value[i] !== 'number') throw new TypeError(`${name}[${i}] must be a number, got ${describe(value[i])}`);
+      v[i] = value[i];
+    }
+  } else throw new TypeError(`${name} must be a Float32Array or an array of numbers, got ${describe(value)}`);
+  if (v.length !== dim) throw new RangeError(`${name} has length ${v.length} but the index has ${dim} dimensions`);
+  for (let i = 0; i < v.length; i++) {
+    if (!Number.isFinite(v[i])) throw new RangeError(`${name}[${i}] is ${v[i]}; vectors must be finite (as float32)`);
+  }
+  return v;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/**
+ * An allow-list bound to one index, reusable across searches: the bitset
+ * over the index's slots is built once and rebuilt only after the index
+ * changes. Made by HNSWIndex.createFilter.
+ */
+export class HNSWFilter {
+  /** @internal */ bits: Uint8Array | null = null;
+  /** @internal */ builtAt = -1;
+  /** @internal */ constructor(readonly index: HNSWIndex, readonly keys: ReadonlySet<HNSWKey>) {}
+  /** How many of the index's keys pass (as of now). */
+  get size(): number {
+    let n = 0;
+    for (const k of this.keys) if (this.index.has(k)) n++;
+    return n;
+  }
+}
+
+export class HNSWIndex<M = unknown> {
+  readonly M: number;
+  readonly efConstruction: number;
+  readonly metric: HNSWMetric;
+  readonly maxElements: number;
+  readonly seed: number;
+  private readonly dim: number;
+  private efSearch: number;
+  private readonly x: HNSWEntries;
+  private handle = 0;
+  private slotKey: (HNSWKey | undefined)[] = [];
+  private slotMeta: (M | undefined)[] = [];
+  private keySlot = new Map<HNSWKey, number>();
+  /** Changes whenever slots change meaning: filters rebuild their bitsets. */
+  private generation = 0;
+  /** Resident buffers (module memory): the query, results, the filter bitset. */
+  private buf = { ptr: 0, bytes: 0 };
+  private latencies: number[] = [];
+  private latencyCount = 0;
+  private inserts = 0;
+  private deletes = 0;
+  private recallEstimate: { at: number; value: number } | null = null;
+
+  /** Use createHNSWIndex. */
+  constructor(private readonly module: QEModule, options: HNSWIndexOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    const { dimensions = 384, M = 16, efConstruction = 200, efSearch = 100, metric = 'cosine', maxElements, seed = 42 } = options;
+    validateIntegerIn('dimensions', dimensions, 1, MAX_DIM);
+    validateIntegerIn('M', M, 2, MAX_M);
+    validateIntegerIn('efConstruction', efConstruction, 1, MAX_EF);
+    validateIntegerIn('efSearch', efSearch, 1, MAX_EF);
+    const m = metric === 'euclidean' ? 'l2' : metric;
+    if (!(m in METRIC_CODE)) throw new RangeError(`metric must be 'cosine', 'ip' or 'l2' ('euclidean'), got ${describe(metric)}`);
+    if (maxElements !== undefined) validateIntegerIn('maxElements', maxElements, 1, MAX_SLOTS);
+    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) {
+      throw new RangeError(`seed must be a non-negative safe integer, got ${describe(seed)}`);
+    }
+    this.dim = dimensions;
+    this.M = M;
+    this.efConstruction = efConstruction;
+    this.efSearch = efSearch;
+    this.metric = m as HNSWMetric;
+    this.maxElements = maxElements ?? MAX_SLOTS;
+    this.seed = seed;
+    this.x = module.entries<HNSWEntries>(ENTRY_NAMES);
+    this.handle = this.createHandle(Math.min(maxElements ?? 0, 1 << 20));
+  }
+
+  private createHandle(capacity: number): number {
+    return this.module.scope((s) => {
+      const out = s.alloc(4);
+      const status = this.x.qe_hnsw_index_create(
+        this.dim, METRIC_CODE[this.metric], this.M, this.efConstruction, this.efSearch,
+        this.seed % 0x100000000, Math.floor(this.seed / 0x100000000), capacity, out,
+      );
+      hnswStatus(status, 'qe_hnsw_index_create');
+      return this.module.i32()[out >>> 2] >>> 0;
+    });
+  }
+
+  private live(): number {
+    if (this.handle === 0) throw new Error('this HNSW index has been disposed');
+    return this.handle;
+  }
+
+  /** A resident scratch buffer of at least `bytes` (grown, never shrunk). */
+  private scratch(bytes: number): number {
+    if (this.buf.bytes < bytes) {
+      if (this.buf.ptr) this.module.free(this.buf.ptr);
+      this.buf = { ptr: 0, bytes: 0 };
+      const size = Math.max(bytes, 4096);
+      this.buf = { ptr: this.module.alloc(size), bytes: size };
+    }
+    return this.buf.ptr;
+  }
+
+  // ------------------------------------------------------------- writing
+
+  /** Inserts (or replaces) key's vector; metadata comes back with search results. */
+  insert(key: HNSWKey, vector: Float32Array | readonly number[], metadata?: M): void {
+    validateKey('key', key);
+    const v = toVector('vector', vector, this.dim);
+    this.addMany([key], [v], [metadata]);
+  }
+
+  /** insert for many items: checked first (nothing is inserted when one is bad), then added in one call. */
+  batchInsert(items: readonly HNSWInsertItem<M>[]): void {
+    if (!Array.isArray(items)) throw new TypeError(`items must be an array, got ${describe(items)}`);
+    const keys: HNSWKey[] = [];
+    const vectors: Float32Array[] = [];
+    const metas: (M | undefined)[] = [];
+    items.forEach((item, i) => {
+      if (item === null || typeof item !== 'object') throw new TypeError(`items[${i}] must be { key, vector, metadata? }, got ${describe(item)}`);
+      validateKey(`items[${i}].key`, item.key);
+      keys.push(item.key);
+      vectors.push(toVector(`items[${i}].vector`, item.vector, this.dim));
+      metas.push(item.metadata);
+    });
+    if (keys.length > 0) this.addMany(keys, vectors, metas);
+  }
+
+  /** IHnswIndexProvider.add: insert with a numeric id. */
+  add(id: number, vector: Float32Array | readonly number[], metadata?: M): void {
+    if (typeof id !== 'number' || !Number.isFinite(id)) throw new TypeError(`id must be a finite number, got ${describe(id)}`);
+    this.insert(id, vector, metadata);
+  }
+
+  private addMany(keys: HNSWKey[], vectors: Float32Array[], metas: (M | undefined)[]): void {
+    const h = this.live();
+    // A key given twice in one batch: the last one wins, as sequential inserts would.
+    const last = new Map<HNSWKey, number>();
+    keys.forEach((k, i) => last.set(k, i));
+    const order = keys.map((_, i) => i).filter((i) => last.get(keys[i]) === i);
+    let fresh = 0;
+    for (const i of order) if (!this.keySlot.has(keys[i])) fresh++;
+    if (this.keySlot.size + fresh > this.maxElements) {
+      throw new RangeError(`the index holds at most maxElements = ${this.maxElements} vectors; ${this.keySlot.size} are in and ${fresh} more were given`);
+    }
+    for (const i of order) {
+      const old = this.keySlot.get(keys[i]);
+      if (old !== undefined) this.removeSlot(old);
+    }
+    const count = order.length;
+    const dim = this.dim;
+    // Bounded staging: at most ~4 MB of vectors per C call.
+    const chunk = Math.max(1, Math.min(count, Math.floor((4 << 20) / (dim * 4))));
+    this.module.scope((s) => {
+      const pv = s.alloc(chunk * dim * 4);
+      const ps = s.alloc(chunk * 4);
+      const pAdded = s.alloc(4);
+      for (let first = 0; first < count; first += chunk) {
+        const n = Math.min(chunk, count - first);
+        const f32 = this.module.f32();
+        for (let j = 0; j < n; j++) f32.set(vectors[order[first + j]], (pv >>> 2) + j * dim);
+        const status = this.x.qe_hnsw_index_add(h, pv, n, ps, pAdded);
+        const i32 = this.module.i32();
+        const added = i32[pAdded >>> 2];
+        for (let j = 0; j < added; j++) {
+          const slot = i32[(ps >>> 2) + j];
+          const i = order[first + j];
+          this.slotKey[slot] = keys[i];
+          this.slotMeta[slot] = metas[i];
+          this.keySlot.set(keys[i], slot);
+        }
+        this.inserts += added;
+        this.changed();
+        if (status === QE_STATUS.ERR_ARGUMENT) {
+          throw new RangeError(`vector of key ${JSON.stringify(keys[order[first + added]])} has a norm beyond the float32 range (3.4e38); ${first + added} of ${count} were inserted`);
+        }
+        hnswStatus(status, 'qe_hnsw_index_add');
+      }
+    });
+  }
+
+  private removeSlot(slot: number): void {
+    hnswStatus(this.x.qe_hnsw_index_remove(this.live(), slot), 'qe_hnsw_index_remove');
+    const key = this.slotKey[slot] as HNSWKey;
+    this.keySlot.delete(key);
+    this.slotKey[slot] = undefined;
+    this.slotMeta[slot] = undefined;
+    this.deletes++;
+    this.changed();
+  }
+
+  /** Removes key for good (its links are repaired, its memory reused). True when it was there. */
+  delete(key: HNSWKey): boolean {
+    validateKey('key', key);
+    this.live();
+    const slot = this.keySlot.get(key);
+    if (slot === undefined) return false;
+    this.removeSlot(slot);
+    return true;
+  }
+
+  /** IHnswIndexProvider.remove. */
+  remove(id: HNSWKey): boolean {
+    return this.delete(id);
+  }
+
+  /** Empties the index (same parameters and seed, so it rebuilds the same graph from the same inserts). */
+  clear(): void {
+    const h = this.live();
+    const fresh = this.createHandle(0);
+    hnswStatus(this.x.qe_hnsw_index_destroy(h), 'qe_hnsw_index_destroy');
+    this.handle = fresh;
+    this.slotKey = [];
+    this.slotMeta = [];
+    this.keySlot.clear();
+    this.changed();
+  }
+
+  private changed(): void {
+    this.generation++;
+    this.recallEstimate = null;
+  }
+
+  // ------------------------------------------------------------- reading
+
+  has(key: HNSWKey): boolean {
+    return this.keySlot.has(key);
+  }
+
+  size(): number {
+    return this.keySlot.size;
+  }
+
+  dimensions(): number {
+    return this.dim;
+  }
+
+  getEfSearch(): number {
+    return this.efSearch;
+  }
+
+  setEfSearch(ef: number): void {
+    validateIntegerIn('ef', ef, 1, MAX_EF);
+    hnswStatus(this.x.qe_hnsw_index_set_ef_search(this.live(), ef), 'qe_hnsw_index_set_ef_search');
+    this.efSearch = ef;
+  }
+
+  /** A reusable allow-list of keys (or of the keys whose (key, metadata) pass a predicate, evaluated now). */
+  createFilter(keys: Iterable<HNSWKey> | ((key: HNSWKey, metadata: M | undefined) => boolean)): HNSWFilter {
+    this.live();
+    if (typeof keys === 'function') {
+      const pass = new Set<HNSWKey>();
+      for (const [key, slot] of this.keySlot) if (keys(key, this.slotMeta[slot])) pass.add(key);
+      return new HNSWFilter(this as HNSWIndex, pass);
+    }
+    if (keys === null || typeof keys !== 'object' || typeof (keys as Iterable<HNSWKey>)[Symbol.iterator] !== 'function') {
+      throw new TypeError(`filter must be an HNSWFilter, an iterable of keys or a function (key, metadata) => boolean, got ${describe(keys)}`);
+    }
+    return new HNSWFilter(this as HNSWIndex, new Set(keys));
+  }
+
+  /** The bitset over slots for a filter, current for this index state. */
+  private filterBits(filter: HNSWFilterInput<M>): Uint8Array {
+    let f: HNSWFilter;
+    if (filter instanceof HNSWFilter) {
+      if (filter.index !== (this as HNSWIndex)) throw new RangeError('filter was made by another index');
+      f = filter;
+    } else if (typeof filter === 'function') {
+      // A predicate: evaluated once per stored key, in JavaScript, then checked in C as a bitset.
+      const slots = this.slotKey.length;
+      const bits = new Uint8Array(Math.ceil(slots / 8) + 1);
+      for (let s = 0; s < slots; s++) {
+        const key = this.slotKey[s];
+        if (key !== undefined && filter(key, this.slotMeta[s])) bits[s >> 3] |= 1 << (s & 7);
+      }
+      return bits;
+    } else {
+      f = this.createFilter(filter as Iterable<HNSWKey>);
+    }
+    if (f.bits === null || f.builtAt !== this.generation) {
+      const bits = new Uint8Array(Math.ceil(this.slotKey.length / 8) + 1);
+      for (const key of f.keys) {
+        const s = this.keySlot.get(key);
+        if (s !== undefined) bits[s >> 3] |= 1 << (s & 7);
+      }
+      f.bits = bits;
+      f.builtAt = this.generation;
+    }
+    return f.bits;
+  }
+
+  /**
+   * The k nearest stored vectors to query, best first: [{ key, id, score,
+   * distance, metadata }]. min(k, size) results (fewer with a filter that
+   * admits fewer). options.ef widens or narrows this search.
+   */
+  search(query: Float32Array | readonly number[], k: number, options: HNSWSearchOptions<M> = {}): HNSWSearchResult<M>[] {
+    return this.run(query, k, options, false);
+  }
+
+  /** The same answer by scanning every stored vector (no graph): the exact top-k under the same float32 distances. */
+  searchExact(query: Float32Array | readonly number[], k: number, options: Pick<HNSWSearchOptions<M>, 'filter'> = {}): HNSWSearchResult<M>[] {
+    return this.run(query, k, options, true);
+  }
+
+  private run(query: Float32Array | readonly number[], k: number, options: HNSWSearchOptions<M>, exact: boolean): HNSWSearchResult<M>[] {
+    const start = performance.now();
+    const h = this.live();
+    const q = toVector('query', query, this.dim);
+    validatePositiveInteger('k', k);
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    const ef = options.ef ?? 0;
+    if (options.ef !== undefined) validateIntegerIn('options.ef', options.ef, 1, MAX_EF);
+    const bits = options.filter !== undefined ? this.filterBits(options.filter) : null;
+    const size = this.keySlot.size;
+    if (size === 0) return [];
+    const kk = Math.min(k, size);
+    const dim = this.dim;
+    const qBytes = dim * 4;
+    const outBytes = kk * 8 + 16;
+    const bitBytes = bits ? (bits.length + 15) & ~15 : 0;
+    const base = this.scratch(qBytes + outBytes + bitBytes);
+    const pSlots = base + qBytes;
+    const pDist = pSlots + kk * 4;
+    const pCount = pDist + kk * 4;
+    const pBits = bits ? base + qBytes + outBytes : 0;
+    this.module.f32().set(q, base >>> 2);
+    if (bits) this.module.u8().set(bits, pBits);
+    const status = this.x.qe_hnsw_index_search(h, base, 1, kk, ef, pBits, exact ? 1 : 0, pSlots, pDist, pCount);
+    hnswStatus(status, 'qe_hnsw_index_search');
+    const i32 = this.module.i32();
+    const f32 = this.module.f32();
+    const n = i32[pCount >>> 2];
+    const out: HNSWSearchResult<M>[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const slot = i32[(pSlots >>> 2) + j];
+      const d = f32[(pDist >>> 2) + j];
+      const key = this.slotKey[slot] as HNSWKey;
+      const r: HNSWSearchResult<M> = { key, id: key, ...this.scoreOf(d) };
+      const meta = this.slotMeta[slot];
+      if (meta !== undefined) r.metadata = meta;
+      out[j] = r;
+    }
+    this.recordLatency(performance.now() - start);
+    return out;
+  }
+
+  private scoreOf(d: number): { score: number; distance: number } {
+    if (this.metric === 'l2') {
+      const distance = Math.sqrt(Math.max(0, d));
+      return { score: 1 / (1 + distance), distance };
+    }
+    if (this.metric === 'cosine') {
+      const score = Math.min(1, Math.max(-1, 1 - d));
+      return { score, distance: 1 - score };
+    }
+    return { score: 1 - d, distance: d };
+  }
+
+  private recordLatency(ms: number): void {
+    if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms);
+    else this.latencies[this.latencyCount % LATENCY_WINDOW] = ms;
+    this.latencyCount++;
+  }
+
+  /**
+   * IHnswIndexProvider.recall: recall@10 measured now on up to 32 stored
+   * vectors used as queries (the graph's answer against the exact scan),
+   * kept until the index changes; 1 when empty.
+   */
+  recall(): number {
+    const size = this.keySlot.size;
+    if (size === 0) return 1;
+    if (this.recallEstimate && this.recallEstimate.at === this.generation) return this.recallEstimate.value;
+    const keys = [...this.keySlot.keys()];
+    const samples = Math.min(32, size);
+    const k = Math.min(10, size);
+    let hits = 0;
+    let total = 0;
+    const saved = { latencies: this.latencies.slice(), count: this.latencyCount };
+    for (let i = 0; i < samples; i++) {
+      const slot = this.keySlot.get(keys[Math.floor((i * size) / samples)]) as number;
+      const v = this.vectorOf(slot);
+      const approx = this.search(v, k);
+      const exact = this.searchExact(v, k);
+      const worst = exact[exact.length - 1].distance;
+      // A result counts when it is as close as the exact k-th (ties are equally right).
+      for (const r of approx) if (r.distance <= worst + 1e-6) hits++;
+      total += exact.length;
+    }
+    this.latencies = saved.latencies;
+    this.latencyCount = saved.count;
+    const value = Math.min(1, hits / total);
+    this.recallEstimate = { at: this.generation, value };
+    return value;
+  }
+
+  /** The stored vector of a slot (normalized for cosine). */
+  private vectorOf(slot: number): Float32Array {
+    const p = this.scratch(this.dim * 4);
+    hnswStatus(this.x.qe_hnsw_index_vector(this.live(), slot, p), 'qe_hnsw_index_vector');
+    return this.module.f32().slice(p >>> 2, (p >>> 2) + this.dim);
+  }
+
+  getStats(): HNSWIndexStats {
+    const h = this.live();
+    const sorted = this.latencies.slice().sort((a, b) => a - b);
+    const mem = this.x.qe_hnsw_index_memory_bytes(h) >>> 0;
+    const count = this.keySlot.size;
+    return {
+      nativeHNSW: true,
+      backendType: 'qe-flash-wasm',
+      vectorCount: count,
+      indexSizeBytes: mem,
+      bytesPerVector: count ? mem / count : 0,
+      avgSearchLatencyMs: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : 0,
+      p95SearchLatencyMs: percentile(sorted, 95),
+      p99SearchLatencyMs: percentile(sorted, 99),
+      searchOperations: this.latencyCount,
+      insertOperations: this.inserts,
+      deleteOperations: this.deletes,
+      dimensions: this.dim,
+      metric: this.metric,
+      M: this.M,
+      efConstruction: this.efConstruction,
+      efSearch: this.efSearch,
+      maxLevel: this.x.qe_hnsw_index_max_level(h),
+    };
+  }
+
+  /** Always true: the index is a real HNSW graph (compiled to WebAssembly). */
+  isNativeAvailable(): boolean {
+    return true;
+  }
+
+  /** Nothing to wait for (createHNSWIndex loaded the module); kept for IHNSWIndex callers. */
+  async initialize(): Promise<void> {
+    this.live();
+  }
+
+  // ------------------------------------------------------------- persistence
+
+  /**
+   * The whole index as bytes: the graph and vectors (csrc/search/hnsw.h's
+   * format: magic, version, dimension, metric, parameters, counts, CRC32C
+   * over everything) with the keys and metadata as JSON inside it.
+   * Metadata must survive JSON.stringify.
+   */
+  save(): Uint8Array {
+    const h = this.live();
+    const user = new TextEncoder().encode(JSON.stringify({ keys: this.slotKey.map((k) => (k === undefined ? null : k)), metadata: this.slotMeta.map((m) => (m === undefined ? null : m)) }));
+    return this.module.scope((s) => {
+      const pSize = s.alloc(4);
+      hnswStatus(this.x.qe_hnsw_index_save_size(h, user.length, pSize), 'qe_hnsw_index_save_size');
+      const size = this.module.i32()[pSize >>> 2] >>> 0;
+      const pUser = s.alloc(Math.max(1, user.length));
+      this.module.u8().set(user, pUser);
+      const out = s.alloc(size);
+      hnswStatus(this.x.qe_hnsw_index_save(h, pUser, user.length, out, size), 'qe_hnsw_index_save');
+      return this.module.u8().slice(out, out + size);
+    });
+  }
+
+  /**
+   * Replaces this index's content by saved bytes. The bytes must be an index
+   * of the same dimension and metric; anything else is an HNSWFileError
+   * (code EMPTY, FOREIGN, VERSION, TRUNCATED, CHECKSUM, DIMENSION, METRIC or
+   * CORRUPT) and the index is left as it was. M, efConstruction, efSearch
+   * and the generator state come from the bytes.
+   */
+  load(bytes: Uint8Array): void {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes must be a Uint8Array (or Buffer), got ${describe(bytes)}`);
+    const old = this.live();
+    const loaded = this.module.scope((s) => {
+      const p = s.alloc(Math.max(1, bytes.length));
+      this.module.u8().set(bytes, p);
+      const out = s.alloc(12);
+      const status = this.x.qe_hnsw_index_load(p, bytes.length, this.dim, METRIC_CODE[this.metric], out, out + 4, out + 8);
+      const code = FILE_ERRORS[status];
+      if (code !== undefined) throw fileError(code, bytes, this.dim, this.metric);
+      hnswStatus(status, 'qe_hnsw_index_load');
+      const i32 = this.module.i32();
+      const handle = i32[out >>> 2] >>> 0;
+      const userOffset = i32[(out + 4) >>> 2] >>> 0;
+      const userBytes = i32[(out + 8) >>> 2] >>> 0;
+      try {
+        const user = parseUser(bytes.subarray(userOffset, userOffset + userBytes), this.x.qe_hnsw_index_slot_count(handle), this.x.qe_hnsw_index_count(handle));
+        return { handle, user };
+      } catch (error) {
+        this.x.qe_hnsw_index_destroy(handle);
+        throw error;
+      }
+    });
+    hnswStatus(this.x.qe_hnsw_index_destroy(old), 'qe_hnsw_index_destroy');
+    this.handle = loaded.handle;
+    this.slotKey = loaded.user.keys;
+    this.slotMeta = loaded.user.metadata as (M | undefined)[];
+    this.keySlot = new Map();
+    this.slotKey.forEach((k, s) => {
+      if (k !== undefined) this.keySlot.set(k, s);
+    });
+    this.efSearch = readU32(bytes, 28);
+    this.changed();
+  }
+
+  /** save() to a file, written to a temporary file beside it and renamed over it (a crash never leaves a torn file). Node only. */
+  async saveTo(path: string): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
+    const bytes = this.save();
+    const fs = await import('node:fs/promises');
+    const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
+    const handle = await fs.open(tmp, 'w');
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await fs.rename(tmp, path);
+    } catch (error) {
+      await fs.rm(tmp, { force: true });
+      throw error;
+    }
+  }
+
+  /** load() from a file written by saveTo. Node only. */
+  async loadFrom(path: string): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
+    const fs = await import('node:fs/promises');
+    const bytes = await fs.readFile(path);
+    this.load(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  /** Frees the module memory the index holds; it cannot be used afterwards. */
+  dispose(): void {
+    if (this.handle === 0) return;
+    hnswStatus(this.x.qe_hnsw_index_destroy(this.handle), 'qe_hnsw_index_destroy');
+    this.handle = 0;
+    if (this.buf.ptr) this.module.free(this.buf.ptr);
+    this.buf = { ptr: 0, bytes: 0 };
+    this.keySlot.clear();
+    this.slotKey = [];
+    this.slotMeta = [];
+  }
+}
+
+function readU32(b: Uint8Array, at: number): number {
+  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+}
+
+function fileError(code: HNSWFileErrorCode, bytes: Uint8Array, dim: number, metric: HNSWMetric): HNSWFileError {
+  switch (code) {
+    case 'EMPTY':
+      return new HNSWFileError(code, 'load: the bytes are empty (0 bytes), not an HNSW index');
+    case 'FOREIGN':
+      return new HNSWFileError(code, `load: these ${bytes.length} bytes are not a qe-flash HNSW index (no QEHNSW magic number)`);
+    case 'VERSION':
+      return new HNSWFileError(code, `load: index format version ${readU32(bytes, 8)} is not one this build reads (version 1)`);
+    case 'TRUNCATED':
+      return new HNSWFileError(code, `load: the index is truncated (${bytes.length} bytes, fewer than its header announces)`);
+    case 'CHECKSUM':
+      return new HNSWFileError(code, 'load: CRC32C checksum mismatch: the bytes were altered or damaged');
+    case 'DIMENSION':
+      return new HNSWFileError(code, `load: the saved index has ${readU32(bytes, 12)} dimensions but this index has ${dim}`);
+    case 'METRIC':
+      return new HNSWFileError(code, `load: the saved index uses the ${METRIC_NAME[readU32(bytes, 16)] ?? `unknown (${readU32(bytes, 16)})`} metric but this index uses ${metric}`);
+    default:
+      return new HNSWFileError(code, 'load: the checksum matches but the content is inconsistent (links, counts or levels); refusing it');
+  }
+}
+
+/** The keys and metadata block; checked against the graph's slots. */
+function parseUser(block: Uint8Array, slots: number, count: number): { keys: (HNSWKey | undefined)[]; metadata: unknown[] } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(block));
+  } catch {
+    throw new HNSWFileError('CORRUPT', 'load: the keys block is not valid JSON');
+  }
+  const p = parsed as { keys?: unknown; metadata?: unknown };
+  if (!p || !Array.isArray(p.keys) || !Array.isArray(p.metadata) || p.keys.length !== slots || p.metadata.length !== slots) {
+    throw new HNSWFileError('CORRUPT', `load: the keys block does not match the graph's ${slots} slots`);
+  }
+  const keys: (HNSWKey | undefined)[] = new Array(slots);
+  const seen = new Set<HNSWKey>();
+  let n = 0;
+  for (let s = 0; s < slots; s++) {
+    const k = p.keys[s];
+    if (k === null) continue;
+    if ((typeof k !== 'string' && typeof k !== 'number') || seen.has(k)) throw new HNSWFileError('CORRUPT', `load: key of slot ${s} is missing or repeated`);
+    seen.add(k);
+    keys[s] = k;
+    n++;
+  }
+  if (n !== count) throw new HNSWFileError('CORRUPT', `load: ${n} keys for ${count} stored vectors`);
+  const metadata = p.metadata.map((m: unknown) => (m === null ? undefined : m));
+  return { keys, metadata };
+}
+
+/**
+ * A new, empty HNSW index in this module (the module is loaded once per
+ * process and options; see ModuleLoadOptions).
+ */
+export async function createHNSWIndex<M = unknown>(options: HNSWIndexOptions = {}, loadOptions: ModuleLoadOptions = {}): Promise<HNSWIndex<M>> {
+  const module = await loadQEModule(loadOptions);
+  return new HNSWIndex<M>(module, options);
+}
