@@ -103,6 +103,36 @@ export interface QEExports {
   qe_first_nonfinite(x: number, n: number): number;
   /** void qe_free(void *ptr) — csrc/qe_api.h */
   qe_free(ptr: number): void;
+  /** int qe_hnsw_index_add(qe_hnsw *h, const float *vectors, int32_t count, uint32_t *slots, int32_t *added) — csrc/api_hnsw.h */
+  qe_hnsw_index_add(h: number, vectors: number, count: number, slots: number, added: number): number;
+  /** int32_t qe_hnsw_index_count(const qe_hnsw *h) — csrc/api_hnsw.h */
+  qe_hnsw_index_count(h: number): number;
+  /** int qe_hnsw_index_create(int32_t dim, int32_t metric, int32_t M, int32_t ef_construction, int32_t ef_search, uint32_t seed_lo, uint32_t seed_hi, int32_t capacity, qe_hnsw **out) — csrc/api_hnsw.h */
+  qe_hnsw_index_create(dim: number, metric: number, M: number, efConstruction: number, efSearch: number, seedLo: number, seedHi: number, capacity: number, out: number): number;
+  /** int qe_hnsw_index_destroy(qe_hnsw *h) — csrc/api_hnsw.h */
+  qe_hnsw_index_destroy(h: number): number;
+  /** int32_t qe_hnsw_index_links(const qe_hnsw *h, int32_t slot, int32_t level, uint32_t *out) — csrc/api_hnsw.h */
+  qe_hnsw_index_links(h: number, slot: number, level: number, out: number): number;
+  /** int qe_hnsw_index_load(const uint8_t *bytes, uint32_t n, int32_t expect_dim, int32_t expect_metric, qe_hnsw **out, uint32_t *user_offset, uint32_t *user_bytes) — csrc/api_hnsw.h */
+  qe_hnsw_index_load(bytes: number, n: number, expectDim: number, expectMetric: number, out: number, userOffset: number, userBytes: number): number;
+  /** int32_t qe_hnsw_index_max_level(const qe_hnsw *h) — csrc/api_hnsw.h */
+  qe_hnsw_index_max_level(h: number): number;
+  /** uint32_t qe_hnsw_index_memory_bytes(const qe_hnsw *h) — csrc/api_hnsw.h */
+  qe_hnsw_index_memory_bytes(h: number): number;
+  /** int qe_hnsw_index_remove(qe_hnsw *h, int32_t slot) — csrc/api_hnsw.h */
+  qe_hnsw_index_remove(h: number, slot: number): number;
+  /** int qe_hnsw_index_save(qe_hnsw *h, const uint8_t *user, int32_t user_bytes, uint8_t *out, uint32_t size) — csrc/api_hnsw.h */
+  qe_hnsw_index_save(h: number, user: number, userBytes: number, out: number, size: number): number;
+  /** int qe_hnsw_index_save_size(const qe_hnsw *h, int32_t user_bytes, uint32_t *size) — csrc/api_hnsw.h */
+  qe_hnsw_index_save_size(h: number, userBytes: number, size: number): number;
+  /** int qe_hnsw_index_search(qe_hnsw *h, const float *queries, int32_t nq, int32_t k, int32_t ef, const uint8_t *allow, int32_t exact, uint32_t *out_slots, float *out_distances, int32_t *out_counts) — csrc/api_hnsw.h */
+  qe_hnsw_index_search(h: number, queries: number, nq: number, k: number, ef: number, allow: number, exact: number, outSlots: number, outDistances: number, outCounts: number): number;
+  /** int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef) — csrc/api_hnsw.h */
+  qe_hnsw_index_set_ef_search(h: number, ef: number): number;
+  /** int32_t qe_hnsw_index_slot_count(const qe_hnsw *h) — csrc/api_hnsw.h */
+  qe_hnsw_index_slot_count(h: number): number;
+  /** int qe_hnsw_index_vector(const qe_hnsw *h, int32_t slot, float *out) — csrc/api_hnsw.h */
+  qe_hnsw_index_vector(h: number, slot: number, out: number): number;
   /** int qe_job_destroy(qe_job *job) — csrc/qe_api.h */
   qe_job_destroy(job: number): number;
   /** int32_t qe_job_finished(const qe_job *job) — csrc/qe_api.h */
@@ -222,6 +252,21 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_feature_table_fill',
   'qe_first_nonfinite',
   'qe_free',
+  'qe_hnsw_index_add',
+  'qe_hnsw_index_count',
+  'qe_hnsw_index_create',
+  'qe_hnsw_index_destroy',
+  'qe_hnsw_index_links',
+  'qe_hnsw_index_load',
+  'qe_hnsw_index_max_level',
+  'qe_hnsw_index_memory_bytes',
+  'qe_hnsw_index_remove',
+  'qe_hnsw_index_save',
+  'qe_hnsw_index_save_size',
+  'qe_hnsw_index_search',
+  'qe_hnsw_index_set_ef_search',
+  'qe_hnsw_index_slot_count',
+  'qe_hnsw_index_vector',
   'qe_job_destroy',
   'qe_job_finished',
   'qe_job_finished_address',

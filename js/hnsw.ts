@@ -17,7 +17,7 @@
  *   ip       distance = 1 - dot(q, x)   score = dot(q, x)
  *   l2       distance = |q - x|         score = 1 / (1 + |q - x|)
  */
-import { checkStatus, loadQEModule, QE_STATUS, type QEModule } from './module';
+import { checkStatus, loadQEModule, QE_STATUS, type HNSWEntries, type QEModule } from './module';
 import type { ModuleLoadOptions } from '../types';
 import { describe, validatePositiveInteger } from './validate';
 
@@ -115,28 +115,6 @@ const MAX_M = 256;
 const MAX_EF = 65536;
 const MAX_SLOTS = 0x7ffffff0;
 const LATENCY_WINDOW = 1000;
-
-interface HNSWEntries {
-  qe_hnsw_index_create(dim: number, metric: number, M: number, efc: number, efs: number, seedLo: number, seedHi: number, capacity: number, out: number): number;
-  qe_hnsw_index_destroy(h: number): number;
-  qe_hnsw_index_add(h: number, vectors: number, count: number, slots: number, added: number): number;
-  qe_hnsw_index_remove(h: number, slot: number): number;
-  qe_hnsw_index_search(h: number, queries: number, nq: number, k: number, ef: number, allow: number, exact: number, outSlots: number, outDistances: number, outCounts: number): number;
-  qe_hnsw_index_set_ef_search(h: number, ef: number): number;
-  qe_hnsw_index_count(h: number): number;
-  qe_hnsw_index_slot_count(h: number): number;
-  qe_hnsw_index_max_level(h: number): number;
-  qe_hnsw_index_memory_bytes(h: number): number;
-  qe_hnsw_index_vector(h: number, slot: number, out: number): number;
-  qe_hnsw_index_save_size(h: number, userBytes: number, size: number): number;
-  qe_hnsw_index_save(h: number, user: number, userBytes: number, out: number, size: number): number;
-  qe_hnsw_index_load(bytes: number, n: number, expectDim: number, expectMetric: number, out: number, userOffset: number, userBytes: number): number;
-}
-const ENTRY_NAMES: readonly (keyof HNSWEntries)[] = [
-  'qe_hnsw_index_create', 'qe_hnsw_index_destroy', 'qe_hnsw_index_add', 'qe_hnsw_index_remove', 'qe_hnsw_index_search',
-  'qe_hnsw_index_set_ef_search', 'qe_hnsw_index_count', 'qe_hnsw_index_slot_count', 'qe_hnsw_index_max_level',
-  'qe_hnsw_index_memory_bytes', 'qe_hnsw_index_vector', 'qe_hnsw_index_save_size', 'qe_hnsw_index_save', 'qe_hnsw_index_load',
-];
 
 function hnswStatus(status: number, entry: string): void {
   if (status === ERR_BUSY) {
@@ -240,7 +218,7 @@ export class HNSWIndex<M = unknown> {
     this.metric = m as HNSWMetric;
     this.maxElements = maxElements ?? MAX_SLOTS;
     this.seed = seed;
-    this.x = module.entries<HNSWEntries>(ENTRY_NAMES);
+    this.x = module.hnswEntries();
     this.handle = this.createHandle(Math.min(maxElements ?? 0, 1 << 20));
   }
 

@@ -58,6 +58,9 @@ export type AdaptEntries = Pick<
 >;
 
 /** The search and feature-hashing entries (csrc/api_search.c), pointer level. */
+/** The HNSW index entries (csrc/api_hnsw.h), pointer level. */
+export type HNSWEntries = Pick<QEExports, Extract<keyof QEExports, `qe_hnsw_index_${string}`>>;
+
 export type SearchEntries = Pick<
   QEExports,
   'qe_corpus_panel_rows' | 'qe_corpus_store_rows' | 'qe_corpus_move_row' | 'qe_cosine_topk' | 'qe_feature_table_fill' | 'qe_feature_hash_embed'
@@ -209,16 +212,9 @@ export class QEModule {
     }
   }
 
-  /**
-   * Entries of a room that types its own (js/hnsw.ts), checked by name: an
-   * Error naming the first missing export (a module built before the room).
-   */
-  entries<T>(names: readonly string[]): T {
-    const all = this.x as unknown as Record<string, unknown>;
-    for (const name of names) {
-      if (typeof all[name] !== 'function') throw new Error(`${this.source} lacks the export ${name}; rebuild it with 'make wasm'`);
-    }
-    return this.x as unknown as T;
+  /** The HNSW index entries at pointer level, for js/hnsw.ts. */
+  hnswEntries(): HNSWEntries {
+    return this.x;
   }
 
   /** Bytes of a Uint8Array view over the whole memory, current even after growth. */
