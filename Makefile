@@ -207,6 +207,7 @@ test-js: all
 # registry, once.
 bench: deps
 	@$(MAKE) --no-print-directory all
+	@bash scripts/ensure-bench-peers.sh
 	"$$(bash scripts/ensure-node.sh 24)" bench/run.js
 	node bench/matrix.js --readme
 

@@ -24,6 +24,7 @@ const { runCliSimilarBenchmark, cliSimilarMarkdown } = require('./cli-similar');
 const { runOnnxAttentionRows, onnxAttentionMarkdown } = require('./onnx-attention');
 const { runTextEmbeddingBenchmark, textEmbeddingMarkdown } = require('./text-embedding');
 const { runPatternAdaptationBenchmark, patternAdaptationMarkdown, patternAdaptationGoals } = require('./pattern-adaptation');
+const { runHnswBenchmark, hnswMarkdown, hnswCurveSvg } = require('./hnsw');
 
 /** GFLOP/s of our 4x8 register-tiled GEMM at 512 x 512 x 512 on one thread: what SIMD128 reaches here. */
 async function gemmCeiling(backend) {
@@ -71,6 +72,14 @@ async function main() {
   const backend = await api.getWASMSIMDBackend();
   const gemm = await gemmCeiling(backend);
   console.log(`GEMM ceiling: ${gemm.gflops.toFixed(1)} GFLOP/s (${gemm.module} module)`);
+  // The coverage-analysis rows: the HNSW index against hnswlib-node.
+  let hnsw;
+  try {
+    hnsw = await runHnswBenchmark({ quick, log: (line) => console.log(line) });
+  } catch (error) {
+    console.log(`HNSW rows failed: ${error && error.stack ? error.stack : error}`);
+    hnsw = { error: String(error), rows: [] };
+  }
   const adaptation = await runPatternAdaptationBenchmark(api, { quick, log: (line) => console.log(line) });
   const goals = [...judgeGoals(results, gemm), ...patternAdaptationGoals(adaptation)];
   const elapsed = ((Date.now() - started) / 1000).toFixed(0);
@@ -80,6 +89,9 @@ async function main() {
     'Performance goals (issue "Performance: 1.7x faster than onnxruntime-web"), judged on this run:',
     '',
     goalsMarkdown(goals),
+    'HNSW index, coverage-analysis (issue "Coverage search: an HNSW index in C/wasm SIMD"):',
+    '',
+    hnsw.error ? `not measured: ${hnsw.error}\n` : hnswMarkdown(hnsw),
     'Duplicate-test finder (issue "QE workloads that mean something"):',
     '',
     cliSimilarMarkdown(similar),
@@ -96,7 +108,7 @@ async function main() {
 
   const outDir = path.join(root, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding, patternAdaptation: adaptation }, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding, patternAdaptation: adaptation , hnsw }, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'latest.md'), `# qe-flash benchmark\n\n${report}`);
 
   const attention = results.filter((r) => r.kind === 'attention' && r.baseline.status === 'ok');
@@ -117,7 +129,16 @@ async function main() {
       }),
     })),
   });
-  fs.writeFileSync(path.join(outDir, 'latest.svg'), svg);
+  // Below the bars: the HNSW recall-vs-QPS curves, one SVG holding both.
+  const curve = hnsw.rows.length ? hnswCurveSvg(hnsw, `HNSW recall@10 vs queries/s, one thread (${machine.cpu}, Node ${machine.node})`) : null;
+  const sizeOf = (s) => Number(/height="(\d+)"/.exec(s)[1]);
+  const combined = curve === null ? svg : [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="980" height="${sizeOf(svg) + sizeOf(curve)}" viewBox="0 0 980 ${sizeOf(svg) + sizeOf(curve)}">`,
+    svg.replace('<svg ', '<svg y="0" '),
+    curve.replace('<svg ', `<svg y="${sizeOf(svg)}" `),
+    '</svg>',
+  ].join('\n');
+  fs.writeFileSync(path.join(outDir, 'latest.svg'), combined);
 
   if (!args.has('--no-readme') && !quick) {
     const readmePath = path.join(root, 'README.md');
