@@ -64,6 +64,8 @@ int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef) {
   return ef < 1 ? QE_ERR_ARGUMENT : qe_hnsw_set_ef_search(h, (uint32_t)ef);
 }
 
+int qe_hnsw_index_set_traversal(qe_hnsw *h, int32_t traversal) { return qe_hnsw_set_traversal(h, traversal); }
+
 int32_t qe_hnsw_index_count(const qe_hnsw *h) { return (int32_t)qe_hnsw_count(h); }
 int32_t qe_hnsw_index_slot_count(const qe_hnsw *h) { return (int32_t)qe_hnsw_slot_count(h); }
 int32_t qe_hnsw_index_max_level(const qe_hnsw *h) { return qe_hnsw_max_level(h); }

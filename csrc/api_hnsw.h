@@ -41,6 +41,8 @@ QE_EXPORT int qe_hnsw_index_search(qe_hnsw *h, const float *queries, int32_t nq,
                                    float *out_distances, int32_t *out_counts);
 
 QE_EXPORT int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef);
+/* 0: searches walk the graph on float32 vectors; 1: on int8 codes, re-ranked in float32. */
+QE_EXPORT int qe_hnsw_index_set_traversal(qe_hnsw *h, int32_t traversal);
 QE_EXPORT int32_t qe_hnsw_index_count(const qe_hnsw *h);
 QE_EXPORT int32_t qe_hnsw_index_slot_count(const qe_hnsw *h);
 QE_EXPORT int32_t qe_hnsw_index_max_level(const qe_hnsw *h);

@@ -129,6 +129,8 @@ export interface QEExports {
   qe_hnsw_index_search(h: number, queries: number, nq: number, k: number, ef: number, allow: number, exact: number, outSlots: number, outDistances: number, outCounts: number): number;
   /** int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef) — csrc/api_hnsw.h */
   qe_hnsw_index_set_ef_search(h: number, ef: number): number;
+  /** int qe_hnsw_index_set_traversal(qe_hnsw *h, int32_t traversal) — csrc/api_hnsw.h */
+  qe_hnsw_index_set_traversal(h: number, traversal: number): number;
   /** int32_t qe_hnsw_index_slot_count(const qe_hnsw *h) — csrc/api_hnsw.h */
   qe_hnsw_index_slot_count(h: number): number;
   /** int qe_hnsw_index_vector(const qe_hnsw *h, int32_t slot, float *out) — csrc/api_hnsw.h */
@@ -265,6 +267,7 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_hnsw_index_save_size',
   'qe_hnsw_index_search',
   'qe_hnsw_index_set_ef_search',
+  'qe_hnsw_index_set_traversal',
   'qe_hnsw_index_slot_count',
   'qe_hnsw_index_vector',
   'qe_job_destroy',

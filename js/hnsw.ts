@@ -39,7 +39,15 @@ export interface HNSWIndexOptions {
   maxElements?: number;
   /** Seed of the level generator: the same seed and the same calls build the same graph. Default 42. */
   seed?: number;
+  /**
+   * How searches walk the graph: 'int8' (default) on int8 codes of the
+   * vectors, re-ranking the ef results in float32 (measured 1.6-1.8x faster at
+   * equal recall on 30,000 x 384); 'float32' on the vectors themselves.
+   */
+  traversal?: HNSWTraversal;
 }
+
+export type HNSWTraversal = 'int8' | 'float32';
 
 export interface HNSWSearchResult<M = unknown> {
   key: HNSWKey;
@@ -87,6 +95,7 @@ export interface HNSWIndexStats {
   efSearch: number;
   /** The top level of the graph (-1 when empty). */
   maxLevel: number;
+  traversal: HNSWTraversal;
 }
 
 /** Why bytes could not be loaded as an index. */
@@ -182,6 +191,7 @@ export class HNSWIndex<M = unknown> {
   readonly seed: number;
   private readonly dim: number;
   private efSearch: number;
+  private traversalMode: HNSWTraversal;
   private readonly x: HNSWEntries;
   private handle = 0;
   private slotKey: (HNSWKey | undefined)[] = [];
@@ -200,7 +210,7 @@ export class HNSWIndex<M = unknown> {
   /** Use createHNSWIndex. */
   constructor(private readonly module: QEModule, options: HNSWIndexOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
-    const { dimensions = 384, M = 16, efConstruction = 200, efSearch = 100, metric = 'cosine', maxElements, seed = 42 } = options;
+    const { dimensions = 384, M = 16, efConstruction = 200, efSearch = 100, metric = 'cosine', maxElements, seed = 42, traversal = 'int8' } = options;
     validateIntegerIn('dimensions', dimensions, 1, MAX_DIM);
     validateIntegerIn('M', M, 2, MAX_M);
     validateIntegerIn('efConstruction', efConstruction, 1, MAX_EF);
@@ -211,6 +221,8 @@ export class HNSWIndex<M = unknown> {
     if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) {
       throw new RangeError(`seed must be a non-negative safe integer, got ${describe(seed)}`);
     }
+    if (traversal !== 'int8' && traversal !== 'float32') throw new RangeError(`traversal must be 'int8' or 'float32', got ${describe(traversal)}`);
+    this.traversalMode = traversal;
     this.dim = dimensions;
     this.M = M;
     this.efConstruction = efConstruction;
@@ -230,7 +242,9 @@ export class HNSWIndex<M = unknown> {
         this.seed % 0x100000000, Math.floor(this.seed / 0x100000000), capacity, out,
       );
       hnswStatus(status, 'qe_hnsw_index_create');
-      return this.module.i32()[out >>> 2] >>> 0;
+      const handle = this.module.i32()[out >>> 2] >>> 0;
+      hnswStatus(this.x.qe_hnsw_index_set_traversal(handle, this.traversalMode === 'int8' ? 1 : 0), 'qe_hnsw_index_set_traversal');
+      return handle;
     });
   }
 
@@ -382,6 +396,13 @@ export class HNSWIndex<M = unknown> {
 
   dimensions(): number {
     return this.dim;
+  }
+
+  /** Switches how searches walk the graph (see HNSWIndexOptions.traversal); the graph is the same. */
+  setTraversal(traversal: HNSWTraversal): void {
+    if (traversal !== 'int8' && traversal !== 'float32') throw new RangeError(`traversal must be 'int8' or 'float32', got ${describe(traversal)}`);
+    hnswStatus(this.x.qe_hnsw_index_set_traversal(this.live(), traversal === 'int8' ? 1 : 0), 'qe_hnsw_index_set_traversal');
+    this.traversalMode = traversal;
   }
 
   getEfSearch(): number {
@@ -574,6 +595,7 @@ export class HNSWIndex<M = unknown> {
       efConstruction: this.efConstruction,
       efSearch: this.efSearch,
       maxLevel: this.x.qe_hnsw_index_max_level(h),
+      traversal: this.traversalMode,
     };
   }
 
@@ -640,6 +662,7 @@ export class HNSWIndex<M = unknown> {
         throw error;
       }
     });
+    hnswStatus(this.x.qe_hnsw_index_set_traversal(loaded.handle, this.traversalMode === 'int8' ? 1 : 0), 'qe_hnsw_index_set_traversal');
     hnswStatus(this.x.qe_hnsw_index_destroy(old), 'qe_hnsw_index_destroy');
     this.handle = loaded.handle;
     this.slotKey = loaded.user.keys;

@@ -84,6 +84,7 @@ export {
   type HNSWMetric,
   type HNSWSearchOptions,
   type HNSWSearchResult,
+  type HNSWTraversal,
 } from './hnsw';
 export { tokenizeCode, splitIdentifier, type CodeLanguage, type CodeToken, type CodeTokenKind } from './tokenizer';
 export { threadsAvailable, terminateThreadPools } from './threads';

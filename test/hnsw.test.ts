@@ -39,6 +39,15 @@ describe('HNSW index: recall on 20,000 clustered vectors (dim 64) at the default
   });
   afterAll(() => index.dispose());
 
+  it('has recall@10 >= 0.95 on both traversals (int8 codes re-ranked, and float32)', () => {
+    const want = queries.map((q) => referenceKnn('cosine', q, data.points, 10));
+    for (const traversal of ['float32', 'int8'] as const) {
+      index.setTraversal(traversal);
+      expect(recallAgainst(queries.map((q) => index.search(q, 10)), want, 'cosine')).toBeGreaterThanOrEqual(0.95);
+    }
+    expect(() => index.setTraversal('x' as 'int8')).toThrow(RangeError);
+  });
+
   it('has recall@10 >= 0.95 against the float64 exact top-10, results best first', () => {
     expect(index.size()).toBe(20000);
     expect(index.getEfSearch()).toBe(100);
@@ -252,10 +261,11 @@ describe('HNSW index: every metric on every build agrees with float64', () => {
   const data = gaussianMixture(400, dim, 8, 0.7, 31);
   const queries = data.more(12);
   for (const kind of MODULE_KINDS) {
-    for (const metric of ['cosine', 'ip', 'l2'] as const) {
-      it(`${kind} build, ${metric}: scores and distances within 1e-5, exact sets at ef = n`, async () => {
+    for (const [metric, traversal] of [['cosine', 'int8'], ['ip', 'int8'], ['l2', 'int8'], ['cosine', 'float32'], ['l2', 'float32']] as const) {
+      it(`${kind} build, ${metric}, ${traversal} traversal: scores and distances within 1e-5, exact sets at ef = n`, async () => {
         const module = await loadModule(kind);
-        const index = new HNSWIndex(module, { dimensions: dim, metric, M: 6 });
+        const index = new HNSWIndex(module, { dimensions: dim, metric, M: 6, traversal });
+        expect(index.getStats().traversal).toBe(traversal);
         index.batchInsert(data.points.map((vector, key) => ({ key, vector: Array.from(vector) })));
         for (const q of queries) {
           const got = index.search(q, 7, { ef: 400 });
@@ -288,6 +298,7 @@ describe('HNSW index: arguments, stats and the coverage workload', () => {
     expect(() => new HNSWIndex(module, { metric: 'dot' as HNSWMetric })).toThrow(/metric/);
     expect(() => new HNSWIndex(module, { seed: -1 })).toThrow(/seed/);
     expect(() => new HNSWIndex(module, { maxElements: 0 })).toThrow(/maxElements/);
+    expect(() => new HNSWIndex(module, { traversal: 'int4' as 'int8' })).toThrow(/traversal must be 'int8' or 'float32'/);
     const index = new HNSWIndex(module, { dimensions: 4, maxElements: 3, metric: 'euclidean' });
     expect(index.metric).toBe('l2');
     expect(() => index.insert('a', new Float32Array(5))).toThrow(/vector has length 5 but the index has 4 dimensions/);

@@ -81,6 +81,17 @@ struct qe_hnsw {
   pair *selected;       /* SELECT-NEIGHBORS-HEURISTIC's output */
   uint32_t scratch_len; /* entries of sorted: max(efConstruction, capacity-independent 2 * Mmax0) + 2 */
   float *query;         /* the query, padded (and normalized for cosine) */
+  /* Quantized traversal (QE_HNSW_TRAVERSAL_INT8): each vector also as int8
+   * codes x ~ scale * code (per-vector scale max|x| / 127), code_stride bytes
+   * a slot (dim rounded up to 16); searches walk the graph on these and
+   * re-rank their ef results exactly in float32. */
+  int traversal;
+  uint32_t code_stride;
+  int8_t *codes;
+  float *code_scale;
+  float *sq_norm;       /* |x|^2 per slot (for L2 on codes) */
+  int16_t *query_codes;
+  float query_scale, query_sq_norm;
   int busy;
 };
 
@@ -112,6 +123,38 @@ static inline uint32_t mmax(const qe_hnsw *h, int l) { return l == 0 ? h->M0 : h
 static inline float distance(const qe_hnsw *h, const float *a, const float *b) {
   if (h->p.metric == QE_HNSW_L2) return qe_f32_l2_squared(h->dim_pad, a, b);
   return 1.0f - qe_f32_dot(h->dim_pad, a, b);
+}
+
+/* x ~ *scale * code[i], code in [-127, 127]; the tail up to code_stride is 0. */
+static float quantize(const qe_hnsw *h, const float *x, int8_t *code16, int16_t *code32) {
+  float m = 0.0f;
+  for (uint32_t i = 0; i < h->p.dim; i++) {
+    const float a = x[i] < 0 ? -x[i] : x[i];
+    if (a > m) m = a;
+  }
+  const float scale = m > 0.0f ? m / 127.0f : 1.0f;
+  const float inv = 1.0f / scale;
+  for (uint32_t i = 0; i < h->code_stride; i++) {
+    float c = i < h->p.dim ? __builtin_rintf(x[i] * inv) : 0.0f;
+    c = c > 127.0f ? 127.0f : c < -127.0f ? -127.0f : c;
+    if (code16) code16[i] = (int8_t)c;
+    if (code32) code32[i] = (int16_t)c;
+  }
+  return scale;
+}
+
+static void store_codes(qe_hnsw *h, uint32_t s) {
+  const float *v = vec_of(h, s);
+  h->code_scale[s] = quantize(h, v, h->codes + (size_t)s * h->code_stride, NULL);
+  h->sq_norm[s] = qe_f32_dot(h->dim_pad, v, v);
+}
+
+/* The traversal distance from the quantized query to slot s. */
+static inline float code_distance(const qe_hnsw *h, uint32_t s) {
+  const float dot = (float)qe_i8_i16_dot(h->code_stride, h->codes + (size_t)s * h->code_stride, h->query_codes) *
+                    (h->code_scale[s] * h->query_scale);
+  if (h->p.metric == QE_HNSW_L2) return h->query_sq_norm + h->sq_norm[s] - 2.0f * dot;
+  return 1.0f - dot;
 }
 
 static uint64_t next_random(qe_hnsw *h) {
@@ -155,8 +198,12 @@ static int reserve(qe_hnsw *h, uint32_t capacity) {
   uint32_t *free_slots = malloc((size_t)capacity * sizeof *free_slots);
   pair *cand = malloc(((size_t)capacity + 1) * sizeof *cand);
   pair *res = malloc(((size_t)capacity + 1) * sizeof *res);
-  if (!level0 || !levels || !upper || !visited || !free_slots || !cand || !res) {
+  int8_t *codes = aligned_alloc(16, (size_t)capacity * h->code_stride);
+  float *code_scale = malloc((size_t)capacity * sizeof *code_scale);
+  float *sq_norm = malloc((size_t)capacity * sizeof *sq_norm);
+  if (!level0 || !levels || !upper || !visited || !free_slots || !cand || !res || !codes || !code_scale || !sq_norm) {
     free(level0), free(levels), free(upper), free(visited), free(free_slots), free(cand), free(res);
+    free(codes), free(code_scale), free(sq_norm);
     return QE_ERR_NO_MEMORY;
   }
   if (h->capacity) {
@@ -164,11 +211,16 @@ static int reserve(qe_hnsw *h, uint32_t capacity) {
     memcpy(levels, h->levels, h->slots);
     memcpy(upper, h->upper, (size_t)h->slots * sizeof *upper);
     memcpy(free_slots, h->free_slots, (size_t)h->free_count * sizeof *free_slots);
+    memcpy(codes, h->codes, (size_t)h->slots * h->code_stride);
+    memcpy(code_scale, h->code_scale, (size_t)h->slots * sizeof *code_scale);
+    memcpy(sq_norm, h->sq_norm, (size_t)h->slots * sizeof *sq_norm);
   }
   /* Fresh visited marks: epoch 0 is never current. */
   memset(visited, 0, (size_t)capacity * sizeof *visited);
   h->epoch = 0;
   free(h->level0), free(h->levels), free(h->upper), free(h->visited), free(h->free_slots), free(h->cand), free(h->res);
+  free(h->codes), free(h->code_scale), free(h->sq_norm);
+  h->codes = codes, h->code_scale = code_scale, h->sq_norm = sq_norm;
   h->level0 = level0, h->levels = levels, h->upper = upper, h->visited = visited;
   h->free_slots = free_slots, h->cand = cand, h->res = res;
   h->capacity = capacity;
@@ -184,6 +236,8 @@ int qe_hnsw_create(const qe_hnsw_params *params, uint32_t capacity, qe_hnsw **ou
   h->p = *params;
   h->M0 = 2 * params->M;
   h->dim_pad = (params->dim + 3u) & ~3u;
+  h->code_stride = (params->dim + 15u) & ~15u;
+  h->traversal = QE_HNSW_TRAVERSAL_INT8;
   h->vec_offset = ((size_t)(1 + h->M0) * 4 + 15) & ~(size_t)15;
   h->node_bytes = h->vec_offset + (size_t)h->dim_pad * 4;
   h->entry = NONE;
@@ -193,7 +247,8 @@ int qe_hnsw_create(const qe_hnsw_params *params, uint32_t capacity, qe_hnsw **ou
   h->sorted = malloc((size_t)h->scratch_len * sizeof *h->sorted);
   h->selected = malloc((size_t)h->scratch_len * sizeof *h->selected);
   h->query = aligned_alloc(16, (size_t)h->dim_pad * 4);
-  if (!h->sorted || !h->selected || !h->query || reserve(h, capacity ? capacity : 16) != QE_OK) {
+  h->query_codes = aligned_alloc(16, (size_t)h->code_stride * 2);
+  if (!h->sorted || !h->selected || !h->query || !h->query_codes || reserve(h, capacity ? capacity : 16) != QE_OK) {
     qe_hnsw_destroy(h);
     return QE_ERR_NO_MEMORY;
   }
@@ -207,6 +262,7 @@ void qe_hnsw_destroy(qe_hnsw *h) {
     for (uint32_t s = 0; s < h->slots; s++) free(h->upper[s]);
   free(h->level0), free(h->levels), free(h->upper), free(h->visited), free(h->free_slots);
   free(h->cand), free(h->res), free(h->sorted), free(h->selected), free(h->query);
+  free(h->codes), free(h->code_scale), free(h->sq_norm), free(h->query_codes);
   free(h);
 }
 
@@ -284,13 +340,13 @@ static inline int allowed(const uint8_t *allow, uint32_t s) { return (allow[s >>
 /* ------------------------------------------------------------ the algorithm */
 
 /* Greedy walk on level l: moves to a closer neighbour until none is closer. */
-static uint32_t search_greedy(const qe_hnsw *h, const float *q, uint32_t ep, float *ep_d, int l) {
+static uint32_t search_greedy(const qe_hnsw *h, const float *q, uint32_t ep, float *ep_d, int l, int coded) {
   int changed = 1;
   while (changed) {
     changed = 0;
     const uint32_t *list = links_at(h, ep, l);
     for (uint32_t i = 1; i <= list[0]; i++) {
-      const float d = distance(h, q, vec_of(h, list[i]));
+      const float d = coded ? code_distance(h, list[i]) : distance(h, q, vec_of(h, list[i]));
       if (d < *ep_d || (d == *ep_d && list[i] < ep)) {
         *ep_d = d;
         ep = list[i];
@@ -308,7 +364,7 @@ static uint32_t search_greedy(const qe_hnsw *h, const float *q, uint32_t ep, flo
  * (hnswlib's rule), since the rejected still lead somewhere.
  */
 static void search_layer(qe_hnsw *h, const float *q, uint32_t ep, float ep_d, uint32_t ef, int l,
-                         const uint8_t *allow) {
+                         const uint8_t *allow, int coded) {
   const uint16_t epoch = next_epoch(h);
   h->cand_size = 0;
   h->res_size = 0;
@@ -326,7 +382,7 @@ static void search_layer(qe_hnsw *h, const float *q, uint32_t ep, float ep_d, ui
       const uint32_t e = list[i];
       if (h->visited[e] == epoch) continue;
       h->visited[e] = epoch;
-      const float d = distance(h, q, vec_of(h, e));
+      const float d = coded ? code_distance(h, e) : distance(h, q, vec_of(h, e));
       if (h->res_size < ef || d < bound) {
         heap_push(h->cand, &h->cand_size, (pair){d, e}, 0);
         if (!allow || allowed(allow, e)) {
@@ -427,6 +483,7 @@ int qe_hnsw_add(qe_hnsw *h, const float *vector, uint32_t *slot_out) {
   h->upper_bytes += level > 0 ? (size_t)level * (1 + h->p.M) * 4 : 0;
   links0(h, s)[0] = 0;
   memcpy(vec_of(h, s), h->query, (size_t)h->dim_pad * 4);
+  store_codes(h, s);
   const float *q = vec_of(h, s);
 
   if (h->entry == NONE) {
@@ -435,9 +492,9 @@ int qe_hnsw_add(qe_hnsw *h, const float *vector, uint32_t *slot_out) {
   } else {
     uint32_t ep = h->entry;
     float ep_d = distance(h, q, vec_of(h, ep));
-    for (int l = h->max_level; l > level; l--) ep = search_greedy(h, q, ep, &ep_d, l);
+    for (int l = h->max_level; l > level; l--) ep = search_greedy(h, q, ep, &ep_d, l, 0);
     for (int l = level < h->max_level ? level : h->max_level; l >= 0; l--) {
-      search_layer(h, q, ep, ep_d, h->p.ef_construction, l, NULL);
+      search_layer(h, q, ep, ep_d, h->p.ef_construction, l, NULL, 0);
       const uint32_t n = drain_sorted(h, h->sorted);
       const uint32_t m = select_neighbors(h, h->sorted, n, h->p.M, h->selected);
       set_links(links_at(h, s, l), h->selected, m);
@@ -579,11 +636,29 @@ static int32_t search_entry(qe_hnsw *h, const float *query, uint32_t k, uint32_t
   }
   if (exact) {
     scan_exact(h, q, k < h->count ? k : h->count, allow);
+  } else if (h->traversal == QE_HNSW_TRAVERSAL_INT8) {
+    h->query_scale = quantize(h, q, NULL, h->query_codes);
+    h->query_sq_norm = qe_f32_dot(h->dim_pad, q, q);
+    uint32_t ep = h->entry;
+    float ep_d = code_distance(h, ep);
+    for (int l = h->max_level; l > 0; l--) ep = search_greedy(h, q, ep, &ep_d, l, 1);
+    search_layer(h, q, ep, ep_d, ef_eff, 0, allow, 1);
+    /* Re-rank the ef found on codes by their float32 distances, keeping k. */
+    const uint32_t n = drain_sorted(h, h->cand);
+    for (uint32_t i = 0; i < n; i++) {
+      const pair x = {distance(h, q, vec_of(h, h->cand[i].id)), h->cand[i].id};
+      if (h->res_size < k) {
+        heap_push(h->res, &h->res_size, x, 1);
+      } else if (closer(x, h->res[0])) {
+        heap_pop(h->res, &h->res_size, 1);
+        heap_push(h->res, &h->res_size, x, 1);
+      }
+    }
   } else {
     uint32_t ep = h->entry;
     float ep_d = distance(h, q, vec_of(h, ep));
-    for (int l = h->max_level; l > 0; l--) ep = search_greedy(h, q, ep, &ep_d, l);
-    search_layer(h, q, ep, ep_d, ef_eff, 0, allow);
+    for (int l = h->max_level; l > 0; l--) ep = search_greedy(h, q, ep, &ep_d, l, 0);
+    search_layer(h, q, ep, ep_d, ef_eff, 0, allow, 0);
   }
   /* cand is free now and holds capacity + 1 pairs: room for every result. */
   const uint32_t n = drain_sorted(h, h->cand);
@@ -602,6 +677,15 @@ int32_t qe_hnsw_search_exact(qe_hnsw *h, const float *query, uint32_t k, const u
   return search_entry(h, query, k, 0, allow, slots, distances, 1);
 }
 
+int qe_hnsw_set_traversal(qe_hnsw *h, int traversal) {
+  if (!h) return QE_ERR_NULL;
+  if (traversal != QE_HNSW_TRAVERSAL_FLOAT32 && traversal != QE_HNSW_TRAVERSAL_INT8) return QE_ERR_ARGUMENT;
+  if (!claim(h)) return QE_HNSW_ERR_BUSY;
+  h->traversal = traversal;
+  release(h);
+  return QE_OK;
+}
+
 int qe_hnsw_set_ef_search(qe_hnsw *h, uint32_t ef) {
   if (!h) return QE_ERR_NULL;
   if (ef < 1 || ef > QE_HNSW_MAX_EF) return QE_ERR_ARGUMENT;
@@ -618,9 +702,9 @@ int32_t qe_hnsw_max_level(const qe_hnsw *h) { return h ? h->max_level : -1; }
 
 size_t qe_hnsw_memory_bytes(const qe_hnsw *h) {
   if (!h) return 0;
-  const size_t per_slot = h->node_bytes + 1 + sizeof(uint32_t *) + 2 + 4 + 2 * sizeof(pair);
+  const size_t per_slot = h->node_bytes + 1 + sizeof(uint32_t *) + 2 + 4 + 2 * sizeof(pair) + h->code_stride + 8;
   return sizeof *h + (size_t)h->capacity * per_slot + h->upper_bytes + 2 * (size_t)h->scratch_len * sizeof(pair) +
-         (size_t)h->dim_pad * 4;
+         (size_t)h->dim_pad * 4 + (size_t)h->code_stride * 2;
 }
 
 int qe_hnsw_vector(const qe_hnsw *h, uint32_t slot, float *out) {
@@ -798,7 +882,10 @@ static int load_body(qe_hnsw *h, reader *r, uint32_t slots, uint32_t count, uint
     h->free_slots[i] = s;
   }
   h->free_count = free_count;
-  return r->p == r->end ? QE_OK : QE_HNSW_ERR_CORRUPT;
+  if (r->p != r->end) return QE_HNSW_ERR_CORRUPT;
+  for (uint32_t s = 0; s < slots; s++)
+    if (h->levels[s] >= 0) store_codes(h, s);
+  return QE_OK;
 }
 
 int qe_hnsw_load(const uint8_t *bytes, size_t n, uint32_t expect_dim, uint32_t expect_metric, qe_hnsw **out,

@@ -101,6 +101,12 @@ int32_t qe_hnsw_search_exact(qe_hnsw *h, const float *query, uint32_t k, const u
                              uint32_t *slots, float *distances);
 
 int qe_hnsw_set_ef_search(qe_hnsw *h, uint32_t ef);
+
+/* How searches walk the graph: on the float32 vectors, or on int8 codes of
+ * them (per-vector scale) with the ef results re-ranked in float32, which
+ * reads a quarter of the bytes per distance. Inserts always use float32. */
+enum { QE_HNSW_TRAVERSAL_FLOAT32 = 0, QE_HNSW_TRAVERSAL_INT8 = 1 };
+int qe_hnsw_set_traversal(qe_hnsw *h, int traversal);
 uint32_t qe_hnsw_dim(const qe_hnsw *h);
 uint32_t qe_hnsw_count(const qe_hnsw *h);       /* live nodes */
 uint32_t qe_hnsw_slot_count(const qe_hnsw *h);  /* slots ever used (live + free) */

@@ -53,6 +53,11 @@ size_t qe_f32_row_inv_norms(size_t rows, size_t dim, const float *x, size_t ldx,
 float qe_f32_dot(size_t dim, const float *a, const float *b);
 float qe_f32_l2_squared(size_t dim, const float *a, const float *b);
 
+/* sum a[i] * b[i] over n int8 x int16 elements (n a multiple of 16), in
+ * int32: the quantized traversal of the HNSW index. |a|, |b| <= 127 keeps the
+ * sum exact up to n = 2^17. */
+int32_t qe_i8_i16_dot(size_t n, const int8_t *a, const int16_t *b);
+
 /* Writes count row-major rows (stride ldr) into the panel layout at rows
  * row0 .. row0 + count of the corpus. */
 void qe_f32_corpus_store_rows(size_t dim, float *corpus, size_t row0, size_t count,

@@ -10,6 +10,7 @@
 #include "kernels/crc32c.h"
 #include "qe_test.h"
 #include "search/hnsw.h"
+#include "search/similarity.h"
 
 /* n points around `clusters` centres in [-1, 1]^dim, spread sigma. */
 static float *clustered(size_t n, size_t dim, size_t clusters, float sigma) {
@@ -119,6 +120,21 @@ QE_TEST(hnsw_crc32c_known_answers) {
   QE_CHECK(~c == whole, "bitwise %08x vs %08x", ~c, whole);
 }
 
+QE_TEST(hnsw_int8_dot_kernel) {
+  /* Against a plain loop, with the extreme codes, at several lengths. */
+  int8_t a[256];
+  int16_t b[256];
+  for (size_t n = 16; n <= 256; n += 16) {
+    for (size_t i = 0; i < n; i++) {
+      a[i] = (int8_t)(i % 7 == 0 ? -127 : i % 5 == 0 ? 127 : (int)qe_rng_uniform(-127.0f, 128.0f));
+      b[i] = (int16_t)(i % 3 == 0 ? 127 : i % 11 == 0 ? -127 : (int)qe_rng_uniform(-127.0f, 128.0f));
+    }
+    int64_t want = 0;
+    for (size_t i = 0; i < n; i++) want += (int64_t)a[i] * b[i];
+    QE_CHECK(qe_i8_i16_dot(n, a, b) == want, "n %zu: %d vs %lld", n, qe_i8_i16_dot(n, a, b), (long long)want);
+  }
+}
+
 QE_TEST(hnsw_recall_clustered_every_metric) {
   const size_t n = 3000, dim = 37, nq = 60, k = 10;
   for (int metric = 0; metric <= 2; metric++) {
@@ -137,8 +153,13 @@ QE_TEST(hnsw_recall_clustered_every_metric) {
     }
     qe_hnsw *h = build(x, n, dim, metric, 16, 7);
     QE_CHECK(qe_hnsw_count(h) == n, "count");
-    const double r = recall_at(h, metric, x, n, dim, NULL, q, nq, k, 0);
-    QE_CHECK(r >= 0.95, "metric %d: recall@10 %.3f < 0.95", metric, r);
+    /* Both traversals: on float32 vectors, and on int8 codes re-ranked in float32. */
+    for (int traversal = QE_HNSW_TRAVERSAL_FLOAT32; traversal <= QE_HNSW_TRAVERSAL_INT8; traversal++) {
+      QE_CHECK(qe_hnsw_set_traversal(h, traversal) == QE_OK, "traversal %d", traversal);
+      const double r = recall_at(h, metric, x, n, dim, NULL, q, nq, k, 0);
+      QE_CHECK(r >= 0.95, "metric %d, traversal %d: recall@10 %.3f < 0.95", metric, traversal, r);
+    }
+    QE_CHECK(qe_hnsw_set_traversal(h, 2) == QE_ERR_ARGUMENT, "traversal 2");
     /* k larger than ef, and k larger than the index. */
     uint32_t got[64];
     float dist[64];
@@ -492,7 +513,7 @@ QE_TEST(hnsw_bad_arguments) {
   QE_CHECK(qe_hnsw_index_destroy(NULL) == QE_OK, "destroy NULL");
 }
 
-QE_SUITE(qe_suite_hnsw, "hnsw", QE_CASE(hnsw_crc32c_known_answers), QE_CASE(hnsw_recall_clustered_every_metric),
+QE_SUITE(qe_suite_hnsw, "hnsw", QE_CASE(hnsw_crc32c_known_answers), QE_CASE(hnsw_int8_dot_kernel), QE_CASE(hnsw_recall_clustered_every_metric),
          QE_CASE(hnsw_dim_one_and_duplicates), QE_CASE(hnsw_remove_and_reuse),
          QE_CASE(hnsw_save_load_identical_and_deterministic), QE_CASE(hnsw_corrupt_files_table),
          QE_CASE(hnsw_filtered_search), QE_CASE(hnsw_bad_arguments));
