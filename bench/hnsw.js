@@ -268,7 +268,7 @@ async function runHnswBenchmark({ quick = false, log = console.log } = {}) {
   const api = require(path.join(root, 'dist', 'cjs', 'js', 'index.js'));
   const { lib, reason } = loadPeer();
   if (reason) log(`note: ${reason}`);
-  const opts = quick ? { n: 20000, nq: 200, efs: [16, 32, 64, 128, 256], rounds: 2 } : { n: 100000, nq: 500, efs: EFS, rounds: 3 };
+  const opts = quick ? { n: 20000, nq: 200, efs: [16, 32, 64, 128, 256], rounds: 2 } : { n: 100000, nq: 500, efs: EFS, rounds: 5 };
   const rows = [];
   rows.push(await runDataset(api, lib, gaussianMixture(opts.n, opts.nq, 384, 7), opts, log));
   rows.push(await runDataset(api, lib, await realCode(api, opts.n, opts.nq, log), opts, log));
