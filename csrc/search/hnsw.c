@@ -97,13 +97,6 @@ struct qe_hnsw {
 
 /* ------------------------------------------------------------ the handle */
 
-/* Zeroed memory. The threaded build's own heap has no calloc, and clang
- * folds malloc + memset into calloc: aligned_alloc it is. */
-static void *zalloc(size_t bytes) {
-  void *p = aligned_alloc(16, (bytes + 15) & ~(size_t)15);
-  if (p) memset(p, 0, bytes);
-  return p;
-}
 
 static int claim(qe_hnsw *h) { return __atomic_exchange_n(&h->busy, 1, __ATOMIC_ACQUIRE) == 0; }
 static void release(qe_hnsw *h) { __atomic_store_n(&h->busy, 0, __ATOMIC_RELEASE); }
@@ -231,7 +224,7 @@ int qe_hnsw_create(const qe_hnsw_params *params, uint32_t capacity, qe_hnsw **ou
   if (!params || !out) return QE_ERR_NULL;
   *out = NULL;
   if (!params_ok(params) || capacity > QE_HNSW_MAX_SLOTS) return QE_ERR_ARGUMENT;
-  qe_hnsw *h = zalloc(sizeof *h);
+  qe_hnsw *h = calloc(1, sizeof *h);
   if (!h) return QE_ERR_NO_MEMORY;
   h->p = *params;
   h->M0 = 2 * params->M;
@@ -470,7 +463,7 @@ int qe_hnsw_add(qe_hnsw *h, const float *vector, uint32_t *slot_out) {
   const int level = status == QE_OK ? random_level(h) : 0;
   uint32_t *upper = NULL;
   if (status == QE_OK && level > 0) {
-    upper = zalloc((size_t)level * (1 + h->p.M) * sizeof *upper);
+    upper = calloc((size_t)level * (1 + h->p.M), sizeof *upper);
     if (!upper) status = QE_ERR_NO_MEMORY;
   }
   if (status != QE_OK) {
@@ -843,7 +836,7 @@ static int load_body(qe_hnsw *h, reader *r, uint32_t slots, uint32_t count, uint
       if (!isfinite(v[i])) return QE_HNSW_ERR_CORRUPT;
     }
     if (level > 0) {
-      h->upper[s] = zalloc((size_t)level * (1 + h->p.M) * sizeof(uint32_t));
+      h->upper[s] = calloc((size_t)level * (1 + h->p.M), sizeof(uint32_t));
       if (!h->upper[s]) return QE_ERR_NO_MEMORY;
       h->upper_bytes += (size_t)level * (1 + h->p.M) * 4;
     }
