@@ -282,6 +282,7 @@ export function referenceOnnxAttention(c: OnnxReferenceCase): Float64Array {
     }
   }
   return y;
+}
 
 /** HNSW distance in float64 (csrc/search/hnsw.h): cosine 1 - cos, ip 1 - dot, l2 |q - x| (not squared). */
 export function referenceDistance(metric: 'cosine' | 'ip' | 'l2', q: ArrayLike<number>, x: ArrayLike<number>): number {
