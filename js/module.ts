@@ -217,11 +217,6 @@ export class QEModule {
     return this.x;
   }
 
-  /** Bytes of a Uint8Array view over the whole memory, current even after growth. */
-  u8(): Uint8Array {
-    return new Uint8Array(this.memory.buffer);
-  }
-
   /** The search entries at pointer level, for js/similarity.ts and js/code-embedding.ts. */
   searchEntries(): SearchEntries {
     return this.x;
