@@ -19,6 +19,7 @@
  */
 import { checkStatus, loadQEModule, QE_STATUS, type HNSWEntries, type QEModule } from './module';
 import type { ModuleLoadOptions } from '../types';
+import { readFileBytes, writeBytesAtomic } from './platform';
 import { describe, validatePositiveInteger } from './validate';
 
 export type HNSWMetric = 'cosine' | 'ip' | 'l2';
@@ -675,32 +676,16 @@ export class HNSWIndex<M = unknown> {
     this.changed();
   }
 
-  /** save() to a file, written to a temporary file beside it and renamed over it (a crash never leaves a torn file). Node only. */
+  /** save() to a file, written to a temporary file beside it, fsynced and renamed over it (a crash never leaves a torn file). Node only. */
   async saveTo(path: string): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
-    const bytes = this.save();
-    const fs = await import('node:fs/promises');
-    const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
-    const handle = await fs.open(tmp, 'w');
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await fs.rename(tmp, path);
-    } catch (error) {
-      await fs.rm(tmp, { force: true });
-      throw error;
-    }
+    await writeBytesAtomic(path, this.save());
   }
 
   /** load() from a file written by saveTo. Node only. */
   async loadFrom(path: string): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
-    const fs = await import('node:fs/promises');
-    const bytes = await fs.readFile(path);
+    const bytes = await readFileBytes(path);
     this.load(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
 
