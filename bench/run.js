@@ -108,7 +108,7 @@ async function main() {
 
   const outDir = path.join(root, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding, patternAdaptation: adaptation , hnsw }, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding, patternAdaptation: adaptation, hnsw }, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'latest.md'), `# qe-flash benchmark\n\n${report}`);
 
   const attention = results.filter((r) => r.kind === 'attention' && r.baseline.status === 'ok');

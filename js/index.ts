@@ -71,6 +71,7 @@ export {
   type StoredPattern,
   type Vector,
 } from './pattern-adapter';
+export {
   HNSWFileError,
   HNSWFilter,
   HNSWIndex,

@@ -172,11 +172,6 @@ export async function writeTextFile(path: string, _text: string): Promise<void> 
 }
 
 /** Writing files: not in a browser. */
-export async function writeBytesAtomic(path: string, _bytes: Uint8Array): Promise<void> {
-  throw new Error(`cannot write ${path}: a browser has no file system (use save() for the bytes)`);
-}
-
-/** Writing files: not in a browser. */
 export function writeFileAtomicSync(path: string, _text: string): void {
   throw new Error(`cannot write ${path}: a browser has no file system`);
 }

@@ -139,28 +139,6 @@ export async function writeTextFile(path: string, text: string): Promise<void> {
   await fs.writeFile(path, text);
 }
 
-/**
- * Writes bytes to a temporary file beside path, fsyncs it and renames it over
- * path, so a crash mid-write never leaves a torn file (Node; HNSWIndex.saveTo).
- */
-export async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const fs = await import('node:fs/promises');
-  const temp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
-  const handle = await fs.open(temp, 'w');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await fs.rename(temp, path);
-  } catch (error) {
-    await fs.rm(temp, { force: true });
-    throw error;
-  }
-}
-
 /** Writes a text file through a temporary file and a rename, so a reader never sees half a file (Node). */
 export function writeFileAtomicSync(path: string, text: string): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
