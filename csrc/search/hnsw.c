@@ -39,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/crc32c.h"
+#include "adapt/crc32c.h"
 #include "qe_api.h"
 #include "search/similarity.h"
 
@@ -792,7 +792,7 @@ int qe_hnsw_save(qe_hnsw *h, const uint8_t *user, size_t user_bytes, uint8_t *ou
   for (uint32_t i = 0; i < h->free_count; i++, p += 4) put32(p, h->free_slots[i]);
   if (user_bytes) memcpy(p, user, user_bytes);
   p += user_bytes;
-  put32(p, qe_crc32c(0, out, (size_t)(p - out)));
+  put32(p, qe_crc32c_update(0, out, (size_t)(p - out)));
   release(h);
   return QE_OK;
 }
@@ -898,7 +898,7 @@ int qe_hnsw_load(const uint8_t *bytes, size_t n, uint32_t expect_dim, uint32_t e
   const uint64_t total = HEADER_BYTES + body + extra + 4;
   if ((uint64_t)n < total) return QE_HNSW_ERR_TRUNCATED;
   if ((uint64_t)n > total) return QE_HNSW_ERR_CORRUPT;
-  if (qe_crc32c(0, bytes, (size_t)total - 4) != get32(bytes + total - 4)) return QE_HNSW_ERR_CHECKSUM;
+  if (qe_crc32c_update(0, bytes, (size_t)total - 4) != get32(bytes + total - 4)) return QE_HNSW_ERR_CHECKSUM;
 
   qe_hnsw_params p = {get32(bytes + 12), get32(bytes + 16), get32(bytes + 20), get32(bytes + 24),
                       get32(bytes + 28), get64(bytes + 32)};
