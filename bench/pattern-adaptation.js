@@ -42,17 +42,9 @@ async function loadLearningWasm() {
   }
 }
 
+/** The benchmark's seeded inputs in [-1, 1) (js/benchmark.ts), as every other row uses. */
 function seeded(n, seed) {
-  const out = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
+  return require(path.join(root, 'dist', 'cjs', 'js', 'benchmark.js')).seededUniform(n, seed);
 }
 
 function stats(values) {
