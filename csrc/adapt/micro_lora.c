@@ -24,6 +24,7 @@
 #include "adapt/scalar_math.h"
 #include "arena.h"
 #include "qe_api.h"
+#include "search/similarity.h"
 #include "simd.h"
 
 #define LORA_MAGIC 0x524C4551u /* "QELR" */
@@ -33,22 +34,6 @@
 
 /* ------------------------------------------------------------- vectors */
 
-/* Sum of a[i] * b[i]. Four accumulators: a dot product of a few hundred
- * floats is bound by the latency of its add chain, not by loads. */
-static float dot_f32(size_t n, const float *a, const float *b) {
-  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = qe_f32x4_madd(wasm_v128_load(a + i), wasm_v128_load(b + i), s0);
-    s1 = qe_f32x4_madd(wasm_v128_load(a + i + 4), wasm_v128_load(b + i + 4), s1);
-    s2 = qe_f32x4_madd(wasm_v128_load(a + i + 8), wasm_v128_load(b + i + 8), s2);
-    s3 = qe_f32x4_madd(wasm_v128_load(a + i + 12), wasm_v128_load(b + i + 12), s3);
-  }
-  for (; i + 4 <= n; i += 4) s0 = qe_f32x4_madd(wasm_v128_load(a + i), wasm_v128_load(b + i), s0);
-  float s = qe_f32x4_hsum(wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3)));
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
-}
 
 /* *kk = k . k and *uk = u . k in one pass over k. */
 static void norm_and_dot_f32(size_t n, const float *u, const float *k, float *kk, float *uk) {
@@ -103,7 +88,7 @@ static void dot_rows_f32(size_t rows, size_t n, const float *a, size_t lda, cons
     out[j] = s0;
     out[j + 1] = s1;
   }
-  if (j < rows) out[j] = dot_f32(n, a + j * lda, x);
+  if (j < rows) out[j] = qe_f32_dot(n, a + j * lda, x);
 }
 
 /* y[i] += c * x[i] */
@@ -252,7 +237,7 @@ int qe_micro_lora_gradient(const qe_micro_lora *l, const float *x, const float *
   float h[QE_LORA_MAX_RANK];
 
   if (forward(l, x, u, h) != 0) return -1;
-  const float uu = dot_f32(d, u, u);
+  const float uu = qe_f32_dot(d, u, u);
   if (!(uu > 0.0f) || !isfinite(uu)) return -1;
   const float inv_nu = 1.0f / sqrtf(uu);
   for (size_t i = 0; i < d; i++) u[i] *= inv_nu;
@@ -307,13 +292,13 @@ int qe_micro_lora_gradient(const qe_micro_lora *l, const float *x, const float *
     if (c != 0.0f) axpy_f32(d, c, keys + i * ldk, g);
   }
   /* Through the normalisation: dL/dy = (g - <g, y^> y^) / |y|. */
-  const float gy = dot_f32(d, g, u);
+  const float gy = qe_f32_dot(d, g, u);
   for (size_t i = 0; i < d; i++) g[i] = (g[i] - gy * u[i]) * inv_nu;
 
   /* y = x + s B^T^T h: dL/dB^T_j = s h_j dL/dy; dL/dh_j = s B^T_j . dL/dy;
    * h = A x: dL/dA_j = dL/dh_j x. B^T is read before any change. */
   for (size_t j = 0; j < r; j++) {
-    const float t = l->scale * dot_f32(d, l->bt + j * l->ld, g);
+    const float t = l->scale * qe_f32_dot(d, l->bt + j * l->ld, g);
     axpy_f32(d, l->scale * h[j], g, grad_bt + j * l->ld);
     axpy_f32(d, t, x, grad_a + j * l->ld);
   }
