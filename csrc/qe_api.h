@@ -35,7 +35,8 @@ enum {
   QE_ERR_FORMAT = -5,       /* not this format (magic), or inconsistent inside */
   QE_ERR_VERSION = -6,      /* a format version this build does not read */
   QE_ERR_CHECKSUM = -7,     /* the CRC32C does not match: the bytes are corrupt */
-  QE_ERR_TRUNCATED = -8     /* fewer bytes than the format says (empty included) */
+  QE_ERR_TRUNCATED = -8,    /* fewer bytes than the format says (empty included) */
+  QE_ERR_HANDLE = -9        /* a handle is not a live object of its kind (destroyed, foreign or corrupt) */
 };
 
 /* Memory the caller owns (inputs, outputs, resident buffers). 16-byte aligned. */

@@ -13,6 +13,7 @@ export const QE_STATUS = Object.freeze({
   ERR_VERSION: -6,
   ERR_CHECKSUM: -7,
   ERR_TRUNCATED: -8,
+  ERR_HANDLE: -9,
 });
 
 /** What each status code means, from its header comment. */
@@ -26,6 +27,7 @@ export const QE_STATUS_TEXT: Readonly<Record<number, { name: string; text: strin
   [-6]: { name: 'QE_ERR_VERSION', text: 'a format version this build does not read' },
   [-7]: { name: 'QE_ERR_CHECKSUM', text: 'the CRC32C does not match: the bytes are corrupt' },
   [-8]: { name: 'QE_ERR_TRUNCATED', text: 'fewer bytes than the format says (empty included)' },
+  [-9]: { name: 'QE_ERR_HANDLE', text: 'a handle is not a live object of its kind (destroyed, foreign or corrupt)' },
 });
 
 /**
@@ -83,10 +85,26 @@ export interface QEExports {
   qe_cache_store(cache: number, row: number, embedding: number, quality: number, label: number, labelLen: number, out: number): number;
   /** int32_t qe_cache_victim(const qe_pattern_cache *cache) — csrc/qe_api.h */
   qe_cache_victim(cache: number): number;
+  /** int qe_corpus_append(qe_corpus *corpus, const float *rows, int32_t count) — csrc/search/corpus.h */
+  qe_corpus_append(corpus: number, rows: number, count: number): number;
+  /** int32_t qe_corpus_capacity(const qe_corpus *corpus) — csrc/search/corpus.h */
+  qe_corpus_capacity(corpus: number): number;
+  /** int qe_corpus_create(int32_t dim, int32_t capacity, qe_corpus **out) — csrc/search/corpus.h */
+  qe_corpus_create(dim: number, capacity: number, out: number): number;
+  /** int qe_corpus_destroy(qe_corpus *corpus) — csrc/search/corpus.h */
+  qe_corpus_destroy(corpus: number): number;
   /** int qe_corpus_move_row(float *corpus, float *inv_norms, int32_t capacity, int32_t dim, int32_t from, int32_t to) — csrc/qe_api.h */
   qe_corpus_move_row(corpus: number, invNorms: number, capacity: number, dim: number, from: number, to: number): number;
   /** int32_t qe_corpus_panel_rows(void) — csrc/qe_api.h */
   qe_corpus_panel_rows(): number;
+  /** int qe_corpus_remove_row(qe_corpus *corpus, int32_t row) — csrc/search/corpus.h */
+  qe_corpus_remove_row(corpus: number, row: number): number;
+  /** int qe_corpus_search(const qe_corpus *corpus, const float *queries, int32_t nq, int32_t k, int32_t *out_idx, float *out_score) — csrc/search/corpus.h */
+  qe_corpus_search(corpus: number, queries: number, nq: number, k: number, outIdx: number, outScore: number): number;
+  /** qe_job * qe_corpus_search_job_create(const qe_corpus *corpus, const float *queries, int32_t nq, int32_t k, int32_t *out_idx, float *out_score, int32_t workers) — csrc/search/corpus.h */
+  qe_corpus_search_job_create(corpus: number, queries: number, nq: number, k: number, outIdx: number, outScore: number, workers: number): number;
+  /** int32_t qe_corpus_size(const qe_corpus *corpus) — csrc/search/corpus.h */
+  qe_corpus_size(corpus: number): number;
   /** int qe_corpus_store_rows(float *corpus, float *inv_norms, int32_t capacity, int32_t dim, int32_t row0, const float *rows, int32_t count) — csrc/qe_api.h */
   qe_corpus_store_rows(corpus: number, invNorms: number, capacity: number, dim: number, row0: number, rows: number, count: number): number;
   /** int qe_cosine_topk(const float *queries, int32_t nq, const float *corpus, const float *inv_norms, int32_t n, int32_t dim, int32_t k, int32_t *out_idx, float *out_score) — csrc/qe_api.h */
@@ -244,8 +262,16 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_cache_shape',
   'qe_cache_store',
   'qe_cache_victim',
+  'qe_corpus_append',
+  'qe_corpus_capacity',
+  'qe_corpus_create',
+  'qe_corpus_destroy',
   'qe_corpus_move_row',
   'qe_corpus_panel_rows',
+  'qe_corpus_remove_row',
+  'qe_corpus_search',
+  'qe_corpus_search_job_create',
+  'qe_corpus_size',
   'qe_corpus_store_rows',
   'qe_cosine_topk',
   'qe_crc32c',

@@ -15,9 +15,11 @@
  * the corpus. The corpus lives in module memory in the kernel's panel layout
  * (rows of 16 interleaved by dimension, written by qe_corpus_store_rows), so
  * a query streams it front to back; the one-shot helpers store the corpus
- * for the call, the index keeps it.
+ * for the call, the index keeps it. Both hold it as a Corpus (js/corpus.ts),
+ * the C-owned object behind a handle; no pointer reaches this file.
  */
-import { checkStatus, QE_STATUS, type QEModule, type SearchEntries } from './module';
+import { Corpus } from './corpus';
+import type { QEModule } from './module';
 import { describe, MAX_INT32, validateFiniteElements, validateFiniteNumber, validateFloat32Array, validatePositiveInteger } from './validate';
 import { realArray, realList } from './input';
 
@@ -45,48 +47,6 @@ export interface PatternMatch {
 
 /** Default temperature of matchPatterns: probabilities are softmax(cosine / 0.1). */
 export const DEFAULT_PATTERN_TEMPERATURE = 0.1;
-
-/** Rows copied through the staging buffer at a time when storing a corpus (about 4 MB). */
-function stagingRows(dim: number): number {
-  return Math.max(1, Math.floor((4 << 20) / (dim * 4)));
-}
-
-/**
- * Stores `count` vectors (a flat row-major array, or a list) as rows row0 ..
- * of a stored corpus, through a bounded staging buffer; computes their
- * inverse norms. Throws a RangeError for a norm beyond float range.
- */
-function storeRows(
-  module: QEModule,
-  entries: SearchEntries,
-  corpus: number,
-  invNorms: number,
-  capacity: number,
-  dim: number,
-  row0: number,
-  vectors: Float32Array | readonly Float32Array[],
-  count: number,
-): void {
-  const chunk = Math.min(count, stagingRows(dim));
-  module.scope((s) => {
-    const staging = s.allocFloats(chunk * dim);
-    for (let first = 0; first < count; first += chunk) {
-      const rows = Math.min(chunk, count - first);
-      const f32 = module.f32();
-      if (vectors instanceof Float32Array) {
-        f32.set(vectors.subarray(first * dim, (first + rows) * dim), staging >>> 2);
-      } else {
-        for (let i = 0; i < rows; i++) f32.set(vectors[first + i], (staging >>> 2) + i * dim);
-      }
-      const status = entries.qe_corpus_store_rows(corpus, invNorms, capacity, dim, row0 + first, staging, rows);
-      if (status === QE_STATUS.ERR_ARGUMENT) {
-        // Sizes were checked and elements are finite: only a norm beyond float range is left.
-        throw new RangeError(`a vector's norm exceeds the float32 range (3.4e38); scale the vectors down`);
-      }
-      checkStatus(status, 'qe_corpus_store_rows');
-    }
-  });
-}
 
 // ---------------------------------------------------------------------------
 // Argument checks
@@ -163,23 +123,12 @@ function checkBytes(what: string, count: number): void {
 function topKOnce(module: QEModule, queries: Float32Array, nq: number, dim: number, corpus: ReturnType<typeof validateCorpus>, k: number): SimilarityResult[][] {
   const n = corpus.count;
   const kk = Math.min(k, n);
-  const entries = module.searchEntries();
-  const panel = entries.qe_corpus_panel_rows();
-  const capacity = Math.ceil(n / panel) * panel;
-  checkBytes('the corpus', capacity * dim);
+  checkBytes('the corpus', Math.ceil(n / 16) * 16 * dim);
   checkBytes('the results', nq * kk);
-  return module.scope((s) => {
-    const pq = s.copyIn(queries);
-    const pc = s.allocFloats(capacity * dim);
-    const inv = s.allocFloats(capacity);
-    const oi = s.alloc(nq * kk * 4);
-    const os = s.allocFloats(nq * kk);
-    // The last panel's spare rows are computed and ignored; zero them so they hold no stale bits.
-    module.f32().fill(0, (pc >>> 2) + (capacity - panel) * dim, (pc >>> 2) + capacity * dim);
-    storeRows(module, entries, pc, inv, capacity, dim, 0, corpus.flat ?? (corpus.rows as Float32Array[]), n);
-    checkStatus(entries.qe_cosine_topk(pq, nq, pc, inv, n, dim, kk, oi, os), 'qe_cosine_topk');
-    const idx = module.i32().slice(oi >>> 2, (oi >>> 2) + nq * kk);
-    const score = s.readFloats(os, nq * kk);
+  const stored = Corpus.create(module, dim, n);
+  try {
+    stored.append(corpus.flat ?? (corpus.rows as Float32Array[]), n);
+    const { rows: idx, scores: score } = stored.search(queries, nq, kk);
     const out: SimilarityResult[][] = [];
     for (let i = 0; i < nq; i++) {
       const row: SimilarityResult[] = new Array(kk);
@@ -187,7 +136,9 @@ function topKOnce(module: QEModule, queries: Float32Array, nq: number, dim: numb
       out.push(row);
     }
     return out;
-  });
+  } finally {
+    stored.dispose();
+  }
 }
 
 /**
@@ -302,20 +253,15 @@ export interface SimilarityIndex {
 const INITIAL_CAPACITY = 64;
 
 class ResidentSimilarityIndex implements SimilarityIndex {
-  private module: QEModule | null;
-  private readonly entries: SearchEntries;
-  private rowsPtr = 0;
-  private normsPtr = 0;
-  private rowCapacity = 0;
+  private corpus: Corpus | null;
   private count = 0;
   private nextId = 0;
   /** idOfRow[r]: the id stored at row r (r < count). */
-  private idOfRow = new Int32Array(0);
+  private idOfRow = new Int32Array(INITIAL_CAPACITY);
   private readonly rowOfId = new Map<number, number>();
 
   constructor(module: QEModule, readonly dim: number, private readonly threads: number) {
-    this.module = module;
-    this.entries = module.searchEntries();
+    this.corpus = Corpus.create(module, dim);
   }
 
   get size(): number {
@@ -324,18 +270,22 @@ class ResidentSimilarityIndex implements SimilarityIndex {
   }
 
   get capacity(): number {
-    this.live();
-    return this.rowCapacity;
+    return this.live().capacity;
   }
 
   add(vectors: Float32Array | readonly Float32Array[]): number[] {
-    const module = this.live();
+    const corpus = this.live();
     vectors = realList('vectors', vectors) as Float32Array | readonly Float32Array[];
     const m = validateBatch('vectors', vectors, this.dim);
     if (m === 0) return [];
     if (this.nextId + m > MAX_INT32) throw new RangeError('this index has handed out 2^31 - 1 ids; create a new one');
-    this.reserve(this.count + m);
-    storeRows(module, this.entries, this.rowsPtr, this.normsPtr, this.rowCapacity, this.dim, this.count, vectors, m);
+    checkBytes('the corpus', (this.count + m) * this.dim);
+    corpus.append(vectors, m);
+    if (this.idOfRow.length < this.count + m) {
+      const ids = new Int32Array(Math.max(corpus.capacity, this.count + m));
+      ids.set(this.idOfRow.subarray(0, this.count));
+      this.idOfRow = ids;
+    }
     const ids: number[] = new Array(m);
     for (let i = 0; i < m; i++) {
       const id = this.nextId++;
@@ -348,14 +298,14 @@ class ResidentSimilarityIndex implements SimilarityIndex {
   }
 
   remove(id: number): boolean {
-    this.live();
+    const corpus = this.live();
     validateId('id', id);
     const row = this.rowOfId.get(id);
     if (row === undefined) return false;
     const last = this.count - 1;
+    // Compact: the last row moves into the gap; its id keeps pointing at it.
+    corpus.removeRow(row);
     if (row !== last) {
-      // Compact: the last row moves into the gap; its id keeps pointing at it.
-      checkStatus(this.entries.qe_corpus_move_row(this.rowsPtr, this.normsPtr, this.rowCapacity, this.dim, last, row), 'qe_corpus_move_row');
       const moved = this.idOfRow[last];
       this.idOfRow[row] = moved;
       this.rowOfId.set(moved, row);
@@ -389,14 +339,12 @@ class ResidentSimilarityIndex implements SimilarityIndex {
   }
 
   dispose(): void {
-    const module = this.module;
-    if (module === null) return;
-    this.module = null;
-    if (this.rowsPtr !== 0) module.free(this.rowsPtr);
-    if (this.normsPtr !== 0) module.free(this.normsPtr);
-    this.rowsPtr = this.normsPtr = 0;
+    const corpus = this.corpus;
+    if (corpus === null) return;
+    this.corpus = null;
     this.rowOfId.clear();
     this.count = 0;
+    corpus.dispose();
   }
 
   /**
@@ -406,85 +354,35 @@ class ResidentSimilarityIndex implements SimilarityIndex {
    * with twice as many until the tie group is whole, then re-sorts by id.
    */
   private run(queries: Float32Array, nq: number, k: number): IndexSearchResult[][] {
-    const module = this.live();
+    const corpus = this.live();
     if (this.count === 0) return Array.from({ length: nq }, () => []);
     const n = this.count;
     const want = Math.min(k, n);
     const ask = Math.min(want + 1, n);
     checkBytes('the results', nq * ask);
-    return module.scope((s) => {
-      const pq = s.copyIn(queries);
-      const search = (query: number, count: number, k1: number): { idx: Int32Array; score: Float32Array } => {
-        const oi = s.alloc(count * k1 * 4);
-        const os = s.allocFloats(count * k1);
-        const call = { queries: query, nq: count, corpus: this.rowsPtr, invNorms: this.normsPtr, n, dim: this.dim, k: k1, outIdx: oi, outScore: os };
-        const status = module.pool !== null && this.threads > 1
-          ? module.pool.search(call, this.threads).status
-          : this.entries.qe_cosine_topk(query, count, this.rowsPtr, this.normsPtr, n, this.dim, k1, oi, os);
-        checkStatus(status, 'qe_cosine_topk');
-        return { idx: module.i32().slice(oi >>> 2, (oi >>> 2) + count * k1), score: s.readFloats(os, count * k1) };
-      };
-      const first = search(pq, nq, ask);
-      const results: IndexSearchResult[][] = [];
-      for (let i = 0; i < nq; i++) {
-        let idx = first.idx.subarray(i * ask, (i + 1) * ask);
-        let score = first.score.subarray(i * ask, (i + 1) * ask);
-        let got = ask;
-        // A tie across the cut: widen this query's search until the tie group is whole.
-        while (got > want && got < n && score[got - 1] === score[want - 1]) {
-          got = Math.min(got * 2, n);
-          ({ idx, score } = search(pq + i * this.dim * 4, 1, got));
-        }
-        const all: IndexSearchResult[] = new Array(got);
-        for (let j = 0; j < got; j++) all[j] = { id: this.idOfRow[idx[j]], similarity: score[j] };
-        all.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
-        all.length = want;
-        results.push(all);
+    const first = corpus.search(queries, nq, ask, this.threads);
+    const results: IndexSearchResult[][] = [];
+    for (let i = 0; i < nq; i++) {
+      let idx = first.rows.subarray(i * ask, (i + 1) * ask);
+      let score = first.scores.subarray(i * ask, (i + 1) * ask);
+      let got = ask;
+      // A tie across the cut: widen this query's search until the tie group is whole.
+      while (got > want && got < n && score[got - 1] === score[want - 1]) {
+        got = Math.min(got * 2, n);
+        ({ rows: idx, scores: score } = corpus.search(queries.subarray(i * this.dim, (i + 1) * this.dim), 1, got, this.threads));
       }
-      return results;
-    });
+      const all: IndexSearchResult[] = new Array(got);
+      for (let j = 0; j < got; j++) all[j] = { id: this.idOfRow[idx[j]], similarity: score[j] };
+      all.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
+      all.length = want;
+      results.push(all);
+    }
+    return results;
   }
 
-  /** Makes room for `rows` rows, doubling the capacity (the old rows move once). */
-  private reserve(rows: number): void {
-    const module = this.live();
-    if (rows <= this.rowCapacity) return;
-    const panel = this.entries.qe_corpus_panel_rows();
-    let capacity = Math.max(this.rowCapacity, INITIAL_CAPACITY);
-    while (capacity < rows) capacity *= 2;
-    // Near the 4 GiB ceiling, take what is needed rather than double.
-    if (capacity * this.dim * 4 > 0xffffffff) capacity = Math.ceil(rows / panel) * panel;
-    checkBytes('the corpus', capacity * this.dim);
-    const rowsPtr = module.alloc(capacity * this.dim * 4);
-    let normsPtr: number;
-    try {
-      normsPtr = module.alloc(capacity * 4);
-    } catch (error) {
-      module.free(rowsPtr);
-      throw error;
-    }
-    // The layout depends only on the row and dim, so the used panels move as one block.
-    const used = Math.ceil(this.count / panel) * panel;
-    const f32 = module.f32();
-    if (used > 0) {
-      f32.copyWithin(rowsPtr >>> 2, this.rowsPtr >>> 2, (this.rowsPtr >>> 2) + used * this.dim);
-      f32.copyWithin(normsPtr >>> 2, this.normsPtr >>> 2, (this.normsPtr >>> 2) + used);
-    }
-    f32.fill(0, (rowsPtr >>> 2) + used * this.dim, (rowsPtr >>> 2) + capacity * this.dim);
-    f32.fill(0, (normsPtr >>> 2) + used, (normsPtr >>> 2) + capacity);
-    if (this.rowsPtr !== 0) module.free(this.rowsPtr);
-    if (this.normsPtr !== 0) module.free(this.normsPtr);
-    this.rowsPtr = rowsPtr;
-    this.normsPtr = normsPtr;
-    const ids = new Int32Array(capacity);
-    ids.set(this.idOfRow.subarray(0, this.count));
-    this.idOfRow = ids;
-    this.rowCapacity = capacity;
-  }
-
-  private live(): QEModule {
-    if (this.module === null) throw new Error('this similarity index has been disposed; create a new one with createSimilarityIndex()');
-    return this.module;
+  private live(): Corpus {
+    if (this.corpus === null) throw new Error('this similarity index has been disposed; create a new one with createSimilarityIndex()');
+    return this.corpus;
   }
 }
 

@@ -644,14 +644,26 @@ export class ThreadPool {
    */
   search(c: ThreadedSearchCall, threads: number): { status: number; threads: number } {
     const x = this.x;
-    const single = () => ({
-      status: x.qe_cosine_topk(c.queries, c.nq, c.corpus, c.invNorms, c.n, c.dim, c.k, c.outIdx, c.outScore),
-      threads: 1,
-    });
-    const helpers = this.helpersFor(threads, 2 * c.nq * c.n * c.dim);
-    if (helpers.length === 0) return single();
-    const job = x.qe_search_job_create(c.queries, c.nq, c.corpus, c.invNorms, c.n, c.dim, c.k, c.outIdx, c.outScore, helpers.length + 1) >>> 0;
-    if (job === 0) return single();
+    return this.searchWith({
+      flops: 2 * c.nq * c.n * c.dim,
+      create: (workers) => x.qe_search_job_create(c.queries, c.nq, c.corpus, c.invNorms, c.n, c.dim, c.k, c.outIdx, c.outScore, workers),
+      single: () => x.qe_cosine_topk(c.queries, c.nq, c.corpus, c.invNorms, c.n, c.dim, c.k, c.outIdx, c.outScore),
+    }, threads);
+  }
+
+  /**
+   * A search job of about `flops` operations on up to `threads` threads:
+   * `create(workers)` makes the job (0 when it cannot: `single` then runs
+   * the same search on this thread), and qe_search_job_merge writes the
+   * results. Used by search() and by js/corpus.ts, whose jobs come from a
+   * corpus handle.
+   */
+  searchWith(s: { flops: number; create: (workers: number) => number; single: () => number }, threads: number): { status: number; threads: number } {
+    const x = this.x;
+    const helpers = this.helpersFor(threads, s.flops);
+    if (helpers.length === 0) return { status: s.single(), threads: 1 };
+    const job = s.create(helpers.length + 1) >>> 0;
+    if (job === 0) return { status: s.single(), threads: 1 };
     let status = 0;
     const used = this.runJob(job, helpers, 'search', undefined, () => {
       status = x.qe_search_job_merge(job);

@@ -57,6 +57,7 @@ void qe_rng_fill(float *x, size_t n, float lo, float hi);
 extern const qe_test_suite qe_suite_kernels;
 extern const qe_test_suite qe_suite_attention;
 extern const qe_test_suite qe_suite_search;
+extern const qe_test_suite qe_suite_corpus; /* csrc/search/corpus.c, csrc/runtime/handle.c */
 extern const qe_test_suite qe_suite_threads; /* csrc/api_threads.c, allocation from several threads */
 extern const qe_test_suite qe_suite_text; /* csrc/embed/text_weight.c */
 extern const qe_test_suite qe_suite_adapt; /* csrc/adapt/, csrc/api_adapt.c */

@@ -56,7 +56,7 @@ void qe_check_close(const char *file, int line, const char *what, const float *g
  * pattern may select Jest suites only.
  */
 int main(int argc, char **argv) {
-  const qe_test_suite *suites[] = {&qe_suite_kernels, &qe_suite_attention, &qe_suite_search, &qe_suite_threads, &qe_suite_text, &qe_suite_adapt, &qe_suite_hnsw};
+  const qe_test_suite *suites[] = {&qe_suite_kernels, &qe_suite_attention, &qe_suite_search, &qe_suite_corpus, &qe_suite_threads, &qe_suite_text, &qe_suite_adapt, &qe_suite_hnsw};
   int patterns = argc - 1;
   regex_t *filters = patterns > 0 ? calloc((size_t)patterns, sizeof(regex_t)) : NULL;
   for (int p = 0; p < patterns; p++) {
