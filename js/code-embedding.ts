@@ -46,9 +46,11 @@
  * cosine of 0.7 or more (keywords, operators, API names and the shape of the
  * code are unchanged); two unrelated tests score 0.5 or less.
  */
+import { runAttention } from './attention';
 import { QE_FLASH_ATTENTION_CONFIG } from './config';
 import { checkStatus, type QEModule } from './module';
 import { hashFeature, mix32 } from './text-features';
+import { FeatureTable } from './feature-table';
 import { tokenizeCode, type CodeLanguage, type CodeToken } from './tokenizer';
 import { describe, validateAttention, validateFiniteNumber, validateFloat32Array, validateMatrix, validatePositiveInteger } from './validate';
 
@@ -163,7 +165,7 @@ function encodeTokens(module: QEModule, codeTokens: Float32Array, dim: number, o
   const x = module.vecAdd(codeTokens, positions);
   // Checks codeTokens + positions (finite, sizes) and heads | dim, as computeFlashAttention does.
   const shape = validateAttention(x, x, x, seqLen, dim, { heads }, { heads, causal: false });
-  const attended = module.attention(x, x, x, shape, blockQ, blockK).output;
+  const attended = runAttention(module, x, x, x, shape, blockQ, blockK).output;
   const h = module.vecAdd(x, attended);
   const y = module.layerNorm(h, new Float32Array(dim).fill(1), new Float32Array(dim), seqLen, dim, LAYER_NORM_EPS);
   return { y, seqLen };
@@ -370,29 +372,23 @@ export function hashTokenFeatures(
   return { offsets, rows: rows.subarray(0, f), weights: weights.subarray(0, f) };
 }
 
-/** Resident feature tables per module: key "rows x dim / seed" to the table's pointer. */
-const featureTables = new WeakMap<QEModule, Map<string, number>>();
+/** Resident feature tables per module, by "rows x dim / seed". */
+const featureTables = new WeakMap<QEModule, Map<string, FeatureTable>>();
 
 /** The resident table for (tableRows, dim, seed), filled on first use. */
-function featureTable(module: QEModule, tableRows: number, dim: number, seed: number): number {
+function featureTable(module: QEModule, tableRows: number, dim: number, seed: number): FeatureTable {
   let tables = featureTables.get(module);
   if (tables === undefined) {
     tables = new Map();
     featureTables.set(module, tables);
   }
   const key = `${tableRows}x${dim}/${seed}`;
-  let ptr = tables.get(key);
-  if (ptr === undefined) {
-    if (tableRows * dim * 4 > 0xffffffff) throw new RangeError(`tableRows ${tableRows} x dim ${dim}: the feature table does not fit in module memory (4 GiB)`);
-    ptr = module.alloc(tableRows * dim * 4);
-    const status = module.searchEntries().qe_feature_table_fill(ptr, tableRows, dim, seed >>> 0, FEATURE_TABLE_SCALE);
-    if (status !== 0) {
-      module.free(ptr);
-      checkStatus(status, 'qe_feature_table_fill');
-    }
-    tables.set(key, ptr);
+  let table = tables.get(key);
+  if (table === undefined) {
+    table = new FeatureTable(module, tableRows, dim, seed, FEATURE_TABLE_SCALE);
+    tables.set(key, table);
   }
-  return ptr;
+  return table;
 }
 
 /** Frees the resident feature tables of this module (they are refilled on next use). */
@@ -404,7 +400,7 @@ export function releaseFeatureTables(module: QEModule): void {
   }
   const tables = featureTables.get(module);
   if (tables === undefined) return;
-  for (const ptr of tables.values()) module.free(ptr);
+  for (const table of tables.values()) table.dispose();
   featureTables.delete(module);
 }
 
@@ -412,19 +408,7 @@ export function releaseFeatureTables(module: QEModule): void {
 export function hashedTokenVectors(module: QEModule, features: HashedFeatures, tableRows: number, dim: number, seed = DEFAULT_FEATURE_SEED): Float32Array {
   const tokens = features.offsets.length - 1;
   if (tokens < 1) throw new RangeError(`features.offsets must hold tokens + 1 >= 2 entries, got ${features.offsets.length}`);
-  const table = featureTable(module, tableRows, dim, seed);
-  const entries = module.searchEntries();
-  return module.scope((s) => {
-    const offsets = s.copyInInt32(features.offsets);
-    const rows = s.copyInInt32(features.rows);
-    const weights = s.copyIn(features.weights.length > 0 ? features.weights : new Float32Array(1));
-    const out = s.allocFloats(tokens * dim);
-    checkStatus(
-      entries.qe_feature_hash_embed(offsets, rows, weights, tokens, features.rows.length, table, tableRows, dim, out),
-      'qe_feature_hash_embed',
-    );
-    return s.readFloats(out, tokens * dim);
-  });
+  return featureTable(module, tableRows, dim, seed).embed(features);
 }
 
 /** Scaled sinusoidal positions by dim, grown as needed: rows depend only on (position, dim), so a prefix serves any length. */

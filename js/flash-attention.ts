@@ -17,6 +17,7 @@ import type {
   ModuleLoadOptions,
   QEWorkloadType,
 } from '../types';
+import { runAttention } from './attention';
 import { naiveAttention } from './baseline';
 import { assertWorkloadType, cloneConfig, getQEFlashAttentionConfig, mergeConfig } from './config';
 import { MODULE_ENV_VAR } from './loader';
@@ -154,7 +155,7 @@ export class QEFlashAttention {
     const blockQ = this.config.blocks.queryChunkSize, blockK = this.config.blocks.kvChunkSize;
     const run = shape.general
       ? generalAttention(module, Q, K, V, shape, options ?? {}, blockQ, blockK)
-      : module.attention(Q, K, V, shape, blockQ, blockK, this.threads);
+      : runAttention(module, Q, K, V, shape, blockQ, blockK, this.threads);
     this.recordAttention(module, shape, { ...run, timeMs: performance.now() - start });
     return run.output;
   }

@@ -1,6 +1,11 @@
 /**
- * A typed view of the module's exports (csrc/qe_api.h), copying in and out
- * of module memory, and status codes turned into errors.
+ * Memory, views and status codes: the module's exports (typed by the
+ * generated js/c-api.ts), allocation scopes, typed-array views of module
+ * memory, status codes turned into errors, and typed helpers for the
+ * one-call kernels (matmul, softmax, ...). Policy lives in the rooms above:
+ * attention in js/attention.ts, the resident corpus in js/corpus.ts, feature
+ * hashing in js/feature-table.ts. Those module-layer files are the only ones
+ * that use `exports` and pointers (test/architecture.test.ts checks).
  *
  * Every qe_alloc goes through an AllocationScope that frees it in `finally`,
  * so no module memory leaks when a call fails. Typed-array views are taken
@@ -9,7 +14,6 @@
 import type { ModuleKind, ModuleLoadOptions } from '../types';
 import { loadWasm, type LoadedWasm } from './loader';
 import type { ThreadPool } from './threads';
-import { nonFiniteElementError, type ResolvedAttention } from './validate';
 import { QE_EXPORT_NAMES, QE_STATUS, QE_STATUS_TEXT, type QEExports } from './c-api';
 
 export { QE_STATUS, type QEExports };
@@ -57,10 +61,14 @@ export type AdaptEntries = Pick<
   | 'qe_crc32c'
 >;
 
-/** The search and feature-hashing entries (csrc/api_search.c), pointer level. */
 /** The HNSW index entries (csrc/api_hnsw.h), pointer level. */
 export type HNSWEntries = Pick<QEExports, Extract<keyof QEExports, `qe_hnsw_index_${string}`>>;
 
+/**
+ * The search, feature-hashing and text entries at pointer level: transitional,
+ * for js/code-embedding.ts and js/code-index.ts until their pointer work moves
+ * into the module layer (test/architecture.test.ts lists them as exceptions).
+ */
 export type SearchEntries = Pick<
   QEExports,
   'qe_corpus_panel_rows' | 'qe_corpus_store_rows' | 'qe_corpus_move_row' | 'qe_cosine_topk' | 'qe_feature_table_fill' | 'qe_feature_hash_embed'
@@ -89,17 +97,6 @@ export function checkStatus(status: number, entry: string): void {
       throw new Error(`${entry}: unknown status ${status}`);
     }
   }
-}
-
-/** What the attention entry reports besides its output. */
-export interface AttentionRun {
-  output: Float32Array;
-  tileQ: number;
-  tileK: number;
-  /** Bytes of working memory (arena) the kernel used. */
-  workspaceBytes: number;
-  /** Threads the call ran on. */
-  threads: number;
 }
 
 export class QEModule {
@@ -217,7 +214,16 @@ export class QEModule {
     return this.x;
   }
 
-  /** The search entries at pointer level, for js/similarity.ts and js/code-embedding.ts. */
+  /**
+   * The entries themselves, for the module layer only (js/attention.ts,
+   * js/corpus.ts, js/feature-table.ts): pointers are byte offsets of this
+   * module's memory, and every status must go through checkStatus.
+   */
+  get exports(): QEExports {
+    return this.x;
+  }
+
+  /** Transitional pointer-level access for js/code-embedding.ts and js/code-index.ts (see SearchEntries). */
   searchEntries(): SearchEntries {
     return this.x;
   }
@@ -237,6 +243,7 @@ export class QEModule {
     return this.x;
   }
 
+  /** Bytes of working memory the last kernel call used. */
   workspaceLastBytes(): number {
     return this.x.qe_workspace_last_bytes() >>> 0;
   }
@@ -258,92 +265,11 @@ export class QEModule {
     this.x.qe_workspace_release();
   }
 
-  /**
-   * Attention of arguments whose shapes are validated; the elements are
-   * checked here, in module memory, after the copy (a RangeError names the
-   * first NaN or infinity). blockQ and blockK are the tile sizes asked for.
-   * threads above 1 splits the work with the pool's workers (the threaded
-   * build only; elsewhere it runs on this thread). Finite inputs whose scores
-   * overflow float32 are a RangeError too.
-   */
-  attention(Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, blockQ: number, blockK: number, threads = 1): AttentionRun {
-    return this.scope((s) => {
-      // Sized from the validated shape, not from the arrays (js/input.ts).
-      const q = s.copyIn(Q, p.seqLen * p.dim, 'Q');
-      const k = s.copyIn(K, p.kvSeqLen * p.dim, 'K');
-      const v = s.copyIn(V, p.kvSeqLen * p.dim, 'V');
-      const count = p.seqLen * p.dim;
-      const o = s.allocFloats(count);
-      // Where workers share the call, the output array is allocated and its
-      // pages touched while they compute, instead of after (first writes to
-      // fresh pages cost about 0.5 ms per MiB here).
-      let output: Float32Array | null = null;
-      const ran = this.attentionAt({ Q: [Q, q], K: [K, k], V: [V, v], o }, p, blockQ, blockK, threads, () => {
-        output = new Float32Array(count);
-        for (let i = 0; i < count; i += 1024) output[i] = 0;
-      });
-      const out: Float32Array = output ?? new Float32Array(count);
-      out.set(this.f32().subarray(o >>> 2, (o >>> 2) + count));
-      return { ...ran, output: out };
-    });
-  }
-
-  /**
-   * Attention on buffers already in module memory (each input with the
-   * array the caller knows it by, for error messages): checks the inputs'
-   * elements, runs the kernel on this thread or the pool's, and checks the
-   * output for float32 overflow. `meanwhile` runs while workers compute.
-   */
-  attentionAt(
-    b: { Q: [Float32Array, number]; K: [Float32Array, number]; V: [Float32Array, number]; o: number },
-    p: ResolvedAttention,
-    blockQ: number,
-    blockK: number,
-    threads = 1,
-    meanwhile?: () => void,
-  ): Omit<AttentionRun, 'output'> {
-    this.checkFinite('Q', b.Q[0], b.Q[1]);
-    this.checkFinite('K', b.K[0], b.K[1]);
-    this.checkFinite('V', b.V[0], b.V[1]);
-    const [q, k, v, o] = [b.Q[1], b.K[1], b.V[1], b.o];
-    const count = p.seqLen * p.dim;
-    let ran: Omit<AttentionRun, 'output' | 'workspaceBytes'>;
-    if (this.pool !== null && threads > 1) {
-      const run = this.pool.attention({
-        q, k, v, o, seqLen: p.seqLen, kvSeqLen: p.kvSeqLen, dim: p.dim, heads: p.heads, scale: p.scale,
-        causal: p.causal, validKeyLength: p.validKeyLength, blockQ, blockK,
-        meanwhile: meanwhile ?? (() => undefined),
-      }, threads);
-      checkStatus(run.status, 'qe_attention');
-      ran = { tileQ: run.tileQ, tileK: run.tileK, threads: run.threads };
-    } else {
-      const status = this.x.qe_attention(
-        q, k, v, o, p.seqLen, p.kvSeqLen, p.dim, p.heads, p.scale,
-        p.causal ? 1 : 0, p.validKeyLength, blockQ, blockK,
-      );
-      checkStatus(status, 'qe_attention');
-      ran = { tileQ: this.x.qe_attention_tile_q(), tileK: this.x.qe_attention_tile_k(), threads: 1 };
-    }
-    if (this.firstNonFinite(o, count) < count) {
-      // Finite inputs whose scaled scores q.k exceed float32's range (~3.4e38) have no float32 answer.
-      throw new RangeError(
-        `attention overflowed float32: some scaled score |q.k * scale| exceeds ~3.4e38 (inputs as large as ${maxAbs(b.Q[0]).toExponential(2)} and ${maxAbs(b.K[0]).toExponential(2)}); scale Q or K down`,
-      );
-    }
-    return { ...ran, workspaceBytes: this.workspaceLastBytes() };
-  }
-
   /** Index of the first NaN or infinity of the `count` floats at ptr; count when there is none. */
   firstNonFinite(ptr: number, count: number): number {
     const at = this.x.qe_first_nonfinite(ptr, count);
     checkStatus(Math.min(at, 0), 'qe_first_nonfinite');
     return at;
-  }
-
-  /** Throws the RangeError of validateFiniteElements for `data`, already copied to ptr. */
-  private checkFinite(name: string, data: Float32Array, ptr: number): void {
-    const at = this.firstNonFinite(ptr, data.length);
-    if (at < data.length) throw nonFiniteElementError(name, data, at);
   }
 
   matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
@@ -465,10 +391,4 @@ export async function loadQEModule(options: ModuleLoadOptions = {}): Promise<QEM
     wrapped.set(loaded, module);
   }
   return module;
-}
-
-function maxAbs(x: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
-  return m;
 }

@@ -10,6 +10,7 @@
  * call that allocates), and growth detaches earlier views. Read or copy the
  * output before the next call on the same module.
  */
+import { runAttentionAt } from './attention';
 import type { QEModule } from './module';
 import type { ResolvedAttention } from './validate';
 
@@ -88,7 +89,8 @@ export class ResidentAttention {
       if (out.length !== count) throw new RangeError(`out must have seqLen * dim = ${count} elements, got ${out.length}`);
     }
     const start = performance.now();
-    const ran = this.module.attentionAt(
+    const ran = runAttentionAt(
+      this.module,
       { Q: [this.Q, this.q], K: [this.K, this.k], V: [this.V, this.v], o: this.o },
       this.shape,
       this.blocks.queryChunkSize,

@@ -495,7 +495,7 @@ describe.each(MODULE_KINDS)('embedSource (form 2) on the %s build', (kind) => {
     const dim = 19;
     const got = m.scope((s) => {
       const p = s.allocFloats(rows * dim);
-      expect(m.searchEntries().qe_feature_table_fill(p, rows, dim, 12345, FEATURE_TABLE_SCALE)).toBe(0);
+      expect(m.exports.qe_feature_table_fill(p, rows, dim, 12345, FEATURE_TABLE_SCALE)).toBe(0);
       return s.readFloats(p, rows * dim);
     });
     expect(got).toEqual(referenceTable(rows, dim, 12345, FEATURE_TABLE_SCALE));

@@ -6,6 +6,7 @@ import { createQEFlashAttention, QEFlashAttention } from '../js/flash-attention'
 import { getWASMSIMDBackend, WASMSIMDBackend } from '../js/backend';
 import { FlashAttentionBenchmark } from '../js/benchmark';
 import { referenceAttention, attentionShape } from './reference';
+import { runAttention } from '../js/attention';
 import { checkStatus, QE_STATUS, type QEModule } from '../js/module';
 import { validateAttention } from '../js/validate';
 import { createOn, expectReject, expectThrow, loadModule, MODULE_KINDS } from './helpers';
@@ -149,7 +150,7 @@ describe.each(MODULE_KINDS)('%s build', (kind: ModuleKind) => {
     const [Q, K, V] = good();
     // Bypass the TypeScript checks to reach the C checks: heads that do not divide dim.
     const bad = { ...validateAttention(Q, K, V, n, dim, {}, { heads: 2, causal: false }), heads: 3 };
-    expectThrow(() => module.attention(Q, K, V, bad, 64, 64), RangeError, 'QE_ERR_ARGUMENT');
+    expectThrow(() => runAttention(module, Q, K, V, bad, 64, 64), RangeError, 'QE_ERR_ARGUMENT');
     // An id outside the table reaches qe_embedding_lookup only this way.
     expectThrow(() => module.embeddingLookup(Int32Array.of(0, 5), new Float32Array(8), 2, 4), RangeError, 'QE_ERR_INDEX');
   });
