@@ -12,6 +12,7 @@ import type {
   SIMDCapabilities,
   VectorOperation,
 } from '../types';
+import { runAttention } from './attention';
 import { detectEngineFeatures } from './loader';
 import { describeMachine } from './platform';
 import { detectThreadSupport } from './threads';
@@ -236,7 +237,7 @@ export class WASMSIMDBackend {
         const k = pseudoRandom(n * dim, 11);
         const v = pseudoRandom(n * dim, 12);
         const shape = { seqLen: n, kvSeqLen: n, dim, heads, headDim: dim / heads, scale: 1 / Math.sqrt(dim / heads), causal: false, validKeyLength: n };
-        return () => this.module.attention(q, k, v, shape, 64, 64, 1).output;
+        return () => runAttention(this.module, q, k, v, shape, 64, 64, 1).output;
       }
       case 'matmul': {
         const a = pseudoRandom(128 * 128, 1);

@@ -43,7 +43,7 @@ import { realArray, realList, snapshotList, typedArrayKind } from './input';
 import { describe, validateAttention, type ResolvedAttention } from './validate';
 
 function isQEModule(x: unknown): x is QEModule {
-  return typeof x === 'object' && x !== null && typeof (x as QEModule).attention === 'function' && typeof (x as QEModule).kind === 'string';
+  return typeof x === 'object' && x !== null && typeof (x as QEModule).scope === 'function' && typeof (x as QEModule).kind === 'string';
 }
 
 export class QEFlashAttention {

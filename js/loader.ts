@@ -1,13 +1,14 @@
 /**
  * Finding, choosing and instantiating the WebAssembly module.
  *
- * Two builds of the same C exist: wasm/qe-flash-simd.wasm (SIMD128) and
- * wasm/qe-flash-scalar.wasm. The engine is probed with WebAssembly.validate on
- * tiny hand-assembled modules; 'auto' takes the SIMD build when the probe
- * validates. A third, wasm/qe-flash-simd-mt.wasm, is the SIMD build with
+ * Four builds of the same C exist. Two single-thread ones:
+ * wasm/qe-flash-simd.wasm (SIMD128) and wasm/qe-flash-scalar.wasm. The engine
+ * is probed with WebAssembly.validate on tiny hand-assembled modules; 'auto'
+ * takes the SIMD build when the probe validates. The third,
+ * wasm/qe-flash-simd-mt.wasm, is the SIMD build with
  * atomics on a shared memory (js/threads.ts): it is loaded instead of the SIMD
  * build when more than one thread is asked for and the engine can run it, and
- * comes with a pool of workers. A fourth, wasm/qe-flash-relaxed-mt.wasm (kind
+ * comes with a pool of workers. The fourth, wasm/qe-flash-relaxed-mt.wasm (kind
  * 'relaxed'), is that threaded build compiled with relaxed SIMD (fused
  * multiply-add in the kernels' inner loops): 'auto' prefers it, for any
  * thread count, wherever the relaxed-SIMD probe validates and shared memory

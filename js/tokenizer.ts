@@ -4,7 +4,7 @@
  * in their tokens, and what does not change their meaning should not.
  *
  *   - whitespace and comments are dropped (// and block comments; # in
- *     Python; a leading #! line anywhere);
+ *     Python; in any language, a #! line before the first token);
  *   - keywords are kept as written (`return`, `def`, `func`, `None`);
  *   - identifiers are split on snake_case, camelCase, acronyms and digits and
  *     lower-cased: `getHTTPResponse_v2` gives get, http, response, v, 2;
