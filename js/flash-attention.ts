@@ -17,7 +17,7 @@ import type {
   ModuleLoadOptions,
   QEWorkloadType,
 } from '../types';
-import { runAttention } from './attention';
+import { runAttention, type AttentionRun } from './attention';
 import { naiveAttention } from './baseline';
 import { assertWorkloadType, cloneConfig, getQEFlashAttentionConfig, mergeConfig } from './config';
 import { MODULE_ENV_VAR } from './loader';
@@ -25,7 +25,7 @@ import { embedSource, embedTokens } from './code-embedding';
 import { createCodeIndex, isCodeIndex, matchText, type CodeIndex, type CodeIndexOptions } from './code-index';
 import { MetricsRecorder, type MeasuredOperation } from './metrics';
 import { HNSWIndex, type HNSWIndexOptions, type HNSWSearchOptions, type HNSWSearchResult } from './hnsw';
-import { loadQEModule, type AttentionRun, type QEModule } from './module';
+import { loadQEModule, type QEModule } from './module';
 import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
 import { ResidentAttention } from './resident-attention';
 import { clampThreadCount, defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './threads';
