@@ -48,8 +48,9 @@
  */
 import { runAttention } from './attention';
 import { QE_FLASH_ATTENTION_CONFIG } from './config';
-import { checkStatus, type QEModule } from './module';
+import type { QEModule } from './module';
 import { hashFeature, mix32 } from './text-features';
+import { DocumentFrequencies } from './document-frequencies';
 import { FeatureTable } from './feature-table';
 import { tokenizeCode, type CodeLanguage, type CodeToken } from './tokenizer';
 import { describe, validateAttention, validateFiniteNumber, validateFloat32Array, validateMatrix, validatePositiveInteger } from './validate';
@@ -236,22 +237,19 @@ function builtinKey(text: string): number {
   return hashFeature(`t:${text}`);
 }
 
-/** Resident built-in document-frequency tables per module (BUILTIN_DF_BUCKETS uint32 counts). */
-const builtinTables = new WeakMap<QEModule, number>();
+/** Resident built-in document-frequency tables per module. */
+const builtinTables = new WeakMap<QEModule, DocumentFrequencies>();
 
-function builtinFrequencies(module: QEModule): number {
-  let ptr = builtinTables.get(module);
-  if (ptr === undefined) {
-    ptr = module.alloc(BUILTIN_DF_BUCKETS * 4);
-    const view = module.i32();
-    view.fill(0, ptr >>> 2, (ptr >>> 2) + BUILTIN_DF_BUCKETS);
+function builtinFrequencies(module: QEModule): DocumentFrequencies {
+  let table = builtinTables.get(module);
+  if (table === undefined) {
+    table = new DocumentFrequencies(module, BUILTIN_DF_BUCKETS);
     for (const [text, share] of Object.entries(BUILTIN_DOCUMENT_FREQUENCIES)) {
-      const bucket = builtinKey(text) & (BUILTIN_DF_BUCKETS - 1);
-      view[(ptr >>> 2) + bucket] = Math.max(view[(ptr >>> 2) + bucket], Math.round(share * BUILTIN_DOCUMENTS));
+      table.raise(builtinKey(text), Math.round(share * BUILTIN_DOCUMENTS));
     }
-    builtinTables.set(module, ptr);
+    builtinTables.set(module, table);
   }
-  return ptr;
+  return table;
 }
 
 /**
@@ -272,12 +270,7 @@ export function builtinTokenWeights(module: QEModule, texts: readonly string[]):
   if (texts.length === 0) return new Float32Array(0);
   const table = builtinFrequencies(module);
   const keys = Int32Array.from(texts, (t) => builtinKey(t));
-  const idf = module.scope((s) => {
-    const p = s.copyInInt32(keys);
-    const out = s.allocFloats(texts.length);
-    checkStatus(module.searchEntries().qe_text_idf(p, texts.length, table, BUILTIN_DF_BUCKETS, BUILTIN_DOCUMENTS, out), 'qe_text_idf');
-    return s.readFloats(out, texts.length);
-  });
+  const idf = table.idf(keys, BUILTIN_DOCUMENTS);
   const top = Math.log(1 + (BUILTIN_DOCUMENTS + 0.5) / 0.5);
   for (let i = 0; i < idf.length; i++) idf[i] = BUILTIN_WEIGHT_FLOOR + (1 - BUILTIN_WEIGHT_FLOOR) * (idf[i] / top);
   return idf;
@@ -395,7 +388,7 @@ function featureTable(module: QEModule, tableRows: number, dim: number, seed: nu
 export function releaseFeatureTables(module: QEModule): void {
   const builtin = builtinTables.get(module);
   if (builtin !== undefined) {
-    module.free(builtin);
+    builtin.dispose();
     builtinTables.delete(module);
   }
   const tables = featureTables.get(module);

@@ -17,7 +17,8 @@
  * the first search or pairs call after an add, and kept in a resident
  * similarity index (js/similarity.ts) for exact cosine top-k.
  */
-import { checkStatus, type QEModule } from './module';
+import { DocumentFrequencies } from './document-frequencies';
+import type { QEModule } from './module';
 import { createSimilarityIndex, type SimilarityIndex } from './similarity';
 import { EVIDENCE_DISTINCT, EVIDENCE_HIDDEN, textFeatures, type TextFeatures, type TextKind } from './text-features';
 import type { CodeLanguage } from './tokenizer';
@@ -111,7 +112,7 @@ export function bm25Idf(df: number, docs: number): number {
 
 class ResidentCodeIndex implements CodeIndex {
   private module: QEModule | null;
-  private readonly dfPtr: number;
+  private readonly df: DocumentFrequencies;
   private readonly ids: string[] = [];
   private readonly idSet = new Set<string>();
   private readonly features: TextFeatures[] = [];
@@ -132,8 +133,7 @@ class ResidentCodeIndex implements CodeIndex {
     private readonly threads: number,
   ) {
     this.module = module;
-    this.dfPtr = module.alloc(buckets * 4);
-    module.i32().fill(0, this.dfPtr >>> 2, (this.dfPtr >>> 2) + buckets);
+    this.df = new DocumentFrequencies(module, buckets);
   }
 
   get size(): number {
@@ -157,7 +157,7 @@ class ResidentCodeIndex implements CodeIndex {
   }
 
   add(id: string, text: string, language?: CodeLanguage | 'auto'): void {
-    const module = this.live();
+    this.live();
     if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`);
     if (this.idSet.has(id)) throw new RangeError(`id ${JSON.stringify(id)} is already in this index`);
     const f = this.featuresOf(text, 'text', language);
@@ -165,10 +165,7 @@ class ResidentCodeIndex implements CodeIndex {
     const mask = this.buckets - 1;
     const seen = new Set<number>();
     const distinct = f.hashes.filter((h) => (seen.has(h & mask) ? false : (seen.add(h & mask), true)));
-    module.scope((s) => {
-      const p = s.copyInInt32(new Int32Array(distinct.buffer, distinct.byteOffset, distinct.length));
-      checkStatus(module.searchEntries().qe_text_df_add(this.dfPtr, this.buckets, p, distinct.length), 'qe_text_df_add');
-    });
+    this.df.addDocument(new Int32Array(distinct.buffer, distinct.byteOffset, distinct.length));
     this.ids.push(id);
     this.idSet.add(id);
     this.features.push(f);
@@ -177,7 +174,7 @@ class ResidentCodeIndex implements CodeIndex {
 
   /** Vectors of the given feature sets [count x dim], weighted against the current document frequencies. */
   private embedFeatures(list: readonly TextFeatures[]): Float32Array {
-    const module = this.live();
+    this.live();
     const out = new Float32Array(list.length * this.dim);
     for (let d0 = 0; d0 < list.length; d0 += EMBED_BATCH) {
       const part = list.slice(d0, d0 + EMBED_BATCH);
@@ -194,31 +191,14 @@ class ResidentCodeIndex implements CodeIndex {
         at += f.hashes.length;
         offsets[i + 1] = at;
       });
-      module.scope((s) => {
-        const pOffsets = s.copyInInt32(offsets);
-        const pHashes = s.copyInInt32(hashes);
-        const pCounts = s.copyIn(counts);
-        const pWeights = s.copyIn(weights);
-        const pOut = s.allocFloats(part.length * this.dim);
-        checkStatus(
-          module.searchEntries().qe_text_tfidf_embed(pOffsets, pHashes, pCounts, pWeights, part.length, total, this.dfPtr, this.buckets, this.documents(), this.k1, this.dim, pOut),
-          'qe_text_tfidf_embed',
-        );
-        out.set(s.readFloats(pOut, part.length * this.dim), d0 * this.dim);
-      });
+      out.set(this.df.embed({ offsets, hashes, counts, weights }, this.documents(), this.k1, this.dim), d0 * this.dim);
     }
     return out;
   }
 
   private idfOf(f: TextFeatures): Float32Array {
-    const module = this.live();
-    if (f.hashes.length === 0) return new Float32Array(0);
-    return module.scope((s) => {
-      const p = s.copyInInt32(new Int32Array(f.hashes.buffer, f.hashes.byteOffset, f.hashes.length));
-      const out = s.allocFloats(f.hashes.length);
-      checkStatus(module.searchEntries().qe_text_idf(p, f.hashes.length, this.dfPtr, this.buckets, this.documents(), out), 'qe_text_idf');
-      return s.readFloats(out, f.hashes.length);
-    });
+    this.live();
+    return this.df.idf(new Int32Array(f.hashes.buffer, f.hashes.byteOffset, f.hashes.length), this.documents());
   }
 
   /** Makes every held text's vector and idf again when texts were added since the last time. */
@@ -331,7 +311,7 @@ class ResidentCodeIndex implements CodeIndex {
     this.vectors?.dispose();
     this.vectors = null;
     this.matrix = new Float32Array(0);
-    this.module.free(this.dfPtr);
+    this.df.dispose();
     this.module = null;
   }
 }

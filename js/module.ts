@@ -64,17 +64,6 @@ export type AdaptEntries = Pick<
 /** The HNSW index entries (csrc/api_hnsw.h), pointer level. */
 export type HNSWEntries = Pick<QEExports, Extract<keyof QEExports, `qe_hnsw_index_${string}`>>;
 
-/**
- * The search, feature-hashing and text entries at pointer level: transitional,
- * for js/code-embedding.ts and js/code-index.ts until their pointer work moves
- * into the module layer (test/architecture.test.ts lists them as exceptions).
- */
-export type SearchEntries = Pick<
-  QEExports,
-  'qe_corpus_panel_rows' | 'qe_corpus_store_rows' | 'qe_corpus_move_row' | 'qe_cosine_topk' | 'qe_feature_table_fill' | 'qe_feature_hash_embed'
-  | 'qe_text_df_add' | 'qe_text_idf' | 'qe_text_tfidf_embed'
->;
-
 const MAX_ALLOCATION_BYTES = 0xffffffff;
 
 /** Turns a status code from `entry` into an error; QE_OK returns. */
@@ -216,15 +205,10 @@ export class QEModule {
 
   /**
    * The entries themselves, for the module layer only (js/attention.ts,
-   * js/corpus.ts, js/feature-table.ts): pointers are byte offsets of this
+   * js/corpus.ts, js/feature-table.ts, js/document-frequencies.ts): pointers are byte offsets of this
    * module's memory, and every status must go through checkStatus.
    */
   get exports(): QEExports {
-    return this.x;
-  }
-
-  /** Transitional pointer-level access for js/code-embedding.ts and js/code-index.ts (see SearchEntries). */
-  searchEntries(): SearchEntries {
     return this.x;
   }
 

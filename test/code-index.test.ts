@@ -42,7 +42,7 @@ function tfidfEmbed(m: QEModule, docs: { hash: number; count: number; weight: nu
   docs.forEach((d, i) => (offsets[i + 1] = offsets[i] + d.length));
   return m.scope((s) => {
     const out = s.allocFloats(Math.max(1, docs.length * dim));
-    const status = m.searchEntries().qe_text_tfidf_embed(
+    const status = m.exports.qe_text_tfidf_embed(
       s.copyInInt32(offsets),
       s.copyInInt32(Int32Array.from(flat, (f) => f.hash | 0)),
       s.copyIn(Float32Array.from(flat.length > 0 ? flat.map((f) => f.count) : [0])),
@@ -80,16 +80,16 @@ describe.each(MODULE_KINDS)('corpus-aware weighting in C on the %s build', (kind
     const features = Int32Array.from([3, 67, 5, 3 + 64 * 9, 1000]); // 3, 67 and 3+576 share buckets with each other mod 64
     m.scope((s) => {
       const df = s.copyInInt32(new Int32Array(buckets));
-      expect(m.searchEntries().qe_text_df_add(df, buckets, s.copyInInt32(features), features.length)).toBe(0);
-      expect(m.searchEntries().qe_text_df_add(df, buckets, s.copyInInt32(features), 2)).toBe(0);
-      expect(m.searchEntries().qe_text_df_add(df, buckets, 0, 0)).toBe(0);
+      expect(m.exports.qe_text_df_add(df, buckets, s.copyInInt32(features), features.length)).toBe(0);
+      expect(m.exports.qe_text_df_add(df, buckets, s.copyInInt32(features), 2)).toBe(0);
+      expect(m.exports.qe_text_df_add(df, buckets, 0, 0)).toBe(0);
       const counts = m.i32().slice(df >>> 2, (df >>> 2) + buckets);
       const want = new Int32Array(buckets);
       for (const f of features) want[f & 63]++;
       for (const f of features.slice(0, 2)) want[f & 63]++;
       expect(Array.from(counts)).toEqual(Array.from(want));
       const out = s.allocFloats(features.length);
-      expect(m.searchEntries().qe_text_idf(s.copyInInt32(features), features.length, df, buckets, 4, out)).toBe(0);
+      expect(m.exports.qe_text_idf(s.copyInInt32(features), features.length, df, buckets, 4, out)).toBe(0);
       const idf = s.readFloats(out, features.length);
       features.forEach((f, i) => expect(Math.abs(idf[i] - referenceBm25Idf(want[f & 63], 4))).toBeLessThanOrEqual(1e-6));
     });
@@ -107,11 +107,11 @@ describe.each(MODULE_KINDS)('corpus-aware weighting in C on the %s build', (kind
     expect(tfidfEmbed(m, [[{ hash: 1, count: -1, weight: 1 }]], new Int32Array(4), 1, 1.2, 4)[0]).toBe(ARG);
     expect(tfidfEmbed(m, doc, new Int32Array(4), 1, 1.2, 0)[0]).toBe(ARG); // dim 0
     m.scope((s) => {
-      expect(m.searchEntries().qe_text_df_add(0, 4, 0, 0)).toBe(NULL);
-      expect(m.searchEntries().qe_text_df_add(s.alloc(16), 4, 0, -1)).toBe(ARG);
-      expect(m.searchEntries().qe_text_idf(s.copyInInt32(new Int32Array([1])), 1, s.alloc(16), 4, -1, s.alloc(4))).toBe(ARG);
+      expect(m.exports.qe_text_df_add(0, 4, 0, 0)).toBe(NULL);
+      expect(m.exports.qe_text_df_add(s.alloc(16), 4, 0, -1)).toBe(ARG);
+      expect(m.exports.qe_text_idf(s.copyInInt32(new Int32Array([1])), 1, s.alloc(16), 4, -1, s.alloc(4))).toBe(ARG);
       // Descending offsets.
-      const status = m.searchEntries().qe_text_tfidf_embed(s.copyInInt32(Int32Array.from([0, 1, 0])), s.alloc(4), s.alloc(4), s.alloc(4), 2, 0, s.alloc(16), 4, 1, 1.2, 4, s.alloc(32));
+      const status = m.exports.qe_text_tfidf_embed(s.copyInInt32(Int32Array.from([0, 1, 0])), s.alloc(4), s.alloc(4), s.alloc(4), 2, 0, s.alloc(16), 4, 1, 1.2, 4, s.alloc(32));
       expect(status).toBe(ARG);
     });
   });
