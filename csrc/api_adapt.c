@@ -247,7 +247,7 @@ int qe_cache_search(qe_pattern_cache *cache, const qe_micro_lora *lora, const fl
                     int32_t touch, int32_t *out_idx, float *out_score) {
   if (!cache || !x || !out_idx || !out_score) return QE_ERR_NULL;
   if (k < 1 || k > QE_ADAPT_MAX_K || !lora_fits(cache, lora)) return QE_ERR_ARGUMENT;
-  void *ws = qe_arena_acquire(qe_pattern_cache_search_workspace_bytes(cache->dim, (size_t)k));
+  void *ws = qe_arena_acquire(qe_pattern_cache_search_workspace_bytes(cache, (size_t)k));
   if (!ws) return QE_ERR_NO_MEMORY;
   return qe_pattern_cache_search(cache, lora, x, (size_t)k, touch != 0, out_idx, out_score, ws);
 }
@@ -298,7 +298,7 @@ int qe_cache_adapt(qe_pattern_cache *cache, qe_micro_lora *lora, const float *x,
   /* Mined: the nearest negatives + 2 rows (room to skip the positive). */
   const size_t k = (size_t)negatives + 2;
   const size_t nkeys_max = (size_t)negatives + 1;
-  const size_t search_bytes = qe_pattern_cache_search_workspace_bytes(d, k);
+  const size_t search_bytes = qe_pattern_cache_search_workspace_bytes(cache, k);
   const size_t grad_bytes = qe_micro_lora_grad_workspace_bytes(d, nkeys_max);
   const size_t idx_bytes = qe_arena_round(k * sizeof(int32_t)), score_bytes = qe_arena_round(k * sizeof(float));
   const size_t keys_bytes = qe_arena_round(nkeys_max * d * sizeof(float));

@@ -24,6 +24,7 @@
 #include "arena.h"
 #include "qe_api.h"
 #include "search/similarity.h"
+#include "simd.h"
 
 #define CACHE_MAGIC 0x43504551u /* "QEPC" */
 #define CACHE_VERSION 1u
@@ -34,6 +35,7 @@ qe_pattern_cache *qe_pattern_cache_create(size_t dim, size_t max_patterns) {
   if (!c) return NULL;
   memset(c, 0, sizeof *c);
   c->dim = dim;
+  c->ldc = (dim + 15) / 16 * 16;
   c->max_patterns = max_patterns;
   return c;
 }
@@ -62,6 +64,10 @@ void qe_pattern_cache_destroy(qe_pattern_cache *c) {
   free(c->last_use);
   free(c->label);
   free(c->label_len);
+  free(c->codes);
+  free(c->code_w);
+  free(c->code_err);
+  free(c->code_sum);
   free(c);
 }
 
@@ -97,7 +103,13 @@ static int reserve(qe_pattern_cache *c, size_t need) {
   GROW(last_use, uint64_t);
   GROW(label, unsigned char *);
   GROW(label_len, uint32_t);
+  GROW(code_w, float);
+  GROW(code_err, float);
+  GROW(code_sum, int32_t);
 #undef GROW
+  int8_t *codes = grow_block(c->codes, c->capacity * c->ldc, cap * c->ldc);
+  if (!codes) return -1;
+  c->codes = codes;
   for (size_t i = c->capacity; i < cap; i++) {
     c->label[i] = NULL;
     c->label_len[i] = 0;
@@ -106,6 +118,39 @@ static int reserve(qe_pattern_cache *c, size_t need) {
   memset(c->corpus + c->capacity * c->dim, 0, (cap - c->capacity) * c->dim * sizeof(float));
   c->capacity = cap;
   return 0;
+}
+
+/*
+ * The int8 code of a row: codes = round(row / scale), scale = max |row| /
+ * 127, and the residual's norm relative to the row's, rounded up, so that
+ * the search's bound holds (see search_quantized).
+ */
+static void encode_row(qe_pattern_cache *c, size_t r, const float *x, float inv_norm) {
+  int8_t *code = c->codes + r * c->ldc;
+  memset(code, 0, c->ldc);
+  double m = 0.0;
+  for (size_t d = 0; d < c->dim; d++) m = fmax(m, fabs((double)x[d]));
+  if (m == 0.0 || inv_norm == 0.0f) {
+    c->code_w[r] = 0.0f;
+    c->code_err[r] = 0.0f;
+    c->code_sum[r] = 0;
+    return;
+  }
+  const double scale = m / 127.0;
+  double err = 0.0;
+  int32_t sum = 0;
+  for (size_t d = 0; d < c->dim; d++) {
+    const double v = (double)x[d] / scale;
+    const double q = rint(v);
+    const int8_t cq = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+    code[d] = cq;
+    sum += cq;
+    const double e = (double)x[d] - scale * cq;
+    err += e * e;
+  }
+  c->code_w[r] = (float)(scale * (double)inv_norm);
+  c->code_err[r] = (float)(sqrt(err) * (double)inv_norm * (1.0 + 1e-5)) + FLT_MIN;
+  c->code_sum[r] = sum;
 }
 
 size_t qe_pattern_cache_victim(const qe_pattern_cache *c) {
@@ -161,6 +206,7 @@ int qe_pattern_cache_store(qe_pattern_cache *c, int64_t row, const float *embedd
   if (embedding) {
     qe_f32_corpus_store_rows(c->dim, c->corpus, r, 1, embedding, c->dim);
     c->inv_norms[r] = inv_norm;
+    encode_row(c, r, embedding, inv_norm);
   }
   c->quality[r] = quality;
   if (row < 0) c->hits[r] = 0;
@@ -181,6 +227,10 @@ void qe_pattern_cache_remove(qe_pattern_cache *c, size_t row, int32_t *moved_fro
     c->last_use[row] = c->last_use[last];
     c->label[row] = c->label[last];
     c->label_len[row] = c->label_len[last];
+    memcpy(c->codes + row * c->ldc, c->codes + last * c->ldc, c->ldc);
+    c->code_w[row] = c->code_w[last];
+    c->code_err[row] = c->code_err[last];
+    c->code_sum[row] = c->code_sum[last];
     *moved_from = (int32_t)last;
   } else {
     *moved_from = -1;
@@ -195,16 +245,170 @@ void qe_pattern_cache_row(const qe_pattern_cache *c, size_t row, float *out) {
   for (size_t d = 0; d < c->dim; d++) out[d] = src[d * QE_CORPUS_PANEL];
 }
 
-size_t qe_pattern_cache_search_workspace_bytes(size_t dim, size_t k) {
-  (void)k;
-  return qe_arena_round(dim * sizeof(float)) + qe_f32_cosine_topk_workspace_bytes(1, dim);
+/* ---------------------------------------------------------------- search */
+
+static size_t quantized_k_ok(const qe_pattern_cache *c, size_t k) {
+  return c->count >= QE_CACHE_QUANTIZED_MIN && k <= QE_CACHE_QUANTIZED_MAX_K;
+}
+
+size_t qe_pattern_cache_search_workspace_bytes(const qe_pattern_cache *c, size_t k) {
+  const size_t n = c->count > 0 ? c->count : 1;
+  return qe_arena_round(c->dim * sizeof(float)) /* the adapted query */
+         + qe_arena_round(c->dim * sizeof(float)) /* the unit query */
+         + qe_arena_round(c->ldc * sizeof(int16_t)) /* its codes */
+         + qe_arena_round(n * sizeof(float)) /* code scores */
+         + qe_arena_round(k * sizeof(float)) + qe_arena_round(k * sizeof(int32_t)) /* k best lower ends */
+         + qe_f32_cosine_topk_workspace_bytes(1, c->dim);
+}
+
+size_t qe_pattern_cache_last_candidates(const qe_pattern_cache *c) { return c->last_candidates; }
+
+/*
+ * Code dot products <qc, codes[r]> for rows [0, n), four rows per pass so
+ * each load of the query serves four. The relaxed-SIMD build multiplies
+ * int8 codes by a 7-bit query (qc + 64 in [1, 127], the offset taken out
+ * with the row's code sum) with i32x4.relaxed_dot_i8x16_i7x16_add, exact
+ * and deterministic for such operands; the SIMD128 build multiplies by an
+ * int16 query with i32x4.dot_i16x8_s. Sums are exact in int32 (the query's
+ * range is chosen for that).
+ */
+#if defined(__wasm_relaxed_simd__)
+#  define QUERY_CODE_MAX 63
+static void code_dots(const qe_pattern_cache *c, size_t n, const int16_t *qc16, float *out, float t) {
+  const size_t ldc = c->ldc;
+  const int8_t *q7 = (const int8_t *)qc16; /* the 7-bit query, ldc bytes */
+  size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const int8_t *x = c->codes + r * ldc;
+    v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < ldc; i += 16) {
+      const v128_t q = wasm_v128_load(q7 + i);
+      a0 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(x + i), q, a0);
+      a1 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(x + ldc + i), q, a1);
+      a2 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(x + 2 * ldc + i), q, a2);
+      a3 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(x + 3 * ldc + i), q, a3);
+    }
+    /* Horizontal sums of the four: two rounds of lane shuffles. */
+    const v128_t s01 = wasm_i32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 2, 4, 6), wasm_i32x4_shuffle(a0, a1, 1, 3, 5, 7));
+    const v128_t s23 = wasm_i32x4_add(wasm_i32x4_shuffle(a2, a3, 0, 2, 4, 6), wasm_i32x4_shuffle(a2, a3, 1, 3, 5, 7));
+    v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 2, 4, 6), wasm_i32x4_shuffle(s01, s23, 1, 3, 5, 7));
+    s = wasm_i32x4_sub(s, wasm_i32x4_shl(wasm_v128_load(c->code_sum + r), 6));
+    wasm_v128_store(out + r, wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(t)),
+                                            wasm_v128_load(c->code_w + r)));
+  }
+  for (; r < n; r++) {
+    const int8_t *x = c->codes + r * ldc;
+    v128_t a = wasm_i32x4_splat(0);
+    for (size_t i = 0; i < ldc; i += 16)
+      a = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(x + i), wasm_v128_load(q7 + i), a);
+    const int32_t s = wasm_i32x4_extract_lane(a, 0) + wasm_i32x4_extract_lane(a, 1) +
+                      wasm_i32x4_extract_lane(a, 2) + wasm_i32x4_extract_lane(a, 3) - 64 * c->code_sum[r];
+    out[r] = (float)s * t * c->code_w[r];
+  }
+}
+#else
+#  define QUERY_CODE_MAX 16383
+static void code_dots(const qe_pattern_cache *c, size_t n, const int16_t *qc, float *out, float t) {
+  for (size_t r = 0; r < n; r++)
+    out[r] = (float)qe_i8_i16_dot(c->ldc, c->codes + r * c->ldc, qc) * t * c->code_w[r];
+}
+#endif
+
+/* The k best (score, row) so far, best first, ties to the lower row: as
+ * qe_f32_cosine_topk ranks them. Returns the new count. */
+static size_t best_insert(float *score, int32_t *idx, size_t count, size_t k, float s, int32_t row) {
+  size_t pos = count < k ? count : k;
+  if (pos == k && !(s > score[k - 1] || (s == score[k - 1] && row < idx[k - 1]))) return count;
+  while (pos > 0 && (s > score[pos - 1] || (s == score[pos - 1] && row < idx[pos - 1]))) {
+    if (pos < k) {
+      score[pos] = score[pos - 1];
+      idx[pos] = idx[pos - 1];
+    }
+    pos--;
+  }
+  score[pos] = s;
+  idx[pos] = row;
+  return count < k ? count + 1 : k;
+}
+
+/*
+ * The exact top-k through int8 codes. For the unit query u = t qc + e_q and
+ * a row x = s c + e_x, with score(x) = <u, x> / |x|:
+ *   score = t s <qc, c> / |x| + t <qc, e_x> / |x| + <e_q, x> / |x|,
+ * and by Cauchy-Schwarz the last two terms are at most
+ *   |t qc| code_err[x] + |e_q|                                  (bound_x)
+ * in size. The float32 score the exact kernel computes differs from the
+ * real one by at most (dim + 8) float epsilons (sequential sums of products
+ * of two unit-norm vectors), taken in too. So each row's exact float32 score
+ * lies in [a_x - b_x, a_x + b_x] with a_x its code score. The k-th largest
+ * lower end L is a floor under the k-th best exact score; a row whose upper
+ * end is below L cannot be in the top k. The others are scored exactly, in
+ * row order, with the exact kernel's arithmetic and tie rule: the result is
+ * the full scan's.
+ */
+static void search_quantized(qe_pattern_cache *c, const float *u, size_t k, int32_t *out_idx,
+                             float *out_score, qe_arena_cursor *cur) {
+  const size_t n = c->count, dim = c->dim;
+  int16_t *qc = qe_arena_take(cur, c->ldc * sizeof(int16_t));
+  float *approx = qe_arena_take(cur, n * sizeof(float));
+  float *lo = qe_arena_take(cur, k * sizeof(float));
+  int32_t *lo_idx = qe_arena_take(cur, k * sizeof(int32_t));
+
+  /* The query's code: qc = round(u / t), t = max |u| / QUERY_CODE_MAX, where
+   * QUERY_CODE_MAX * 127 * ldc stays inside int32. */
+  double m = 0.0;
+  for (size_t d = 0; d < dim; d++) m = fmax(m, fabs((double)u[d]));
+  double qmax = QUERY_CODE_MAX;
+  const double fit = 2147483647.0 / (127.0 * (double)c->ldc + 1.0) - 1.0;
+  if (qmax > fit) qmax = floor(fit);
+  const double t = m > 0.0 ? m / qmax : 1.0;
+  double eq = 0.0, nq = 0.0;
+#if defined(__wasm_relaxed_simd__)
+  int8_t *q7 = (int8_t *)qc;
+  memset(q7, 64, c->ldc);
+#else
+  memset(qc, 0, c->ldc * sizeof(int16_t));
+#endif
+  for (size_t d = 0; d < dim; d++) {
+    const double q = rint((double)u[d] / t), e = (double)u[d] - t * q;
+#if defined(__wasm_relaxed_simd__)
+    q7[d] = (int8_t)(q + 64.0);
+#else
+    qc[d] = (int16_t)q;
+#endif
+    eq += e * e;
+    nq += (t * q) * (t * q);
+  }
+  const float nq_f = (float)(sqrt(nq) * (1.0 + 1e-5));
+  const float slack = (float)(sqrt(eq) * (1.0 + 1e-5) + ((double)dim + 8.0) * 1.2e-7 * (1.0 + sqrt(nq)) + 1e-6);
+
+  code_dots(c, n, qc, approx, (float)t);
+
+  /* The k largest lower ends. */
+  size_t have = 0;
+  for (size_t r = 0; r < n; r++) {
+    const float l = approx[r] - (nq_f * c->code_err[r] + slack);
+    if (have < k || l > lo[k - 1]) have = best_insert(lo, lo_idx, have, k, l, (int32_t)r);
+  }
+  const float floor_k = lo[k - 1];
+
+  size_t got = 0, scored = 0;
+  for (size_t r = 0; r < n; r++) {
+    const float hi = approx[r] + (nq_f * c->code_err[r] + slack);
+    if (hi < floor_k || (got == k && hi < out_score[k - 1])) continue;
+    const float s = qe_f32_corpus_cosine(dim, c->corpus, r, u, c->inv_norms[r]);
+    scored++;
+    got = best_insert(out_score, out_idx, got, k, s, (int32_t)r);
+  }
+  c->last_candidates = scored;
 }
 
 int qe_pattern_cache_search(qe_pattern_cache *c, const qe_micro_lora *lora, const float *x,
                             size_t k, int touch, int32_t *out_idx, float *out_score,
                             void *workspace) {
-  qe_arena_cursor cur = {workspace, 0, qe_pattern_cache_search_workspace_bytes(c->dim, k)};
+  qe_arena_cursor cur = {workspace, 0, qe_pattern_cache_search_workspace_bytes(c, k)};
   float *q = qe_arena_take(&cur, c->dim * sizeof(float));
+  float *u = qe_arena_take(&cur, c->dim * sizeof(float));
   void *topk_ws = qe_arena_take(&cur, qe_f32_cosine_topk_workspace_bytes(1, c->dim));
   if (lora) {
     if (qe_micro_lora_forward(lora, x, q) != 0) return QE_ERR_ARGUMENT;
@@ -213,6 +417,7 @@ int qe_pattern_cache_search(qe_pattern_cache *c, const qe_micro_lora *lora, cons
   }
   float q_inv;
   if (qe_f32_row_inv_norms(1, c->dim, q, c->dim, &q_inv) != 0) return QE_ERR_ARGUMENT;
+  c->last_candidates = 0;
   if (c->count == 0) {
     for (size_t j = 0; j < k; j++) {
       out_idx[j] = -1;
@@ -220,8 +425,13 @@ int qe_pattern_cache_search(qe_pattern_cache *c, const qe_micro_lora *lora, cons
     }
     return QE_OK;
   }
-  qe_f32_cosine_topk(1, c->count, c->dim, k, q, c->dim, &q_inv, c->corpus, c->inv_norms, out_idx,
-                     out_score, k, topk_ws);
+  if (quantized_k_ok(c, k)) {
+    qe_f32_unit_query(c->dim, q, q_inv, u);
+    search_quantized(c, u, k, out_idx, out_score, &cur);
+  } else {
+    qe_f32_cosine_topk(1, c->count, c->dim, k, q, c->dim, &q_inv, c->corpus, c->inv_norms, out_idx,
+                       out_score, k, topk_ws);
+  }
   if (touch) {
     const uint64_t now = ++c->clock;
     for (size_t j = 0; j < k && out_idx[j] >= 0; j++) {
@@ -307,6 +517,7 @@ int qe_pattern_cache_import(const unsigned char *bytes, size_t n, qe_pattern_cac
     }
     qe_f32_corpus_store_rows(dim, c->corpus, i, 1, row, dim);
     c->inv_norms[i] = inv_norm;
+    encode_row(c, i, row, inv_norm);
     c->quality[i] = quality;
     c->hits[i] = hits;
     c->last_use[i] = last_use;

@@ -15,6 +15,12 @@
  * that touches its results, so "least recently used" needs no wall clock
  * and survives export and import.
  *
+ * Search: with enough rows (QE_CACHE_QUANTIZED_MIN) and k small, a first
+ * pass scores int8 codes of the rows (per-row scale) and bounds each code
+ * score's distance from the exact one (see pattern_cache.c); only the rows
+ * whose bound reaches the k-th best lower bound are scored exactly, with the
+ * arithmetic of qe_f32_cosine_topk, so the results are the same to the bit.
+ *
  * Eviction, when a new pattern arrives and the cache is full: the row of
  * lowest quality; among equal qualities the least recently used; then the
  * lowest row. The new pattern takes the victim's row.
@@ -38,7 +44,20 @@ typedef struct qe_pattern_cache {
   uint64_t *last_use;
   unsigned char **label;
   uint32_t *label_len;
+  /* int8 codes, rows of ldc (dim rounded up to 16, zero padded): row r is
+   * about code_w[r] / inv_norms[r] * codes[r]; code_w[r] = scale * inv_norm,
+   * code_err[r] >= |row - scale * codes| * inv_norm (the residual, relative
+   * to the row's norm), code_sum[r] = the sum of the codes. */
+  size_t ldc;
+  int8_t *codes;
+  float *code_w, *code_err;
+  int32_t *code_sum;
+  size_t last_candidates;
 } qe_pattern_cache;
+
+/* Rows from which search scans codes first, and the largest k it does so for. */
+#define QE_CACHE_QUANTIZED_MIN 256
+#define QE_CACHE_QUANTIZED_MAX_K 64
 
 qe_pattern_cache *qe_pattern_cache_create(size_t dim, size_t max_patterns);
 void qe_pattern_cache_destroy(qe_pattern_cache *cache);
@@ -66,8 +85,11 @@ void qe_pattern_cache_remove(qe_pattern_cache *cache, size_t row, int32_t *moved
 /* Copies row's embedding to out (dim floats). */
 void qe_pattern_cache_row(const qe_pattern_cache *cache, size_t row, float *out);
 
-/* Workspace of qe_pattern_cache_search for k results. */
-size_t qe_pattern_cache_search_workspace_bytes(size_t dim, size_t k);
+/* Workspace of qe_pattern_cache_search for k results (grows with the count). */
+size_t qe_pattern_cache_search_workspace_bytes(const qe_pattern_cache *cache, size_t k);
+
+/* Candidates the last quantized search scored exactly (0: it scanned exactly). */
+size_t qe_pattern_cache_last_candidates(const qe_pattern_cache *cache);
 
 /*
  * The k rows most similar to lora(x) (x itself when lora is NULL), best

@@ -247,6 +247,26 @@ void qe_f32_corpus_clear_row(size_t dim, float *corpus, size_t r) {
   for (size_t d = 0; d < dim; d++) dst[d * PANEL] = 0.0f;
 }
 
+void qe_f32_unit_query(size_t dim, const float *q, float inv, float *out) {
+  size_t d = 0;
+  for (; d + 4 <= dim; d += 4)
+    wasm_v128_store(out + d, wasm_f32x4_mul(wasm_v128_load(q + d), wasm_f32x4_splat(inv)));
+  for (; d < dim; d++) out[d] = q[d] * inv;
+}
+
+float qe_f32_corpus_cosine(size_t dim, const float *corpus, size_t row, const float *unit_q,
+                           float inv_norm) {
+  /* The panel's vector of four rows that holds `row`, computed as
+   * panel_dots computes it; then the row's lane. */
+  const float *p = corpus + (row / PANEL) * dim * PANEL + (row % PANEL) / 4 * 4;
+  v128_t acc = wasm_f32x4_splat(0.0f);
+  for (size_t d = 0; d < dim; d++, p += PANEL)
+    acc = qe_f32x4_madd(wasm_v128_load32_splat(unit_q + d), wasm_v128_load(p), acc);
+  float lanes[4];
+  wasm_v128_store(lanes, acc);
+  return cosine_of(lanes[row % 4], inv_norm);
+}
+
 /* ----------------------------------------------------- the microkernel */
 
 /* dots[j] = q . row j of the panel, j < PANEL; q a unit query of length dim. */
@@ -350,13 +370,7 @@ void qe_f32_cosine_topk_panels(size_t nq, size_t n, size_t dim, size_t k, const 
   for (size_t g0 = 0; g0 < nq; g0 += g) {
     const size_t gq = min_size(g, nq - g0);
     for (size_t i = 0; i < gq; i++) {
-      const float *src = queries + (g0 + i) * ldq;
-      const float inv = q_inv_norms[g0 + i];
-      float *dst = qn + i * dim;
-      size_t d = 0;
-      for (; d + 4 <= dim; d += 4)
-        wasm_v128_store(dst + d, wasm_f32x4_mul(wasm_v128_load(src + d), wasm_f32x4_splat(inv)));
-      for (; d < dim; d++) dst[d] = src[d] * inv;
+      qe_f32_unit_query(dim, queries + (g0 + i) * ldq, q_inv_norms[g0 + i], qn + i * dim);
       heaps[i] = (topk_heap){out_score + (g0 + i) * ldo, out_idx + (g0 + i) * ldo, capacity, 0};
       thr[i] = -INFINITY;
     }

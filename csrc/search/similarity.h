@@ -58,6 +58,15 @@ float qe_f32_l2_squared(size_t dim, const float *a, const float *b);
  * sum exact up to n = 2^17. */
 int32_t qe_i8_i16_dot(size_t n, const int8_t *a, const int16_t *b);
 
+/* out = q * inv (dim floats): the unit query qe_f32_cosine_topk scores with. */
+void qe_f32_unit_query(size_t dim, const float *q, float inv, float *out);
+
+/* The similarity qe_f32_cosine_topk gives corpus row `row` for the unit
+ * query unit_q (from qe_f32_unit_query), to the bit: the same products
+ * summed in the same order by the same lane. */
+float qe_f32_corpus_cosine(size_t dim, const float *corpus, size_t row, const float *unit_q,
+                           float inv_norm);
+
 /* Writes count row-major rows (stride ldr) into the panel layout at rows
  * row0 .. row0 + count of the corpus. */
 void qe_f32_corpus_store_rows(size_t dim, float *corpus, size_t row0, size_t count,

@@ -13,6 +13,7 @@
 #include "adapt/micro_lora.h"
 #include "adapt/pattern_cache.h"
 #include "adapt/scalar_math.h"
+#include "search/similarity.h"
 #include "qe_api.h"
 #include "qe_test.h"
 
@@ -492,6 +493,79 @@ QE_TEST(cache_search_matches_brute_force_through_the_adapter) {
   }
 }
 
+/* The code-first search against the full exact scan (qe_f32_cosine_topk on
+ * the cache's own corpus), bit for bit: random rows, clustered rows, near
+ * duplicates (a row plus noise at the codes' resolution), exact duplicates
+ * and zero rows, queries on and between the rows, several dims and k. */
+QE_TEST(cache_code_search_equals_the_exact_scan) {
+  qe_rng_seed(77);
+  static const int32_t dims[] = {1, 3, 16, 37, 256, 300};
+  static const int32_t counts[] = {256, 257, 1100};
+  static const int32_t ks[] = {1, 5, 10, 64};
+  size_t total_candidates = 0, searches = 0;
+  for (size_t t = 0; t < 6; t++) {
+    for (size_t u = 0; u < 3; u++) {
+      for (int kind = 0; kind < 3; kind++) {
+        const int32_t d = dims[t], n = counts[u];
+        qe_pattern_cache *c = make_cache(d, n);
+        float *rows = xmalloc((size_t)n * d * 4), *q = xmalloc(d * 4), *qn = xmalloc(d * 4);
+        float *centers = xmalloc(8 * (size_t)d * 4);
+        qe_rng_fill(centers, 8 * (size_t)d, -1, 1);
+        for (int32_t i = 0; i < n; i++) {
+          float *row = rows + (size_t)i * d;
+          if (kind == 0) {
+            qe_rng_fill(row, d, -1, 1);
+          } else {
+            /* Clusters; kind 2 packs them tight (noise 1e-3) with copies and zeros. */
+            const float amp = kind == 1 ? 0.2f : 1e-3f;
+            for (int32_t j = 0; j < d; j++) row[j] = centers[(i % 8) * d + j] + qe_rng_uniform(-amp, amp);
+            if (kind == 2 && i % 50 == 7) memcpy(row, rows + (size_t)(i - 7) * d, d * 4);
+            if (kind == 2 && i % 97 == 3) memset(row, 0, d * 4);
+          }
+          char name[16];
+          snprintf(name, sizeof name, "p%d", i);
+          store(c, row, 0.5f, name, NULL);
+        }
+        for (int trial = 0; trial < 6; trial++) {
+          if (trial < 3) {
+            memcpy(q, rows + (size_t)(trial * 37 % n) * d, d * 4);
+            for (int32_t j = 0; j < d; j++) q[j] += qe_rng_uniform(-1e-4f, 1e-4f) * (trial == 2);
+          } else {
+            qe_rng_fill(q, d, -1, 1);
+          }
+          float qinv;
+          qe_f32_row_inv_norms(1, d, q, d, &qinv);
+          for (size_t kk = 0; kk < 4; kk++) {
+            const int32_t k = ks[kk];
+            int32_t idx[64], want_idx[64];
+            float score[64], want_score[64];
+            QE_CHECK(qe_cache_search(c, NULL, q, k, 0, idx, score) == QE_OK, "search");
+            if (qinv == 0.0f) continue;
+            void *ws = xmalloc(qe_f32_cosine_topk_workspace_bytes(1, d));
+            qe_f32_cosine_topk(1, (size_t)n, d, k, q, d, &qinv, c->corpus, c->inv_norms, want_idx, want_score, k, ws);
+            free(ws);
+            total_candidates += qe_pattern_cache_last_candidates(c);
+            searches++;
+            QE_CHECK(qe_pattern_cache_last_candidates(c) >= (size_t)k, "the code path ran (%zu scored)", qe_pattern_cache_last_candidates(c));
+            for (int32_t j = 0; j < k; j++) {
+              QE_CHECK(idx[j] == want_idx[j] && score[j] == want_score[j],
+                       "dim %d n %d kind %d k %d: result %d is row %d (%.9g), exact scan row %d (%.9g)", d, n, kind, k, j,
+                       idx[j], (double)score[j], want_idx[j], (double)want_score[j]);
+            }
+          }
+        }
+        free(rows);
+        free(q);
+        free(qn);
+        free(centers);
+        qe_cache_destroy(c);
+      }
+    }
+  }
+  printf("    code search: %.1f rows scored exactly per search on average (%zu searches)\n",
+         (double)total_candidates / (double)searches, searches);
+}
+
 QE_TEST(cache_evicts_lowest_quality_then_least_recently_used) {
   const int32_t d = 4;
   qe_pattern_cache *c = make_cache(d, 4);
@@ -683,6 +757,7 @@ QE_SUITE(qe_suite_adapt, "adapt", QE_CASE(lora_new_is_identity_and_a_is_seeded),
          QE_CASE(lora_sgd_step_is_minus_rate_times_mean_gradient), QE_CASE(lora_adam_step_matches_reference),
          QE_CASE(lora_merge_equals_apply), QE_CASE(lora_export_import_and_corruption),
          QE_CASE(cache_search_matches_brute_force_through_the_adapter),
+         QE_CASE(cache_code_search_equals_the_exact_scan),
          QE_CASE(cache_evicts_lowest_quality_then_least_recently_used), QE_CASE(cache_remove_moves_the_last_row),
          QE_CASE(cache_export_import_and_corruption), QE_CASE(cache_adapt_mines_negatives_and_learns),
          QE_CASE(scalar_exp_log_match_libm), QE_CASE(crc32c_known_value));
