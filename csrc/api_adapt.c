@@ -252,6 +252,10 @@ int qe_cache_search(qe_pattern_cache *cache, const qe_micro_lora *lora, const fl
   return qe_pattern_cache_search(cache, lora, x, (size_t)k, touch != 0, out_idx, out_score, ws);
 }
 
+int32_t qe_cache_last_candidates(const qe_pattern_cache *cache) {
+  return cache ? (int32_t)qe_pattern_cache_last_candidates(cache) : 0;
+}
+
 int qe_cache_row_info(const qe_pattern_cache *cache, int32_t row, double *out) {
   if (!cache || !out) return QE_ERR_NULL;
   if (row < 0 || (size_t)row >= cache->count) return QE_ERR_INDEX;

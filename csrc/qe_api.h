@@ -386,6 +386,9 @@ QE_EXPORT int32_t qe_cache_victim(const qe_pattern_cache *cache);
  */
 QE_EXPORT int qe_cache_search(qe_pattern_cache *cache, const qe_micro_lora *lora, const float *x, int32_t k,
                               int32_t touch, int32_t *out_idx, float *out_score);
+/* Rows the last search scored exactly after its int8-code pass (0 when it
+ * scanned every row exactly: few rows or a large k). */
+QE_EXPORT int32_t qe_cache_last_candidates(const qe_pattern_cache *cache);
 /* out[0] quality, out[1] hits, out[2] last use (clock ticks), out[3] the clock. */
 QE_EXPORT int qe_cache_row_info(const qe_pattern_cache *cache, int32_t row, double *out);
 /* The row's embedding (dim floats) into out. */

@@ -69,6 +69,8 @@ export interface QEExports {
   qe_cache_export_bytes(cache: number): number;
   /** int qe_cache_import(const unsigned char *bytes, double n, qe_pattern_cache **out) — csrc/qe_api.h */
   qe_cache_import(bytes: number, n: number, out: number): number;
+  /** int32_t qe_cache_last_candidates(const qe_pattern_cache *cache) — csrc/qe_api.h */
+  qe_cache_last_candidates(cache: number): number;
   /** int qe_cache_remove(qe_pattern_cache *cache, int32_t row, int32_t *moved_from) — csrc/qe_api.h */
   qe_cache_remove(cache: number, row: number, movedFrom: number): number;
   /** int qe_cache_row_embedding(const qe_pattern_cache *cache, int32_t row, float *out) — csrc/qe_api.h */
@@ -254,6 +256,7 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_cache_export',
   'qe_cache_export_bytes',
   'qe_cache_import',
+  'qe_cache_last_candidates',
   'qe_cache_remove',
   'qe_cache_row_embedding',
   'qe_cache_row_info',

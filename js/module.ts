@@ -47,6 +47,7 @@ export type AdaptEntries = Pick<
   | 'qe_cache_clear'
   | 'qe_cache_count'
   | 'qe_cache_shape'
+  | 'qe_cache_last_candidates'
   | 'qe_cache_store'
   | 'qe_cache_remove'
   | 'qe_cache_victim'

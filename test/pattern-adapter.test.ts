@@ -77,6 +77,36 @@ describe('Micro-LoRA forward pass', () => {
     }
   });
 
+  test('applyResident: the resident input and output give apply() to the bit, refuse NaN by element, and are the identity when disabled', async () => {
+    for (const dim of [1, 5, 256, 300]) {
+      const a = await adapter('pattern-adaptation', { dim, rank: 2 });
+      randomizeB(a, dim);
+      const x = uniform(dim, 11);
+      const want = referenceLoraForward(referenceOf(a, 2), x).y;
+      a.residentInput.set(x);
+      const y = a.applyResident();
+      expect(y).toHaveLength(dim);
+      expect(Array.from(y)).toEqual(Array.from(a.apply(x)));
+      expect(maxAbsDiff(y, want)).toBeLessThan(1e-5);
+      expect(a.residentOutput).toEqual(y);
+      // Other calls do not touch the resident buffers.
+      a.storePattern({ id: 'p', embedding: uniform(dim, 12) });
+      a.findPatterns(uniform(dim, 13), 1);
+      expect(Array.from(a.residentInput)).toEqual(Array.from(x));
+      a.residentInput[dim - 1] = NaN;
+      expect(() => a.applyResident()).toThrow(new RangeError(`residentInput[${dim - 1}] must be a finite number, got NaN`));
+    }
+    const off = await adapter('pattern-adaptation', { dim: 8, enabled: false });
+    const x = uniform(8, 3);
+    off.residentInput.set(x);
+    expect(Array.from(off.applyResident())).toEqual(Array.from(x));
+    off.residentInput[2] = Infinity;
+    expect(() => off.applyResident()).toThrow(RangeError);
+    off.dispose();
+    expect(() => off.applyResident()).toThrow(/disposed/);
+    expect(() => off.residentInput).toThrow(/disposed/);
+  });
+
   test('merge gives the adapter as one matrix: merge() x = apply(x); merge(base) adds to base', async () => {
     const a = await adapter('pattern-adaptation', { dim: 9, rank: 4, alpha: 3 });
     randomizeB(a, 3);
@@ -241,6 +271,47 @@ describe('pattern cache', () => {
       });
       expect(found.map((f) => truth.find((t) => `p${t.index}` === f.id)!.similarity)).toEqual(truth.slice(0, 10).map((t) => t.similarity));
       expect(a.findPatterns(q, 500)).toHaveLength(120);
+    }
+  });
+
+  test('nearest-k through int8 codes equals the exact scan and a float64 ranking: random, clustered, near-duplicate caches, every build', async () => {
+    // k <= 64 over >= 256 patterns scans codes first and scores the possible
+    // rows exactly (csrc/adapt/pattern_cache.c); k 65 scans every row exactly.
+    for (const kind of ['relaxed', 'simd', 'scalar'] as const) {
+      for (const [dim, n, layout] of [[256, 1000, 'random'], [37, 700, 'clustered'], [256, 2000, 'near-duplicates'], [1, 300, 'random'], [300, 400, 'near-duplicates']] as const) {
+        const a = await adapter('pattern-adaptation', { dim, rank: 2, maxPatterns: n, module: { module: kind } });
+        randomizeB(a, dim + n, 0.1);
+        const centers = Array.from({ length: 6 }, (_, c) => uniform(dim, 50 + c));
+        const rows = Array.from({ length: n }, (_, i) => {
+          if (layout === 'random') return uniform(dim, 3000 + i);
+          const amp = layout === 'clustered' ? 0.2 : 2e-3;
+          const noise = uniform(dim, 3000 + i, -amp, amp);
+          const row = centers[i % 6].map((v, j) => v + noise[j]);
+          if (layout === 'near-duplicates' && i % 40 === 9) return Float32Array.from(row.map((v) => v + 1e-6));
+          if (layout === 'near-duplicates' && i % 40 === 17) return Float32Array.from(centers[i % 6]);
+          return row;
+        });
+        rows.forEach((e, i) => a.storePattern({ id: `p${i}`, embedding: e }));
+        for (let t = 0; t < 5; t++) {
+          const q = t < 2 ? rows[(t * 131) % n] : uniform(dim, 90 + t);
+          const truth = referenceCosineRanking(a.apply(q), rows);
+          const full = a.findPatterns(q, 65);
+          expect(a.getStats().lastSearchExactRows).toBe(0);
+          for (const k of [1, 5, 10, 64]) {
+            const found = a.findPatterns(q, k);
+            expect(a.getStats().lastSearchExactRows).toBeGreaterThanOrEqual(k);
+            // The same ids and scores, to the bit, as the exact scan.
+            expect(found.map((f) => [f.id, f.score])).toEqual(full.slice(0, k).map((f) => [f.id, f.score]));
+            // And the float64 ranking: the k-th best similarity agrees, and every
+            // result is within rounding of a true top-k member.
+            found.forEach((f, j) => expect(Math.abs(f.score - truth[j].similarity)).toBeLessThan(2e-6));
+            const kth = truth[k - 1].similarity;
+            const truthById = new Map(truth.map((r) => [`p${r.index}`, r.similarity]));
+            for (const f of found) expect(truthById.get(f.id)!).toBeGreaterThanOrEqual(kth - 2e-6);
+          }
+        }
+        a.dispose();
+      }
     }
   });
 

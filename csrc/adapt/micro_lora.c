@@ -182,35 +182,59 @@ void qe_micro_lora_reset(qe_micro_lora *l) {
 
 /* ------------------------------------------------------------- forward */
 
-/* h[j] = A_j . x, and y = x + scale * sum_j h_j B^T_j. Returns -1 when h or
- * y holds a NaN or an infinity. */
+/* y = x + sum_j c_j B^T_j for a rank known at compile time (the switch in
+ * forward makes one copy per rank, loops unrolled over j). Returns the sum
+ * of every y: finite whenever every y is, and infinite or NaN when one is
+ * not (an overflow of the sum alone is told apart by the caller). */
+static inline __attribute__((always_inline)) float add_low_rank(size_t d, size_t ld, const float *bt,
+                                                                const float *c, size_t r, const float *x,
+                                                                float *y) {
+  v128_t cv[QE_LORA_MAX_RANK];
+  for (size_t j = 0; j < r; j++) cv[j] = wasm_f32x4_splat(c[j]);
+  v128_t sum = wasm_f32x4_splat(0.0f);
+  size_t i = 0;
+  for (; i + 4 <= d; i += 4) {
+    v128_t acc = wasm_v128_load(x + i);
+    for (size_t j = 0; j < r; j++) acc = qe_f32x4_madd(cv[j], wasm_v128_load(bt + j * ld + i), acc);
+    wasm_v128_store(y + i, acc);
+    sum = wasm_f32x4_add(sum, acc);
+  }
+  float tail = 0.0f;
+  for (; i < d; i++) {
+    float acc = x[i];
+    for (size_t j = 0; j < r; j++) acc += c[j] * bt[j * ld + i];
+    y[i] = acc;
+    tail += acc;
+  }
+  return qe_f32x4_hsum(sum) + tail;
+}
+
+/* h[j] = A_j . x, and y = x + scale * sum_j h_j B^T_j, in two passes over
+ * dim (the r dot products, then one fused pass writing y). Returns -1 when
+ * h or y holds a NaN or an infinity. A non-finite x makes h non-finite (a
+ * NaN or infinity times any weight is not finite), so x needs no check of
+ * its own. */
 static int forward(const qe_micro_lora *l, const float *x, float *y, float *h) {
-  const size_t d = l->dim, r = l->rank;
+  const size_t d = l->dim, r = l->rank, ld = l->ld;
   float c[QE_LORA_MAX_RANK];
-  dot_rows_f32(r, d, l->a, l->ld, x, h);
+  dot_rows_f32(r, d, l->a, ld, x, h);
   for (size_t j = 0; j < r; j++) {
     c[j] = l->scale * h[j];
     if (!isfinite(c[j])) return -1;
   }
-  /* fin stays 0 unless some y is infinite or NaN (inf * 0 = NaN). */
-  v128_t fin = wasm_f32x4_splat(0.0f);
-  const v128_t zero = fin;
-  size_t i = 0;
-  for (; i + 4 <= d; i += 4) {
-    v128_t acc = wasm_v128_load(x + i);
-    for (size_t j = 0; j < r; j++)
-      acc = qe_f32x4_madd(wasm_f32x4_splat(c[j]), wasm_v128_load(l->bt + j * l->ld + i), acc);
-    wasm_v128_store(y + i, acc);
-    fin = wasm_f32x4_add(fin, wasm_f32x4_mul(acc, zero));
+  float sum;
+  switch (r) {
+    case 1: sum = add_low_rank(d, ld, l->bt, c, 1, x, y); break;
+    case 2: sum = add_low_rank(d, ld, l->bt, c, 2, x, y); break;
+    case 4: sum = add_low_rank(d, ld, l->bt, c, 4, x, y); break;
+    case 8: sum = add_low_rank(d, ld, l->bt, c, 8, x, y); break;
+    default: sum = add_low_rank(d, ld, l->bt, c, r, x, y); break;
   }
-  float tail_fin = 0.0f;
-  for (; i < d; i++) {
-    float acc = x[i];
-    for (size_t j = 0; j < r; j++) acc += c[j] * l->bt[j * l->ld + i];
-    y[i] = acc;
-    tail_fin += acc * 0.0f;
-  }
-  return qe_f32x4_hsum(fin) + tail_fin == 0.0f ? 0 : -1;
+  if (isfinite(sum)) return 0;
+  /* The sum can overflow with every y finite (elements near FLT_MAX): look. */
+  for (size_t i = 0; i < d; i++)
+    if (!isfinite(y[i])) return -1;
+  return 0;
 }
 
 int qe_micro_lora_forward(const qe_micro_lora *l, const float *x, float *y) {
@@ -222,7 +246,7 @@ int qe_micro_lora_forward(const qe_micro_lora *l, const float *x, float *y) {
 
 size_t qe_micro_lora_grad_workspace_bytes(size_t dim, size_t keys) {
   return 2 * qe_arena_round(dim * sizeof(float)) + qe_arena_round(keys * sizeof(float)) +
-         qe_arena_round(keys * sizeof(double));
+         2 * qe_arena_round(keys * sizeof(double));
 }
 
 int qe_micro_lora_gradient(const qe_micro_lora *l, const float *x, const float *keys,
@@ -233,7 +257,8 @@ int qe_micro_lora_gradient(const qe_micro_lora *l, const float *x, const float *
   float *u = qe_arena_take(&cur, d * sizeof(float));    /* y, then y / |y| */
   float *g = qe_arena_take(&cur, d * sizeof(float));    /* dL/d(y/|y|), then dL/dy */
   float *kinv = qe_arena_take(&cur, nkeys * sizeof(float));
-  double *coef = qe_arena_take(&cur, nkeys * sizeof(double)); /* z_i, then dL/dc_i */
+  double *coef = qe_arena_take(&cur, nkeys * sizeof(double)); /* c_i, then e_i, then dL/dc_i */
+  double *z = qe_arena_take(&cur, nkeys * sizeof(double));    /* c_i / temperature */
   float h[QE_LORA_MAX_RANK];
 
   if (forward(l, x, u, h) != 0) return -1;
@@ -260,25 +285,38 @@ int qe_micro_lora_gradient(const qe_micro_lora *l, const float *x, const float *
   } else {
     double zmax = -INFINITY, rest_max = -INFINITY;
     for (size_t i = 0; i < nkeys; i++) {
-      coef[i] *= inv_t;
-      if (coef[i] > zmax) zmax = coef[i];
-      if (i > 0 && coef[i] > rest_max) rest_max = coef[i];
+      z[i] = coef[i] * inv_t;
+      if (z[i] > zmax) zmax = z[i];
+      if (i > 0 && z[i] > rest_max) rest_max = z[i];
     }
-    double sum = 0.0, rest = 0.0;
-    for (size_t i = 0; i < nkeys; i++) sum += qe_exp_f64(coef[i] - zmax);
-    for (size_t i = 1; i < nkeys; i++) rest += qe_exp_f64(coef[i] - rest_max);
-    const double lse = zmax + qe_log_f64(sum), lse_rest = rest_max + qe_log_f64(rest);
-    const double p0 = qe_exp_f64(coef[0] - lse);
+    /* One exponential per key: e_i = exp(z_i - zmax), p_i = e_i / sum. */
+    double sum = 0.0;
+    for (size_t i = 0; i < nkeys; i++) {
+      coef[i] = qe_exp_f64(z[i] - zmax);
+      sum += coef[i];
+    }
+    const double inv_sum = 1.0 / sum, lse = zmax + qe_log_f64(sum);
     if (w >= 0.0) {
-      loss = w * (lse - coef[0]);
-      /* dL/dz_i = w (p_i - [i = 0]) */
-      for (size_t i = 0; i < nkeys; i++) coef[i] = w * (qe_exp_f64(coef[i] - lse) - (i == 0 ? 1.0 : 0.0)) * inv_t;
+      /* L = w (lse - z_0); dL/dz_i = w (p_i - [i = 0]) */
+      loss = w * (lse - z[0]);
+      for (size_t i = 0; i < nkeys; i++) coef[i] = w * (coef[i] * inv_sum - (i == 0 ? 1.0 : 0.0)) * inv_t;
     } else {
-      const double aw = -w;
-      loss = aw * (lse - lse_rest);
-      /* dL/dz_0 = |w| p_0; dL/dz_i = -|w| p_0 q_i, q = softmax over the negatives */
+      /* L = |w| (lse - lse_rest) = -|w| log(1 - p_0); dL/dz_0 = |w| p_0;
+       * dL/dz_i = -|w| p_0 q_i, q = softmax over the negatives. Their sum
+       * is taken from rest_max, so it cannot underflow. */
+      const double aw = -w, shift = qe_exp_f64(zmax - rest_max); /* e_i * shift = exp(z_i - rest_max) */
+      double rest = 0.0;
+      for (size_t i = 1; i < nkeys; i++) rest += coef[i] * shift;
+      if (!(rest >= 1.0) || !isfinite(shift)) {
+        /* zmax - rest_max is huge (shift overflows or e_i underflowed): sum from scratch. */
+        rest = 0.0;
+        for (size_t i = 1; i < nkeys; i++) rest += qe_exp_f64(z[i] - rest_max);
+      }
+      const double p0 = coef[0] * inv_sum;
+      loss = aw * (lse - (rest_max + qe_log_f64(rest)));
+      const double inv_rest = 1.0 / rest;
       coef[0] = aw * p0 * inv_t;
-      for (size_t i = 1; i < nkeys; i++) coef[i] = -aw * p0 * qe_exp_f64(coef[i] - lse_rest) * inv_t;
+      for (size_t i = 1; i < nkeys; i++) coef[i] = -aw * p0 * qe_exp_f64(z[i] - rest_max) * inv_rest * inv_t;
     }
   }
 

@@ -27,6 +27,16 @@
 #include "simd.h"
 
 #define CACHE_MAGIC 0x43504551u /* "QEPC" */
+
+/* Code range of the rows: the relaxed-SIMD search sums four products of a
+ * row code by a 7-bit query code in one int16 lane (see code_dots), which
+ * |code| <= 31 keeps exact (4 * 2 * 31 * 127 < 2^15); the int16-query
+ * search takes full int8. */
+#if defined(__wasm_relaxed_simd__)
+#  define ROW_CODE_MAX 31
+#else
+#  define ROW_CODE_MAX 127
+#endif
 #define CACHE_VERSION 1u
 #define CACHE_HEADER 40u
 
@@ -122,27 +132,30 @@ static int reserve(qe_pattern_cache *c, size_t need) {
 
 /*
  * The int8 code of a row: codes = round(row / scale), scale = max |row| /
- * 127, and the residual's norm relative to the row's, rounded up, so that
+ * ROW_CODE_MAX, and the residual's norm relative to the row's, rounded up, so that
  * the search's bound holds (see search_quantized).
  */
 static void encode_row(qe_pattern_cache *c, size_t r, const float *x, float inv_norm) {
   int8_t *code = c->codes + r * c->ldc;
   memset(code, 0, c->ldc);
   double m = 0.0;
-  for (size_t d = 0; d < c->dim; d++) m = fmax(m, fabs((double)x[d]));
+  for (size_t d = 0; d < c->dim; d++) {
+    const double a = fabs((double)x[d]);
+    if (a > m) m = a;
+  }
   if (m == 0.0 || inv_norm == 0.0f) {
     c->code_w[r] = 0.0f;
     c->code_err[r] = 0.0f;
     c->code_sum[r] = 0;
     return;
   }
-  const double scale = m / 127.0;
+  const double scale = m / (double)ROW_CODE_MAX;
   double err = 0.0;
   int32_t sum = 0;
   for (size_t d = 0; d < c->dim; d++) {
     const double v = (double)x[d] / scale;
     const double q = rint(v);
-    const int8_t cq = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+    const int8_t cq = (int8_t)(q > ROW_CODE_MAX ? ROW_CODE_MAX : q < -ROW_CODE_MAX ? -ROW_CODE_MAX : q);
     code[d] = cq;
     sum += cq;
     const double e = (double)x[d] - scale * cq;
@@ -256,7 +269,7 @@ size_t qe_pattern_cache_search_workspace_bytes(const qe_pattern_cache *c, size_t
   return qe_arena_round(c->dim * sizeof(float)) /* the adapted query */
          + qe_arena_round(c->dim * sizeof(float)) /* the unit query */
          + qe_arena_round(c->ldc * sizeof(int16_t)) /* its codes */
-         + qe_arena_round(n * sizeof(float)) /* code scores */
+         + qe_arena_round(n * sizeof(float)) + qe_arena_round(n * sizeof(int32_t)) /* code scores, candidates */
          + qe_arena_round(k * sizeof(float)) + qe_arena_round(k * sizeof(int32_t)) /* k best lower ends */
          + qe_f32_cosine_topk_workspace_bytes(1, c->dim);
 }
@@ -266,22 +279,43 @@ size_t qe_pattern_cache_last_candidates(const qe_pattern_cache *c) { return c->l
 /*
  * Code dot products <qc, codes[r]> for rows [0, n), four rows per pass so
  * each load of the query serves four. The relaxed-SIMD build multiplies
- * int8 codes by a 7-bit query (qc + 64 in [1, 127], the offset taken out
- * with the row's code sum) with i32x4.relaxed_dot_i8x16_i7x16_add, exact
- * and deterministic for such operands; the SIMD128 build multiplies by an
- * int16 query with i32x4.dot_i16x8_s. Sums are exact in int32 (the query's
+ * row codes (|code| <= 31) by a 7-bit query (qc + 64 in [1, 127], the
+ * offset taken out with the row's code sum) with
+ * i16x8.relaxed_dot_i8x16_i7x16_s, exact and deterministic for such
+ * operands (the 7-bit operand's top bit is clear); the SIMD128 build
+ * multiplies int8 codes by an int16 query with i32x4.dot_i16x8_s. Sums are exact in int32 (the query's
  * range is chosen for that).
  */
 #if defined(__wasm_relaxed_simd__)
 #  define QUERY_CODE_MAX 63
+/* <q7, x> over 64 elements (four 16-element chunks) into acc: pairs of
+ * products by i16x8.relaxed_dot_i8x16_i7x16_s, four of them summed in int16
+ * (|sum| <= 4 * 2 * 31 * 127 = 31496), then widened and added in int32. */
+#  define DOT64(acc, x, q0, q1, q2, q3)                                                        \
+    acc = wasm_i32x4_add(                                                                      \
+        acc, wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(                                  \
+                 wasm_i16x8_add(wasm_i16x8_relaxed_dot_i8x16_i7x16(wasm_v128_load(x), q0),      \
+                                wasm_i16x8_relaxed_dot_i8x16_i7x16(wasm_v128_load((x) + 16), q1)), \
+                 wasm_i16x8_add(wasm_i16x8_relaxed_dot_i8x16_i7x16(wasm_v128_load((x) + 32), q2), \
+                                wasm_i16x8_relaxed_dot_i8x16_i7x16(wasm_v128_load((x) + 48), q3)))))
+
 static void code_dots(const qe_pattern_cache *c, size_t n, const int16_t *qc16, float *out, float t) {
-  const size_t ldc = c->ldc;
+  const size_t ldc = c->ldc, ld64 = ldc / 64 * 64;
   const int8_t *q7 = (const int8_t *)qc16; /* the 7-bit query, ldc bytes */
   size_t r = 0;
   for (; r + 4 <= n; r += 4) {
     const int8_t *x = c->codes + r * ldc;
     v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i < ldc; i += 16) {
+    size_t i = 0;
+    for (; i < ld64; i += 64) {
+      const v128_t q0 = wasm_v128_load(q7 + i), q1 = wasm_v128_load(q7 + i + 16);
+      const v128_t q2 = wasm_v128_load(q7 + i + 32), q3 = wasm_v128_load(q7 + i + 48);
+      DOT64(a0, x + i, q0, q1, q2, q3);
+      DOT64(a1, x + ldc + i, q0, q1, q2, q3);
+      DOT64(a2, x + 2 * ldc + i, q0, q1, q2, q3);
+      DOT64(a3, x + 3 * ldc + i, q0, q1, q2, q3);
+    }
+    for (; i < ldc; i += 16) {
       const v128_t q = wasm_v128_load(q7 + i);
       a0 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(x + i), q, a0);
       a1 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(x + ldc + i), q, a1);
@@ -353,11 +387,15 @@ static void search_quantized(qe_pattern_cache *c, const float *u, size_t k, int3
   float *approx = qe_arena_take(cur, n * sizeof(float));
   float *lo = qe_arena_take(cur, k * sizeof(float));
   int32_t *lo_idx = qe_arena_take(cur, k * sizeof(int32_t));
+  int32_t *cand = qe_arena_take(cur, n * sizeof(int32_t));
 
   /* The query's code: qc = round(u / t), t = max |u| / QUERY_CODE_MAX, where
    * QUERY_CODE_MAX * 127 * ldc stays inside int32. */
   double m = 0.0;
-  for (size_t d = 0; d < dim; d++) m = fmax(m, fabs((double)u[d]));
+  for (size_t d = 0; d < dim; d++) {
+    const double a = fabs((double)u[d]);
+    if (a > m) m = a;
+  }
   double qmax = QUERY_CODE_MAX;
   const double fit = 2147483647.0 / (127.0 * (double)c->ldc + 1.0) - 1.0;
   if (qmax > fit) qmax = floor(fit);
@@ -392,15 +430,22 @@ static void search_quantized(qe_pattern_cache *c, const float *u, size_t k, int3
   }
   const float floor_k = lo[k - 1];
 
-  size_t got = 0, scored = 0;
+  /* The candidates, in row order, scored four at a time, then ranked. */
+  size_t nc = 0;
   for (size_t r = 0; r < n; r++) {
-    const float hi = approx[r] + (nq_f * c->code_err[r] + slack);
-    if (hi < floor_k || (got == k && hi < out_score[k - 1])) continue;
-    const float s = qe_f32_corpus_cosine(dim, c->corpus, r, u, c->inv_norms[r]);
-    scored++;
-    got = best_insert(out_score, out_idx, got, k, s, (int32_t)r);
+    if (approx[r] + (nq_f * c->code_err[r] + slack) >= floor_k) cand[nc++] = (int32_t)r;
   }
-  c->last_candidates = scored;
+  float four[4];
+  size_t got = 0;
+  for (size_t i = 0; i < nc; i += 4) {
+    if (i + 4 <= nc) {
+      qe_f32_corpus_cosine4(dim, c->corpus, cand + i, u, c->inv_norms, four);
+    } else {
+      for (size_t j = i; j < nc; j++) four[j - i] = qe_f32_corpus_cosine(dim, c->corpus, (size_t)cand[j], u, c->inv_norms[cand[j]]);
+    }
+    for (size_t j = i; j < nc && j < i + 4; j++) got = best_insert(out_score, out_idx, got, k, four[j - i], cand[j]);
+  }
+  c->last_candidates = nc;
 }
 
 int qe_pattern_cache_search(qe_pattern_cache *c, const qe_micro_lora *lora, const float *x,

@@ -267,6 +267,27 @@ float qe_f32_corpus_cosine(size_t dim, const float *corpus, size_t row, const fl
   return cosine_of(lanes[row % 4], inv_norm);
 }
 
+void qe_f32_corpus_cosine4(size_t dim, const float *corpus, const int32_t *rows, const float *unit_q,
+                           const float *inv_norms, float *out) {
+  const float *p[4];
+  for (size_t i = 0; i < 4; i++)
+    p[i] = corpus + ((size_t)rows[i] / PANEL) * dim * PANEL + ((size_t)rows[i] % PANEL) / 4 * 4;
+  v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t d = 0, o = 0; d < dim; d++, o += PANEL) {
+    const v128_t s = wasm_v128_load32_splat(unit_q + d);
+    a0 = qe_f32x4_madd(s, wasm_v128_load(p[0] + o), a0);
+    a1 = qe_f32x4_madd(s, wasm_v128_load(p[1] + o), a1);
+    a2 = qe_f32x4_madd(s, wasm_v128_load(p[2] + o), a2);
+    a3 = qe_f32x4_madd(s, wasm_v128_load(p[3] + o), a3);
+  }
+  float lanes[16];
+  wasm_v128_store(lanes, a0);
+  wasm_v128_store(lanes + 4, a1);
+  wasm_v128_store(lanes + 8, a2);
+  wasm_v128_store(lanes + 12, a3);
+  for (size_t i = 0; i < 4; i++) out[i] = cosine_of(lanes[4 * i + (size_t)rows[i] % 4], inv_norms[rows[i]]);
+}
+
 /* ----------------------------------------------------- the microkernel */
 
 /* dots[j] = q . row j of the panel, j < PANEL; q a unit query of length dim. */

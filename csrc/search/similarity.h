@@ -67,6 +67,12 @@ void qe_f32_unit_query(size_t dim, const float *q, float inv, float *out);
 float qe_f32_corpus_cosine(size_t dim, const float *corpus, size_t row, const float *unit_q,
                            float inv_norm);
 
+/* As qe_f32_corpus_cosine for four rows at once (four independent chains
+ * of adds, so the latency of one does not hold up the others): out[i] for
+ * rows[i], i < 4. */
+void qe_f32_corpus_cosine4(size_t dim, const float *corpus, const int32_t *rows, const float *unit_q,
+                           const float *inv_norms, float *out);
+
 /* Writes count row-major rows (stride ldr) into the panel layout at rows
  * row0 .. row0 + count of the corpus. */
 void qe_f32_corpus_store_rows(size_t dim, float *corpus, size_t row0, size_t count,
