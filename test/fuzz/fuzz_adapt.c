@@ -10,6 +10,10 @@
  *   2: a valid export of such a cache, with a fuzzed run of bytes written
  *      over it and the CRC32C recomputed: the contents' own checks alone
  *      must refuse what is inconsistent.
+ *   3: a cache of 256 to 319 rows (fuzzed rows, scaled by fuzzed powers of
+ *      two and nudged, so near-duplicates, huge and tiny norms are common)
+ *      and a fuzzed query: the search through int8 codes must give the
+ *      full exact scan's rows and scores to the bit.
  */
 #include <stdlib.h>
 
@@ -18,6 +22,7 @@
 #include "adapt/pattern_cache.h"
 #include "fuzz_input.h"
 #include "qe_api.h"
+#include "search/similarity.h"
 
 static void check_lora_roundtrip(qe_micro_lora *l) {
   const size_t n = (size_t)qe_lora_export_bytes(l);
@@ -130,9 +135,44 @@ static void build_and_use(fuzz_input *in, unsigned char **export_out, size_t *ex
   qe_lora_destroy(l);
 }
 
+static void code_search_equals_exact_scan(fuzz_input *in) {
+  const int32_t dim = 1 + (int32_t)fuzz_u32(in, 40), n = 256 + (int32_t)fuzz_u32(in, 64);
+  const int32_t k = 1 + (int32_t)fuzz_u32(in, 64);
+  qe_pattern_cache *c = NULL;
+  if (qe_cache_create(dim, n, &c) != QE_OK) FUZZ_ABORT();
+  float base[8][40], row[40], q[40];
+  for (int b = 0; b < 8; b++) fuzz_floats(in, base[b], (size_t)dim);
+  for (int32_t i = 0; i < n; i++) {
+    const uint8_t pick = fuzz_u8(in);
+    const float scale = ldexpf(1.0f, (int)(fuzz_u8(in) % 61) - 30);
+    for (int32_t j = 0; j < dim; j++) row[j] = base[pick % 8][j] * scale;
+    if (pick & 8) row[fuzz_u32(in, (uint32_t)dim)] += fuzz_float(in) * 1e-6f * scale;
+    int32_t out[2];
+    const int status = qe_cache_store(c, -1, row, 0.5f, NULL, 0, out);
+    if (status != QE_OK && status != QE_ERR_ARGUMENT) FUZZ_ABORT();
+  }
+  fuzz_floats(in, q, (size_t)dim);
+  const size_t count = c->count;
+  int32_t idx[64], want_idx[64];
+  float score[64], want_score[64], q_inv;
+  const int status = qe_cache_search(c, NULL, q, k, 0, idx, score);
+  const int query_ok = qe_f32_row_inv_norms(1, (size_t)dim, q, (size_t)dim, &q_inv) == 0;
+  if (status != (query_ok ? QE_OK : QE_ERR_ARGUMENT)) FUZZ_ABORT();
+  if (status == QE_OK && count > 0) {
+    void *ws = malloc(qe_f32_cosine_topk_workspace_bytes(1, (size_t)dim));
+    if (!ws) FUZZ_ABORT();
+    qe_f32_cosine_topk(1, count, (size_t)dim, (size_t)k, q, (size_t)dim, &q_inv, c->corpus, c->inv_norms, want_idx,
+                       want_score, (size_t)k, ws);
+    free(ws);
+    if (memcmp(idx, want_idx, (size_t)k * sizeof *idx) != 0 || memcmp(score, want_score, (size_t)k * sizeof *score) != 0)
+      FUZZ_ABORT();
+  }
+  qe_cache_destroy(c);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_input in = {data, size, 0};
-  switch (fuzz_u8(&in) % 3) {
+  switch (fuzz_u8(&in) % 4) {
     case 0: {
       const unsigned char *rest = data + in.at;
       const size_t n = size - in.at;
@@ -154,6 +194,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     case 1:
       build_and_use(&in, NULL, NULL);
+      break;
+    case 3:
+      code_search_equals_exact_scan(&in);
       break;
     default: {
       unsigned char *bytes = NULL;
