@@ -422,17 +422,44 @@ static void search_quantized(qe_pattern_cache *c, const float *u, size_t k, int3
 
   code_dots(c, n, qc, approx, (float)t);
 
-  /* The k largest lower ends. */
-  size_t have = 0;
-  for (size_t r = 0; r < n; r++) {
+  /* The k largest lower ends a - b, then the rows whose upper end a + b
+   * reaches the k-th of them, in row order; four rows per step where the
+   * build has SIMD (most rows are passed over on one comparison). */
+  size_t have = 0, r = 0;
+  float thr = -INFINITY; /* lo[k - 1] once k are in */
+#if QE_SIMD_LANES_NATIVE
+  const v128_t vnq = wasm_f32x4_splat(nq_f), vslack = wasm_f32x4_splat(slack);
+  for (; r + 4 <= n; r += 4) {
+    const v128_t b = wasm_f32x4_add(wasm_f32x4_mul(vnq, wasm_v128_load(c->code_err + r)), vslack);
+    const v128_t l = wasm_f32x4_sub(wasm_v128_load(approx + r), b);
+    if (have == k && !wasm_i32x4_bitmask(wasm_f32x4_gt(l, wasm_f32x4_splat(thr)))) continue;
+    float ls[4];
+    wasm_v128_store(ls, l);
+    for (size_t j = 0; j < 4; j++) {
+      if (have < k || ls[j] > thr) have = best_insert(lo, lo_idx, have, k, ls[j], (int32_t)(r + j));
+      if (have == k) thr = lo[k - 1];
+    }
+  }
+#endif
+  for (; r < n; r++) {
     const float l = approx[r] - (nq_f * c->code_err[r] + slack);
-    if (have < k || l > lo[k - 1]) have = best_insert(lo, lo_idx, have, k, l, (int32_t)r);
+    if (have < k || l > thr) have = best_insert(lo, lo_idx, have, k, l, (int32_t)r);
+    if (have == k) thr = lo[k - 1];
   }
   const float floor_k = lo[k - 1];
 
-  /* The candidates, in row order, scored four at a time, then ranked. */
   size_t nc = 0;
-  for (size_t r = 0; r < n; r++) {
+  r = 0;
+#if QE_SIMD_LANES_NATIVE
+  const v128_t vfloor = wasm_f32x4_splat(floor_k);
+  for (; r + 4 <= n; r += 4) {
+    const v128_t b = wasm_f32x4_add(wasm_f32x4_mul(vnq, wasm_v128_load(c->code_err + r)), vslack);
+    const int mask = wasm_i32x4_bitmask(wasm_f32x4_ge(wasm_f32x4_add(wasm_v128_load(approx + r), b), vfloor));
+    for (int j = 0; j < 4; j++)
+      if (mask & (1 << j)) cand[nc++] = (int32_t)(r + (size_t)j);
+  }
+#endif
+  for (; r < n; r++) {
     if (approx[r] + (nq_f * c->code_err[r] + slack) >= floor_k) cand[nc++] = (int32_t)r;
   }
   float four[4];
