@@ -141,12 +141,19 @@ js/c-api.ts: $(CHDR) scripts/gen-c-api.js
 	node scripts/gen-c-api.js
 	@touch $@
 
+# The worker program (js/thread-worker.ts, type-checked with the rest) as a
+# string the package starts workers from, in every tree: generated, not
+# committed (scripts/gen-worker-source.js bundles it with esbuild).
+js/worker-source.ts: js/thread-worker.ts js/thread-protocol.ts scripts/gen-worker-source.js node_modules/.package-lock.json
+	node scripts/gen-worker-source.js
+	@touch $@
+
 dist: build/dist.stamp
 
 # CommonJS + declarations (tsconfig.build.json), then the ES-module output
 # (tsconfig.esm.json) made into the Node and browser trees (scripts/build-esm.js).
 # The stamp lives in build/, so the package ships no marker file.
-build/dist.stamp: js/c-api.ts report/viewer.js $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED) $(TS_SRC) tsconfig.json tsconfig.build.json tsconfig.esm.json scripts/build-esm.js node_modules/.package-lock.json
+build/dist.stamp: js/c-api.ts js/worker-source.ts report/viewer.js $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED) $(TS_SRC) tsconfig.json tsconfig.build.json tsconfig.esm.json scripts/build-esm.js node_modules/.package-lock.json
 	rm -rf dist build/esm
 	npx tsc -p tsconfig.build.json
 	npx tsc -p tsconfig.esm.json
@@ -229,6 +236,7 @@ help:
 	@echo 'make wasm       the modules only: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED)'
 	@echo 'make dist       the TypeScript package (dist/cjs, dist/esm, dist/types)'
 	@echo 'make js/c-api.ts  regenerate the JS view of the C API from csrc/**/*.h'
+	@echo 'make js/worker-source.ts  the worker program (js/thread-worker.ts) as the string workers start from'
 	@echo 'make test       install what is missing, build, run the C and Jest suites ("N passed, N failed");'
 	@echo '                ARGS="pattern" runs only the C cases and Jest files matching'
 	@echo 'make test-c     the native C tests (SIMDe, ASan + UBSan)'

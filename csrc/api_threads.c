@@ -15,6 +15,14 @@
  * Workspaces come from the arena, one per participant that actually runs a
  * task, claimed on its first task.
  *
+ * A participant can die mid-job (a worker thread terminated or crashed). So
+ * that the caller can finish its share, every task has a state: unclaimed,
+ * claimed by participant w, or done. A task is claimed by compare-exchange
+ * after the counter hands it out, so a participant and the rescuer
+ * (qe_job_rescue) never both run it; a task is marked done only once its
+ * output is written. Each participant is "joined" once: not joined, working,
+ * finished; whoever moves it to finished (itself, or the rescuer) counts it.
+ *
  * The same C builds without the atomics feature for the two single-threaded
  * modules, where LLVM lowers the atomic builtins to plain loads and stores
  * and the participants simply run one after the other. The native tests
@@ -24,6 +32,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api_internal.h"
 #include "arena.h"
@@ -55,6 +64,16 @@ typedef struct {
   float *out_score;
 } search_problem;
 
+/* Task states (job->task_state): unclaimed, claimed by participant w (w + 1),
+ * claimed by the rescuer, done. */
+#define TASK_UNCLAIMED 0
+#define TASK_RESCUER (QE_JOB_MAX_WORKERS + 1)
+#define TASK_DONE (-1)
+/* Participant states (job->joined). */
+#define PART_IDLE 0
+#define PART_WORKING 1
+#define PART_FINISHED 2
+
 struct qe_job {
   /* Cache line 0: touched by every participant once per task. */
   int32_t next_task;
@@ -72,7 +91,8 @@ struct qe_job {
   int32_t slots;      /* min(workers, task_count) */
   size_t stride;      /* bytes between workspaces, a multiple of 64 */
   unsigned char *workspace;
-  int32_t joined[QE_JOB_MAX_WORKERS];
+  int32_t joined[QE_JOB_MAX_WORKERS]; /* PART_* */
+  int32_t task_state[];               /* task_count entries, TASK_* (by claim order) */
 };
 
 int qe_thread_support(void) {
@@ -97,7 +117,9 @@ static qe_job *job_new(int32_t workers, size_t tasks, size_t shared_bytes, size_
   shared_bytes = qe_arena_round(shared_bytes);
   if (stride > (SIZE_MAX - shared_bytes) / (size_t)slots) return NULL;
 
-  qe_job *job = aligned_alloc(64, (sizeof(qe_job) + 63) & ~(size_t)63);
+  if (tasks > (SIZE_MAX - sizeof(qe_job) - 63) / sizeof(int32_t)) return NULL;
+  const size_t job_bytes = sizeof(qe_job) + tasks * sizeof(int32_t);
+  qe_job *job = aligned_alloc(64, (job_bytes + 63) & ~(size_t)63);
   if (!job) return NULL;
   /* Every participant's workspace in one arena block, so the arena's
    * accounting (qe_workspace_last_bytes) reports all of them. */
@@ -113,6 +135,7 @@ static qe_job *job_new(int32_t workers, size_t tasks, size_t shared_bytes, size_
       .stride = stride,
       .workspace = block + shared_bytes,
   };
+  memset(job->task_state, 0, tasks * sizeof(int32_t)); /* TASK_UNCLAIMED */
   *shared = block;
   return job;
 }
@@ -196,45 +219,126 @@ static void run_task(qe_job *job, size_t task, unsigned char *ws) {
                             s->part_score + task * list, s->k, ws);
 }
 
-int qe_search_job_merge(qe_job *job) {
-  if (!job) return QE_ERR_NULL;
-  if (job->kind != JOB_SEARCH) return QE_ERR_ARGUMENT;
-  if (__atomic_load_n(&job->next_task, __ATOMIC_ACQUIRE) < job->task_count) return QE_ERR_ARGUMENT;
+/* Counts a participant finished (once, whoever gets there first: itself or
+ * the rescuer) and wakes the threads waiting on the count. */
+static void count_finished(qe_job *job) {
+  /* Release: the participant's output is visible to whoever sees the count. */
+  __atomic_fetch_add(&job->finished, 1, __ATOMIC_RELEASE);
+#if defined(__wasm_atomics__)
+  __builtin_wasm_memory_atomic_notify(&job->finished, UINT32_MAX);
+#endif
+}
+
+/* True when every participant that joined has been counted finished. */
+static int all_finished(const qe_job *job) {
   int32_t joined = 0;
-  for (int32_t w = 0; w < job->workers; w++) joined += __atomic_load_n(&job->joined[w], __ATOMIC_ACQUIRE);
-  if (__atomic_load_n(&job->finished, __ATOMIC_ACQUIRE) < joined) return QE_ERR_ARGUMENT;
-  const search_problem *s = &job->s;
-  qe_f32_topk_merge(s->nq, s->k, (size_t)job->task_count, s->part_idx, s->part_score, s->out_idx,
-                    s->out_score, s->k);
-  return QE_OK;
+  for (int32_t w = 0; w < job->workers; w++) joined += __atomic_load_n(&job->joined[w], __ATOMIC_ACQUIRE) != PART_IDLE;
+  return __atomic_load_n(&job->finished, __ATOMIC_ACQUIRE) >= joined;
+}
+
+/* The next task for `claimant` (a TASK_* owner value): its index in claim
+ * order, or -1 when none is left. A task the rescuer took first is skipped. */
+static int32_t claim_task(qe_job *job, int32_t claimant) {
+  for (;;) {
+    int32_t t = __atomic_fetch_add(&job->next_task, 1, __ATOMIC_RELAXED);
+    if (t >= job->task_count) return -1;
+    int32_t unclaimed = TASK_UNCLAIMED;
+    if (__atomic_compare_exchange_n(&job->task_state[t], &unclaimed, claimant, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED))
+      return t;
+  }
+}
+
+/* Runs task `t` (claim order) and marks it done. */
+static void run_claimed(qe_job *job, int32_t t, unsigned char *ws) {
+  /* Last task first: under a causal mask the last query tiles cost the
+   * most, and starting with them balances the participants' finish. */
+  run_task(job, (size_t)(job->task_count - 1 - t), ws);
+  /* Release: the task's output is visible to whoever sees it done. */
+  __atomic_store_n(&job->task_state[t], TASK_DONE, __ATOMIC_RELEASE);
+}
+
+/* Moves participant `worker` from idle to working; 0 when it had joined already (or was rescued). */
+static int join(qe_job *job, int32_t worker) {
+  int32_t idle = PART_IDLE;
+  return __atomic_compare_exchange_n(&job->joined[worker], &idle, PART_WORKING, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE);
 }
 
 int32_t qe_job_work(qe_job *job, int32_t worker) {
   if (!job) return QE_ERR_NULL;
   if (worker < 0 || worker >= job->workers) return QE_ERR_ARGUMENT;
-  if (__atomic_exchange_n(&job->joined[worker], 1, __ATOMIC_ACQ_REL) != 0) return QE_ERR_ARGUMENT;
+  if (!join(job, worker)) return QE_ERR_ARGUMENT;
 
   int32_t ran = 0;
   unsigned char *ws = NULL;
   for (;;) {
-    int32_t t = __atomic_fetch_add(&job->next_task, 1, __ATOMIC_RELAXED);
-    if (t >= job->task_count) break;
+    int32_t t = claim_task(job, worker + 1);
+    if (t < 0) break;
     if (!ws) {
       int32_t slot = __atomic_fetch_add(&job->slots_used, 1, __ATOMIC_RELAXED);
       /* At most `slots` participants can win a task, so slot < slots. */
       ws = job->workspace + (size_t)slot * job->stride;
     }
-    /* Last task first: under a causal mask the last query tiles cost the
-     * most, and starting with them balances the participants' finish. */
-    run_task(job, (size_t)(job->task_count - 1 - t), ws);
+    run_claimed(job, t, ws);
     ran++;
   }
-  /* Release: this participant's output is visible to whoever sees the count. */
-  __atomic_fetch_add(&job->finished, 1, __ATOMIC_RELEASE);
-#if defined(__wasm_atomics__)
-  __builtin_wasm_memory_atomic_notify(&job->finished, UINT32_MAX);
-#endif
+  /* Counted by whoever moves it from working to finished: itself, unless
+   * the rescuer gave it up for dead first. */
+  int32_t working = PART_WORKING;
+  if (__atomic_compare_exchange_n(&job->joined[worker], &working, PART_FINISHED, 0, __ATOMIC_ACQ_REL,
+                                  __ATOMIC_ACQUIRE))
+    count_finished(job);
   return ran;
+}
+
+int32_t qe_job_claim_task(qe_job *job, int32_t worker) {
+  if (!job) return QE_ERR_NULL;
+  if (worker < 0 || worker >= job->workers) return QE_ERR_ARGUMENT;
+  int32_t state = __atomic_load_n(&job->joined[worker], __ATOMIC_ACQUIRE);
+  if (state == PART_FINISHED || (state == PART_IDLE && !join(job, worker))) return QE_ERR_ARGUMENT;
+  return claim_task(job, worker + 1) >= 0 ? 1 : 0;
+}
+
+int32_t qe_job_rescue(qe_job *job, int32_t worker) {
+  if (!job) return QE_ERR_NULL;
+  if (worker < 0 || worker >= job->workers) return QE_ERR_ARGUMENT;
+  if (__atomic_load_n(&job->joined[worker], __ATOMIC_ACQUIRE) == PART_FINISHED) return 0;
+  /* A workspace of its own: the dead participant's may be mid-write, and
+   * the arena's are spoken for. Rare, so from malloc. */
+  unsigned char *ws = aligned_alloc(64, job->stride);
+  if (!ws) return QE_ERR_NO_MEMORY;
+  if (__atomic_exchange_n(&job->joined[worker], PART_FINISHED, __ATOMIC_ACQ_REL) == PART_FINISHED) {
+    free(ws); /* it counted itself finished meanwhile */
+    return 0;
+  }
+  int32_t redone = 0;
+  for (int32_t t = 0; t < job->task_count; t++) {
+    int32_t state = __atomic_load_n(&job->task_state[t], __ATOMIC_ACQUIRE);
+    /* Its own unfinished tasks, and any handed out but never claimed (it may
+     * have died between the counter and the claim). */
+    if (state != worker + 1 && state != TASK_UNCLAIMED) continue;
+    if (!__atomic_compare_exchange_n(&job->task_state[t], &state, TASK_RESCUER, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+      continue; /* a live participant claimed it just now */
+    run_claimed(job, t, ws);
+    redone++;
+  }
+  free(ws);
+  count_finished(job);
+  return 1 + redone;
+}
+
+int qe_search_job_merge(qe_job *job) {
+  if (!job) return QE_ERR_NULL;
+  if (job->kind != JOB_SEARCH) return QE_ERR_ARGUMENT;
+  for (int32_t t = 0; t < job->task_count; t++)
+    if (__atomic_load_n(&job->task_state[t], __ATOMIC_ACQUIRE) != TASK_DONE) return QE_ERR_ARGUMENT;
+  if (!all_finished(job)) return QE_ERR_ARGUMENT;
+  const search_problem *s = &job->s;
+  qe_f32_topk_merge(s->nq, s->k, (size_t)job->task_count, s->part_idx, s->part_score, s->out_idx,
+                    s->out_score, s->k);
+  return QE_OK;
 }
 
 int32_t qe_job_finished(const qe_job *job) {
@@ -256,9 +360,7 @@ int32_t qe_attention_job_tile_k(const qe_job *job) {
 int qe_job_destroy(qe_job *job) {
   if (!job) return QE_OK;
   /* Refuse while a participant that joined is still running. */
-  int32_t joined = 0;
-  for (int32_t w = 0; w < job->workers; w++) joined += __atomic_load_n(&job->joined[w], __ATOMIC_ACQUIRE);
-  if (__atomic_load_n(&job->finished, __ATOMIC_ACQUIRE) < joined) return QE_ERR_ARGUMENT;
+  if (!all_finished(job)) return QE_ERR_ARGUMENT;
   free(job);
   return QE_OK;
 }

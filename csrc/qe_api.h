@@ -247,6 +247,10 @@ QE_EXPORT int qe_text_tfidf_embed(const int32_t *offsets, const uint32_t *featur
  * search job then needs qe_search_job_merge) and the main thread destroys
  * the job. Between create and destroy no other entry may use the arena (it
  * holds the workspaces).
+ *
+ * A participant that dies mid-job (its thread ended) is finished by the
+ * caller with qe_job_rescue: the tasks it claimed and did not finish, and any
+ * not yet claimed, are run on the caller's thread, and it is counted finished.
  * ------------------------------------------------------------------------ */
 
 /* Most participants one job accepts. */
@@ -285,6 +289,19 @@ QE_EXPORT int qe_search_job_merge(qe_job *job);
 /* Participant `worker` (0 <= worker < workers, each at most once) runs tasks
  * until none are left. Returns how many it ran, or a negative status. */
 QE_EXPORT int32_t qe_job_work(qe_job *job, int32_t worker);
+
+/* For participant `worker` whose thread has ended (or never took the job):
+ * runs, on the calling thread, every task it claimed and did not finish and
+ * every task not claimed yet, then counts it finished. Returns 1 + the tasks
+ * run, 0 when it had finished by itself (nothing done), or a negative
+ * status. It must not run
+ * again afterwards: whatever it still wrote would race with the redone tasks. */
+QE_EXPORT int32_t qe_job_rescue(qe_job *job, int32_t worker);
+
+/* Joins participant `worker` and claims one task without running it, as a
+ * participant that dies mid-task leaves it: 1, or 0 when none was left, or a
+ * negative status. For testing qe_job_rescue (and the pool's recovery). */
+QE_EXPORT int32_t qe_job_claim_task(qe_job *job, int32_t worker);
 
 /* Participants done so far, and the address of that count (an int32 for
  * Atomics.wait). */

@@ -15,7 +15,7 @@ import type {
 import { runAttention } from './attention';
 import { detectEngineFeatures } from './loader';
 import { describeMachine } from './platform';
-import { detectThreadSupport } from './threads';
+import { detectThreadSupport } from './thread-support';
 import { loadQEModule, type QEModule } from './module';
 import {
   validateEmbeddingLookup,

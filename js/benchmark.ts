@@ -17,7 +17,7 @@ import { loadQEModule, type QEModule } from './module';
 import { createPatternAdapter } from './pattern-adapter';
 import { createSimilarityIndex, matchPatterns, type IndexSearchResult, type SimilarityIndex } from './similarity';
 import { describeMachine, writeFileAtomicSync, writeTextFile, type MachineInfo } from './platform';
-import { threadsAvailable } from './threads';
+import { threadsAvailable } from './thread-support';
 import { describe, type ResolvedAttention } from './validate';
 
 const MIB = 1024 * 1024;

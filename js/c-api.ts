@@ -155,12 +155,16 @@ export interface QEExports {
   qe_hnsw_index_slot_count(h: number): number;
   /** int qe_hnsw_index_vector(const qe_hnsw *h, int32_t slot, float *out) — csrc/api_hnsw.h */
   qe_hnsw_index_vector(h: number, slot: number, out: number): number;
+  /** int32_t qe_job_claim_task(qe_job *job, int32_t worker) — csrc/qe_api.h */
+  qe_job_claim_task(job: number, worker: number): number;
   /** int qe_job_destroy(qe_job *job) — csrc/qe_api.h */
   qe_job_destroy(job: number): number;
   /** int32_t qe_job_finished(const qe_job *job) — csrc/qe_api.h */
   qe_job_finished(job: number): number;
   /** int32_t * qe_job_finished_address(qe_job *job) — csrc/qe_api.h */
   qe_job_finished_address(job: number): number;
+  /** int32_t qe_job_rescue(qe_job *job, int32_t worker) — csrc/qe_api.h */
+  qe_job_rescue(job: number, worker: number): number;
   /** int32_t qe_job_task_count(const qe_job *job) — csrc/qe_api.h */
   qe_job_task_count(job: number): number;
   /** int32_t qe_job_work(qe_job *job, int32_t worker) — csrc/qe_api.h */
@@ -299,9 +303,11 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_hnsw_index_set_traversal',
   'qe_hnsw_index_slot_count',
   'qe_hnsw_index_vector',
+  'qe_job_claim_task',
   'qe_job_destroy',
   'qe_job_finished',
   'qe_job_finished_address',
+  'qe_job_rescue',
   'qe_job_task_count',
   'qe_job_work',
   'qe_layer_norm',

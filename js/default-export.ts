@@ -8,7 +8,8 @@ import { getOptimalBlockConfig, getQEFlashAttentionConfig, getWorkloadTypes } fr
 import { QEFlashAttention, createQEFlashAttention } from './flash-attention';
 import { WASMSIMDBackend, getWASMSIMDBackend } from './backend';
 import { tokenizeCode } from './tokenizer';
-import { terminateThreadPools, threadsAvailable } from './threads';
+import { terminateThreadPools } from './thread-pool';
+import { threadsAvailable } from './thread-support';
 
 const qeFlash = {
   createQEFlashAttention,

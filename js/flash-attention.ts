@@ -28,7 +28,7 @@ import { HNSWIndex, type HNSWIndexOptions, type HNSWSearchOptions, type HNSWSear
 import { loadQEModule, type QEModule } from './module';
 import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
 import { ResidentAttention } from './resident-attention';
-import { clampThreadCount, defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './threads';
+import { clampThreadCount, defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './thread-support';
 import {
   cosineTopK,
   cosineTopKBatch,

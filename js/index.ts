@@ -88,7 +88,8 @@ export {
   type HNSWTraversal,
 } from './hnsw';
 export { tokenizeCode, splitIdentifier, type CodeLanguage, type CodeToken, type CodeTokenKind } from './tokenizer';
-export { threadsAvailable, terminateThreadPools } from './threads';
+export { threadsAvailable } from './thread-support';
+export { terminateThreadPools } from './thread-pool';
 export {
   CROSS_CHECK_TOLERANCE,
   FlashAttentionBenchmark,

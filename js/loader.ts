@@ -22,15 +22,9 @@
  * registered.
  */
 import type { ModuleChoice, ModuleKind, ModuleLoadOptions } from '../types';
-import {
-  THREADED_MODULE_FILE,
-  ThreadPool,
-  createThreadedMemory,
-  detectThreadSupport,
-  threadedImports,
-  validateThreadCount,
-  clampThreadCount,
-} from './threads';
+import { createThreadedMemory, threadedImports } from './thread-protocol';
+import { ThreadPool } from './thread-pool';
+import { THREADED_MODULE_FILE, clampThreadCount, detectThreadSupport, validateThreadCount } from './thread-support';
 import { compileFromUrl, compilePackageModule, localPathOf, readFileBytes } from './platform';
 
 export const MODULE_FILES: Readonly<Record<ModuleKind, string>> = Object.freeze({

@@ -117,7 +117,8 @@ interface WebGlobals {
 
 /**
  * Starts a Web Worker running `program` (the text of an expression whose
- * value is the worker's start function) from a Blob URL, and posts it `data`.
+ * value is the worker's start function, js/worker-source.ts) from a Blob
+ * URL, and posts it `data`.
  * The worker's program travels inside the package's JavaScript, so there is
  * no second file for a bundler to find (esbuild, unlike webpack and Vite,
  * does not follow `new Worker(new URL(...))`); a Blob worker inherits the
@@ -126,7 +127,11 @@ interface WebGlobals {
 // onExit: a Web Worker has no exit event (one that fails reports an error event).
 export async function startWorker(program: string, data: unknown, onError: (error: unknown) => void, _onExit?: () => void): Promise<WorkerHandle> {
   const web = globalThis as unknown as WebGlobals;
-  const source = `'use strict';\nvar start = (${program});\nself.onmessage = function (event) { self.onmessage = null; start(event.data); };\n`;
+  // A Web Worker has no exit event of its own to hand over; exit() (tests only) closes it.
+  const source =
+    `'use strict';\nvar start = (${program});\n` +
+    `var host = { onExit: function () {}, exit: function () { self.close(); throw new Error('worker closed'); } };\n` +
+    `self.onmessage = function (event) { self.onmessage = null; start(event.data, host); };\n`;
   const url = web.URL.createObjectURL(new web.Blob([source], { type: 'text/javascript' }));
   try {
     const worker = new web.Worker(url, { name: 'qe-flash' });

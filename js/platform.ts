@@ -90,13 +90,17 @@ export interface WorkerHandle {
 
 /**
  * Starts a worker running `program` (the text of an expression whose value
- * is the worker's start function) and hands `data` to that function. Node:
- * worker_threads with eval, unref()'d so an idle pool never keeps the process
- * alive.
+ * is the worker's start function, js/worker-source.ts) and hands `data` to
+ * that function, with the thread's host hooks: its process 'exit' event
+ * (process.exit() in a worker ends only that thread, and runs the listener
+ * there first) and process.exit itself. Node: worker_threads with eval,
+ * unref()'d so an idle pool never keeps the process alive.
  */
 export async function startWorker(program: string, data: unknown, onError: (error: unknown) => void, onExit?: () => void): Promise<WorkerHandle> {
   const { Worker } = await import('node:worker_threads');
-  const source = `'use strict';\n(${program})(require('node:worker_threads').workerData);\n`;
+  const source =
+    `'use strict';\n(${program})(require('node:worker_threads').workerData, ` +
+    `{ onExit: (listener) => process.on('exit', listener), exit: () => process.exit(1) });\n`;
   const worker = new Worker(source, { eval: true, workerData: data, name: 'qe-flash' } as ConstructorParameters<typeof Worker>[1]);
   worker.unref();
   worker.on('error', onError);

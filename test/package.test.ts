@@ -158,13 +158,13 @@ describe('conditions', () => {
     const url = resolveWith([], PACKAGE);
     expect(url).toMatch(/\/dist\/esm\/node\/js\/index\.js$/);
     const loader = readFileSync(join(ROOT, 'dist/esm/node/js/loader.js'), 'utf8');
-    expect(loader).toMatch(/^import .* from '\.\/threads\.js';$/m);
+    expect(loader).toMatch(/^import .* from '\.\/thread-pool\.js';$/m);
     expect(loader).not.toMatch(/require\(|dist\/cjs/);
   });
 
   test('the browser tree names no Node built-in and finds its .wasm files with new URL(..., import.meta.url)', () => {
     const dir = join(ROOT, 'dist/esm/browser/js');
-    const all = ['index', 'loader', 'threads', 'benchmark', 'platform-browser', 'module'].map((f) => readFileSync(join(dir, `${f}.js`), 'utf8')).join('\n');
+    const all = ['index', 'loader', 'thread-pool', 'thread-dispatch', 'thread-support', 'worker-source', 'benchmark', 'platform-browser', 'module'].map((f) => readFileSync(join(dir, `${f}.js`), 'utf8')).join('\n');
     // Comments may name Node; code may not.
     const code = all.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
     expect(code).not.toMatch(/['"]node:|worker_threads|require\(/);
@@ -174,6 +174,14 @@ describe('conditions', () => {
       expect(existsSync(resolve(dir, m![1]))).toBe(true);
     }
     expect(existsSync(join(dir, 'platform.js'))).toBe(false);
+  });
+
+  test('every tree carries the worker program, built from js/thread-worker.ts', () => {
+    for (const tree of ['dist/cjs/js', 'dist/esm/node/js', 'dist/esm/browser/js']) {
+      const text = readFileSync(join(ROOT, tree, 'worker-source.js'), 'utf8');
+      expect(text).toContain('startThreadWorker');
+      expect(text).toContain('qe_job_work');
+    }
   });
 
   test('the .wasm files are exported as subpaths; default export; no marker or empty files', () => {

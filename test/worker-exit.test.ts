@@ -1,57 +1,154 @@
 /**
- * A worker thread ended between calls (issue 16): it is no longer reported
- * ready, the next call runs on the threads that remain and its metrics say
- * so, and the pool starts a replacement lazily; every answer stays right.
- * (A worker that dies in the middle of a job is not handled yet: see the
- * README, "Where a goal is not met".)
+ * No hang when a worker dies (issue 16). A worker that ends between calls is
+ * no longer reported ready, the next call runs on the threads that remain
+ * and its metrics say so, and the pool starts a replacement lazily. A worker
+ * that dies in the middle of a job, after claiming a task (a test hook in
+ * its control slot makes it die there, deterministically: its thread exits,
+ * its code throws, or it stops answering), or that is terminated while the
+ * call runs, has its share finished by the calling thread: the call returns
+ * the right answer within a bounded time, and does not count the dead
+ * worker in its threads. Answers are checked against the float64 reference.
  */
 import { availableParallelism } from 'node:os';
-import { createQEFlashAttention } from '../js/flash-attention';
+import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-attention';
 import { loadQEModule } from '../js/module';
-import { terminateThreadPools } from '../js/threads';
+import { DIE_EXIT, DIE_HANG, DIE_THROW, TEST_DIE, slotView } from '../js/thread-protocol';
+import { JOB_DEADLINE_FLOOR_MS, recordThreadJobStats, terminateThreadPools, type ThreadPool } from '../js/threads';
 import { attentionShape, maxAbsDiff, referenceAttention, uniform } from './reference';
 
 afterAll(() => terminateThreadPools());
 
-test('a worker terminated between calls is dropped and replaced; the metrics count the threads that ran', async () => {
-  const fa = await createQEFlashAttention('code-embedding', { dim: 128, blocks: { headsPerBlock: 4 } }, { threads: 2 });
+interface PoolInside {
+  workers: { slot: number; handle: { terminate(): Promise<void> } }[];
+  memory: WebAssembly.Memory;
+}
+const inside = (pool: ThreadPool): PoolInside => pool as unknown as PoolInside;
+
+const SEQ = 512;
+const DIM = 128;
+const HEADS = 4;
+const Q = uniform(SEQ * DIM, 1);
+const K = uniform(SEQ * DIM, 2);
+const V = uniform(SEQ * DIM, 3);
+const expected = referenceAttention(Q, K, V, attentionShape({ seqLen: SEQ, dim: DIM, heads: HEADS }));
+
+/** One checked call: its answer against float64, and the threads its metrics claim. */
+function call(fa: QEFlashAttention): number {
+  const out = fa.computeFlashAttentionSync(Q, K, V, SEQ, DIM, { heads: HEADS });
+  expect(maxAbsDiff(out, expected)).toBeLessThan(2e-6);
+  const metrics = fa.getMetrics();
+  return metrics[metrics.length - 1].threads;
+}
+
+async function untilReady(pool: ThreadPool, count: number): Promise<void> {
+  const until = Date.now() + 30000;
+  while (pool.readyWorkers < count && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(pool.readyWorkers).toBe(count);
+}
+
+/** A QEFlashAttention on two threads and its pool, or null on one core (threads are clamped to 1 there). */
+async function twoThreads(): Promise<{ fa: QEFlashAttention; pool: ThreadPool } | null> {
+  const fa = await createQEFlashAttention('code-embedding', { dim: DIM, blocks: { headsPerBlock: HEADS } }, { threads: 2 });
   if (availableParallelism() < 2) {
-    // One core: threads are clamped to 1 and no worker starts (test/threads.test.ts).
     expect(fa.getThreads()).toBe(1);
     fa.dispose();
-    return;
+    return null;
   }
-  const module = await loadQEModule({ threads: 2 });
-  const pool = module.pool;
+  const pool = (await loadQEModule({ threads: 2 })).pool;
   expect(pool).not.toBeNull();
-  if (pool === null) return;
-  const s = attentionShape({ seqLen: 256, dim: 128, heads: 4 });
-  const Q = uniform(256 * 128, 1);
-  const K = uniform(256 * 128, 2);
-  const V = uniform(256 * 128, 3);
-  const expected = referenceAttention(Q, K, V, s);
-  const call = () => {
-    const out = fa.computeFlashAttentionSync(Q, K, V, 256, 128, { heads: 4 });
-    expect(maxAbsDiff(out, expected)).toBeLessThan(2e-6);
-    const metrics = fa.getMetrics();
-    return metrics[metrics.length - 1].threads;
-  };
-  expect(call()).toBeLessThanOrEqual(2);
+  if (pool === null) return null;
+  await untilReady(pool, 1);
+  return { fa, pool };
+}
+
+test('a worker terminated between calls is dropped and replaced; the metrics count the threads that ran', async () => {
+  const two = await twoThreads();
+  if (two === null) return;
+  const { fa, pool } = two;
+  expect(call(fa)).toBeLessThanOrEqual(2);
   expect(pool.readyWorkers).toBe(1);
 
   // End the worker from outside the pool's own stop(), as a crash or a host would.
-  const record = (pool as unknown as { workers: { handle: { terminate(): Promise<void> } }[] }).workers[0];
-  await record.handle.terminate();
+  await inside(pool).workers[0].handle.terminate();
   await new Promise((resolve) => setImmediate(resolve));
   expect(pool.readyWorkers).toBe(0);
   // The next call runs on the calling thread alone, and says so.
-  expect(call()).toBe(1);
+  expect(call(fa)).toBe(1);
 
   // A replacement was started by that call; once it is ready, calls use it again.
-  const until = Date.now() + 30000;
-  while (pool.readyWorkers < 1 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
-  expect(pool.readyWorkers).toBe(1);
+  await untilReady(pool, 1);
   expect(pool.size).toBe(1);
-  expect(call()).toBeLessThanOrEqual(2);
+  expect(call(fa)).toBeLessThanOrEqual(2);
+  fa.dispose();
+});
+
+describe.each([
+  ['its thread exits (process.exit in the worker)', DIE_EXIT, 10000],
+  ['its code throws (as a trap would)', DIE_THROW, 10000],
+  ['it stops answering (the deadline)', DIE_HANG, JOB_DEADLINE_FLOOR_MS + 15000],
+])('a worker that dies mid-job after claiming a task: %s', (_what, how, boundMs) => {
+  test('the caller finishes its share: the right answer, in bounded time; the worker is dropped, not counted, and replaced', async () => {
+    const two = await twoThreads();
+    if (two === null) return;
+    const { fa, pool } = two;
+    const slot = slotView(inside(pool).memory, inside(pool).workers[0].slot);
+    // The hook fires in the next job the worker takes (a job it was too late
+    // for is withdrawn from it, and then the hook waits for the next call).
+    Atomics.store(slot, TEST_DIE, how);
+    recordThreadJobStats(true);
+    let fired: { ms: number; threads: number } | null = null;
+    for (let i = 0; i < 20 && fired === null; i++) {
+      const t0 = performance.now();
+      const threads = call(fa);
+      if (Atomics.load(slot, TEST_DIE) === 0) fired = { ms: performance.now() - t0, threads };
+    }
+    const jobs = recordThreadJobStats(false);
+    expect(fired).not.toBeNull();
+    if (fired === null) return;
+    expect(fired.ms).toBeLessThan(boundMs);
+    // The dead worker is not counted in the call's threads, nor reported ready.
+    expect(fired.threads).toBe(1);
+    expect(jobs.at(-1)?.lost).toBe(1);
+    expect(jobs.slice(0, -1).every((j) => j.lost === 0)).toBe(true);
+    expect(pool.readyWorkers).toBe(0);
+    // Calls meanwhile are right; a replacement starts, and calls use it.
+    expect(call(fa)).toBeLessThanOrEqual(2);
+    await untilReady(pool, 1);
+    expect(pool.size).toBe(1);
+    expect(call(fa)).toBeLessThanOrEqual(2);
+    expect(pool.failure).toBeNull();
+    fa.dispose();
+  });
+});
+
+test('a worker terminated while a call runs: the right answer in bounded time, and it is replaced', async () => {
+  const two = await twoThreads();
+  if (two === null) return;
+  const { fa, pool } = two;
+  const record = inside(pool).workers[0];
+  // Terminate it from the calling thread once the job is posted (the
+  // moment the call's own work starts): it may have taken the job or not,
+  // and may end before, while or after it runs its tasks.
+  const attention = pool.attention.bind(pool);
+  let ended: Promise<void> | null = null;
+  pool.attention = (c, threads) =>
+    attention({ ...c, meanwhile: () => {
+      ended ??= record.handle.terminate();
+      c.meanwhile?.();
+    } }, threads);
+  const t0 = performance.now();
+  const threads = call(fa);
+  expect(performance.now() - t0).toBeLessThan(JOB_DEADLINE_FLOOR_MS + 15000);
+  expect(threads).toBeLessThanOrEqual(2);
+  pool.attention = attention;
+  expect(ended).not.toBeNull();
+  await ended;
+  await new Promise((resolve) => setImmediate(resolve));
+  // Gone from the pool; the next call runs alone and starts a replacement.
+  expect(pool.readyWorkers).toBe(0);
+  expect(call(fa)).toBe(1);
+  await untilReady(pool, 1);
+  expect(inside(pool).workers[0]).not.toBe(record);
+  expect(call(fa)).toBeLessThanOrEqual(2);
   fa.dispose();
 });

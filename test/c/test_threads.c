@@ -193,6 +193,102 @@ QE_TEST(job_runs_on_concurrent_threads) {
   }
 }
 
+/* ---------------------------------------------------------------- rescue */
+
+/* A participant dies (claims tasks, finishes none) at every point of the
+ * job: the rescuer must redo exactly what is missing, and the output must
+ * still equal qe_attention's. */
+QE_TEST(job_rescue_redoes_what_a_dead_participant_left) {
+  qe_rng_seed(53);
+  for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
+    const job_case *c = &k_cases[i];
+    job_data d;
+    make_data(c, &d);
+    for (int claimed = 0; claimed <= 3; claimed++) {
+      qe_job *job = create(c, &d, 3);
+      QE_CHECK(job != NULL, "create");
+      if (!job) break;
+      int32_t tasks = qe_job_task_count(job), got = 0;
+      /* Participant 2 claims up to `claimed` tasks and dies. */
+      for (int n = 0; n < claimed; n++) got += qe_job_claim_task(job, 2);
+      QE_CHECK(got == (claimed < tasks ? claimed : tasks), "case %zu: claimed %d of %d", i, got, claimed);
+      int32_t ran0 = qe_job_work(job, 0);
+      if (claimed > 0) QE_CHECK(qe_job_destroy(job) == QE_ERR_ARGUMENT, "destroyed with a participant working");
+      /* Participant 1 never took the job; participant 2 died. */
+      int32_t redo1 = qe_job_rescue(job, 1), redo2 = qe_job_rescue(job, 2);
+      QE_CHECK(redo1 == 1, "case %zu: participant 1 had nothing, %d redone", i, redo1 - 1);
+      redo2 -= 1;
+      QE_CHECK(ran0 + redo2 == tasks && redo2 == got, "case %zu: ran %d, redone %d, claimed %d of %d", i, ran0,
+               redo2, got, tasks);
+      QE_CHECK(qe_job_rescue(job, 2) == 0, "rescued twice");
+      QE_CHECK(qe_job_work(job, 2) == QE_ERR_ARGUMENT, "a rescued participant joined again");
+      QE_CHECK(qe_job_finished(job) == 3, "finished %d of 3", qe_job_finished(job));
+      QE_CHECK(memcmp(d.got, d.want, d.qn * 4) == 0, "case %zu claimed %d: output differs after rescue", i,
+               claimed);
+      QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy after rescue");
+    }
+    /* Rescued before anyone worked: the rescuer runs the whole job. */
+    qe_job *job = create(c, &d, 2);
+    QE_CHECK(job && qe_job_rescue(job, 1) == 1 + qe_job_task_count(job), "rescue of a whole job");
+    QE_CHECK(job && qe_job_work(job, 0) == 0, "work left after a whole rescue");
+    QE_CHECK(memcmp(d.got, d.want, d.qn * 4) == 0, "case %zu: whole-job rescue differs", i);
+    QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy");
+    free_data(&d);
+  }
+  QE_CHECK(qe_job_rescue(NULL, 0) == QE_ERR_NULL, "rescue(NULL)");
+  QE_CHECK(qe_job_claim_task(NULL, 0) == QE_ERR_NULL, "claim(NULL)");
+}
+
+typedef struct {
+  qe_job *job;
+  int worker;
+  int claims;
+} dying_arg;
+
+/* Claims tasks, runs none, and ends: a worker killed mid-task. */
+static void *dying_participant(void *arg) {
+  dying_arg *a = arg;
+  for (int n = 0; n < a->claims; n++) qe_job_claim_task(a->job, a->worker);
+  return NULL;
+}
+
+/* On real threads: participants 1 and 2 work, 3 dies after claiming; the
+ * caller works, then rescues 3 once its thread has ended, while 1 and 2 may
+ * still be running (ThreadSanitizer checks the hand-offs). */
+QE_TEST(job_rescue_beside_live_threads) {
+  qe_rng_seed(71);
+  for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
+    const job_case *c = &k_cases[i];
+    job_data d;
+    make_data(c, &d);
+    for (int rep = 0; rep < 3; rep++) {
+      qe_job *job = create(c, &d, 4);
+      QE_CHECK(job != NULL, "create");
+      if (!job) break;
+      pthread_t t[3];
+      thread_arg live[2] = {{job, 1, -1}, {job, 2, -1}};
+      dying_arg dying = {job, 3, rep + 1};
+      int ok = pthread_create(&t[2], NULL, dying_participant, &dying) == 0;
+      ok &= pthread_create(&t[0], NULL, participant, &live[0]) == 0;
+      ok &= pthread_create(&t[1], NULL, participant, &live[1]) == 0;
+      QE_CHECK(ok, "pthread_create");
+      if (!ok) abort();
+      int32_t ran0 = qe_job_work(job, 0);
+      pthread_join(t[2], NULL);
+      int32_t redone = qe_job_rescue(job, 3) - 1;
+      pthread_join(t[0], NULL);
+      pthread_join(t[1], NULL);
+      QE_CHECK(ran0 >= 0 && redone >= 0, "status %d / %d", ran0, redone + 1);
+      QE_CHECK(ran0 + redone + live[0].ran + live[1].ran == qe_job_task_count(job), "case %zu: %d+%d+%d+%d of %d",
+               i, ran0, redone, live[0].ran, live[1].ran, qe_job_task_count(job));
+      QE_CHECK(qe_job_finished(job) == 4, "finished %d", qe_job_finished(job));
+      QE_CHECK(memcmp(d.got, d.want, d.qn * 4) == 0, "case %zu: output differs after a rescue on threads", i);
+      QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy");
+    }
+    free_data(&d);
+  }
+}
+
 /* ---------------------------------------------------------------- allocation */
 
 /* Each thread keeps up to LIVE blocks of its own, every one filled with a
@@ -266,4 +362,5 @@ QE_TEST(alloc_and_free_from_several_threads_at_once) {
 
 QE_SUITE(qe_suite_threads, "threads", QE_CASE(job_sequential_participants_match_qe_attention),
          QE_CASE(job_rejects_bad_arguments_and_misuse), QE_CASE(job_workspaces_are_reported_by_the_arena),
-         QE_CASE(job_runs_on_concurrent_threads), QE_CASE(alloc_and_free_from_several_threads_at_once));
+         QE_CASE(job_runs_on_concurrent_threads),
+         QE_CASE(job_rescue_redoes_what_a_dead_participant_left), QE_CASE(job_rescue_beside_live_threads), QE_CASE(alloc_and_free_from_several_threads_at_once));
