@@ -14,7 +14,6 @@
 import type { ModuleKind, ModuleLoadOptions } from '../types';
 import { loadWasm, type LoadedWasm } from './loader';
 import type { ThreadPool } from './thread-pool';
-import { nonFiniteElementError, type ResolvedAttention } from './validate';
 import { QE_EXPORT_NAMES, QE_STATUS, QE_STATUS_TEXT, type QEExports } from './c-api';
 
 export { QE_STATUS, type QEExports };

@@ -5,7 +5,7 @@
  * replacements lazily, stopping them; and the two threaded entries
  * (attention, search), which create a job and hand it to js/thread-dispatch.ts.
  *
- * Floor 1: imports js/c-api.ts, js/platform.ts, js/worker-source.ts (the
+ * Ground floor: imports js/c-api.ts, js/platform.ts, js/worker-source.ts (the
  * worker program, generated from js/thread-worker.ts) and the ground-floor
  * thread-* files.
  */

@@ -43,6 +43,8 @@
  *   metric does not count it.
  * - Workers are unref()'d: an idle pool never keeps Node alive, so Jest and
  *   scripts exit by themselves. terminateThreadPools() ends them explicitly.
+ *
+ * Ground floor: re-exports only.
  */
 export {
   MAX_THREADS, MIN_PARALLEL_FLOPS, THREADED_MODULE_FILE, THREADS_PROBE, availableCores, clampThreadCount,
