@@ -14,7 +14,7 @@ import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-atten
 import { loadQEModule } from '../js/module';
 import { DIE_EXIT, DIE_HANG, DIE_THROW, TEST_DIE, slotView } from '../js/thread-protocol';
 import { JOB_DEADLINE_FLOOR_MS, recordThreadJobStats, terminateThreadPools, type ThreadPool } from '../js/threads';
-import { attentionShape, maxAbsDiff, referenceAttention, uniform } from './reference';
+import { attentionShape, maxAbsDiff, referenceAttention, referenceCosine, uniform } from './reference';
 
 afterAll(() => terminateThreadPools());
 
@@ -150,5 +150,41 @@ test('a worker terminated while a call runs: the right answer in bounded time, a
   await untilReady(pool, 1);
   expect(inside(pool).workers[0]).not.toBe(record);
   expect(call(fa)).toBeLessThanOrEqual(2);
+  fa.dispose();
+});
+
+test('a search whose worker dies mid-job still ranks as float64 does', async () => {
+  const two = await twoThreads();
+  if (two === null) return;
+  const { fa, pool } = two;
+  const n = 6000;
+  const dim = 64;
+  const rows = Array.from({ length: n }, (_, i) => uniform(dim, 100 + i));
+  const queries = Array.from({ length: 16 }, (_, i) => uniform(dim, 90000 + i));
+  const index = fa.createSimilarityIndex(dim);
+  const ids = index.add(rows);
+  // float64 top 10 of each query (random data: no ties in the first ten).
+  const expectedTop = queries.map((q) =>
+    rows.map((r, i) => ({ id: ids[i], s: referenceCosine(q, r) })).sort((a, b) => b.s - a.s).slice(0, 10));
+  const slot = slotView(inside(pool).memory, inside(pool).workers[0].slot);
+  Atomics.store(slot, TEST_DIE, DIE_THROW);
+  recordThreadJobStats(true);
+  let fired = false;
+  for (let i = 0; i < 20 && !fired; i++) {
+    const got = index.searchBatch(queries, 10);
+    got.forEach((list, qi) => {
+      expect(list.map((r) => r.id)).toEqual(expectedTop[qi].map((e) => e.id));
+      list.forEach((r, j) => expect(Math.abs(r.similarity - expectedTop[qi][j].s)).toBeLessThan(1e-5));
+    });
+    fired = Atomics.load(slot, TEST_DIE) === 0;
+  }
+  const jobs = recordThreadJobStats(false);
+  expect(fired).toBe(true);
+  expect(jobs.at(-1)?.lost).toBe(1);
+  expect(pool.readyWorkers).toBe(0);
+  // The next search is right too, and starts a replacement.
+  expect(index.searchBatch(queries, 10).map((l) => l.map((r) => r.id))).toEqual(expectedTop.map((l) => l.map((e) => e.id)));
+  await untilReady(pool, 1);
+  index.dispose();
   fa.dispose();
 });
