@@ -229,7 +229,8 @@ function waitFinished(
   const x = host.x;
   const i32 = new Int32Array(host.memory.buffer);
   const at = x.qe_job_finished_address(job) >>> 2;
-  let participants = (mainCounted ? 1 : 0) + took.filter((t) => t).length;
+  let participants = mainCounted ? 1 : 0;
+  for (const t of took) if (t) participants++;
   const outcome = { lost: 0, overdue: false };
   if (Atomics.load(i32, at) >= participants) return outcome;
   const block = canBlock();
@@ -237,21 +238,27 @@ function waitFinished(
   const until = start + Math.min(spin.mainMs, taskMs > 0 ? 0.05 + 2 * taskMs : 1);
   const deadline = start + budgetMs;
   const settled = took.map((t) => !t);
+  let slots: Int32Array[] | null = null;
   let spinning = true;
   for (let n = 1; ; n++) {
     const done = Atomics.load(i32, at);
     if (done >= participants) return outcome;
-    if (spinning || !block) {
-      if ((n & 1023) !== 0) continue;
-    } else {
-      Atomics.wait(i32, at, done, WAIT_SLICE_MS);
+    if (spinning) {
+      // What is left is about one task: spin for it (a worker that dies
+      // meanwhile is noticed once the spin is over).
+      if ((n & 1023) === 0) spinning = performance.now() < until;
+      continue;
     }
+    // Then sleep until the C side (or a dying worker) notifies, or a slice
+    // is over; a thread that may not block keeps spinning.
+    if (block) Atomics.wait(i32, at, done, WAIT_SLICE_MS);
+    else if ((n & 1023) !== 0) continue;
     const now = performance.now();
-    spinning &&= now < until;
+    slots ??= helpers.map((r) => slotView(host.memory, r.slot));
     // Helpers that died, and past the deadline every helper still out.
     helpers.forEach((r, i) => {
       if (settled[i]) return;
-      const dead = r.exited || Atomics.load(slotView(host.memory, r.slot), STATE) !== READY;
+      const dead = r.exited || Atomics.load(slots![i], STATE) !== READY;
       if (!dead && now < deadline) return;
       settled[i] = true;
       const redone = x.qe_job_rescue(job, i + 1);
