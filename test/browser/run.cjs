@@ -15,7 +15,10 @@
  * the same seeded inputs; the result must match the package run in Node
  * within 1e-6, and a float64 reference within 1e-5. Also: a bundle that
  * imports only createQEFlashAttention leaves the benchmark suite out
- * (tree-shaking), .wasm served with a wrong MIME type still loads, and the
+ * (tree-shaking), .wasm served with a wrong MIME type still loads, a worker
+ * that dies in the middle of a call (consumer/die.js, which reaches into the
+ * browser tree for the pool's test hook) leaves the call right and is
+ * replaced, and the
  * `qe-flash report` page draws its heatmap for 5,000 tests (time printed,
  * not asserted). Screenshots go to test-output/browser/. Loopback only.
  *
@@ -298,6 +301,39 @@ async function main() {
           return attentionPage(name, `${server.url}/${file}`, isolated);
         });
       }
+    }
+    // A worker that dies in the middle of a call (test/worker-exit.test.ts in Node): its code
+    // throws (DIE_THROW = 2), or it stops answering and the deadline ends it (DIE_HANG = 3).
+    for (const [how, what] of [[2, 'its code throws'], [3, 'it stops answering (deadline)']]) {
+      await check(`worker-death page, cross-origin isolated, 2 threads: a worker dies mid-job (${what}), the call is still right`, async () => {
+        const server = await serveFolder(app, { isolated: true });
+        closers.push(server.close);
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        const errors = [];
+        page.on('pageerror', (e) => errors.push(String(e)));
+        try {
+          await page.goto(`${server.url}/die.html`, { waitUntil: 'load' });
+          await page.waitForFunction(() => typeof globalThis.qeDie === 'function', null, { timeout: 30000 }).catch(() => {
+            throw new Error(`the page never became ready; errors: ${errors.join(' | ') || 'none'}`);
+          });
+          const r = await page.evaluate((args) => globalThis.qeDie(args), { ...SHAPE, how });
+          assert(r.readyBefore === 1, `${r.readyBefore} workers ready before`);
+          assert(r.fired !== null, 'the worker never took a job in 40 calls');
+          for (const [name, out] of [['the call it died in', r.fired.out], ['the next call', r.next], ['a call after the replacement', r.last]]) {
+            const d = maxAbsDiff(out, ref);
+            assert(d <= 1e-5, `${name}: max |browser - float64| = ${d}`);
+          }
+          assert(r.fired.threads === 1, `the call claims ${r.fired.threads} threads`);
+          assert(r.lost === 1, `the job lost ${r.lost} workers`);
+          assert(r.readyAfter === 0, `${r.readyAfter} workers reported ready after the death`);
+          assert(r.replaced === 1, `${r.replaced} workers ready after the replacement`);
+          assert(r.fired.ms < 20000, `the call took ${r.fired.ms} ms`);
+          return `the call it died in took ${r.fired.ms.toFixed(0)} ms, on ${r.fired.threads} thread; replaced; pool failure: ${r.failure}`;
+        } finally {
+          await context.close();
+        }
+      });
     }
     await check('plain page with .wasm served as application/octet-stream (no streaming compilation) still loads', async () => {
       const server = await serveFolder(app, { isolated: false, wasmType: 'application/octet-stream' });
