@@ -61,9 +61,10 @@ export function setSpinTimes(workerUs: number, mainMs: number, nudgeUs = spin.nu
 /**
  * How long the caller waits for a worker's share before it gives the worker
  * up for dead, finishes the share itself and ends the worker's thread: this
- * floor plus the larger of ten times the whole job at the caller's own pace
- * and the job at SLOWEST_FLOPS_PER_MS. A live worker that slow is held up so
- * badly that redoing its share costs less than waiting.
+ * floor plus ten times the whole job at the caller's own pace (when the
+ * caller ran no task, the job at SLOWEST_FLOPS_PER_MS). What is left when
+ * the caller runs out of tasks is one task per worker, so a live worker that
+ * slow is held up so badly that redoing its share costs less than waiting.
  */
 export const JOB_DEADLINE_FLOOR_MS = 1000;
 /** 0.25 GFLOP/s: about 1/150 of one core's attention speed on this machine. */
@@ -150,7 +151,7 @@ export function runJob(
   };
   const wait = (taskMs: number): void => {
     const tasks = x.qe_job_task_count(job);
-    const budget = JOB_DEADLINE_FLOOR_MS + Math.max(10 * taskMs * tasks, flops / SLOWEST_FLOPS_PER_MS);
+    const budget = JOB_DEADLINE_FLOOR_MS + (taskMs > 0 ? 10 * taskMs * tasks : flops / SLOWEST_FLOPS_PER_MS);
     const outcome = waitFinished(host, job, helpers, withdraw(), mainFinished, taskMs, budget);
     lost += outcome.lost;
     keepJob ||= outcome.overdue;
