@@ -84,6 +84,9 @@ export class WASMSIMDBackend {
    * shares one backend per loaded module.
    */
   constructor(source?: QEModule | ModuleLoadOptions) {
+    if (source !== undefined && (source === null || typeof source !== 'object')) {
+      throw new TypeError(`source must be a loaded module or load options (an object), got ${source === null ? 'null' : typeof source}`);
+    }
     this.loaded = isQEModule(source) ? source : null;
     this.loadOptions = isQEModule(source) ? undefined : source;
   }
@@ -91,7 +94,7 @@ export class WASMSIMDBackend {
   /** Loads the module (once; later calls return at once). */
   async initialize(): Promise<void> {
     if (this.disposed) throw new Error('this WASMSIMDBackend has been disposed; create a new one');
-    if (this.loaded === null) this.loaded = await loadQEModule(this.loadOptions);
+    if (this.loaded === null) this.loaded = await loadQEModule(this.loadOptions, 'source');
   }
 
   /** True once initialize() has loaded the module (and dispose() has not run). */
@@ -142,7 +145,7 @@ export class WASMSIMDBackend {
   /** Numerically stable softmax of each row of length rowLength (default: x is one row). */
   softmaxSIMD(x: Float32Array, rowLength?: number): Float32Array {
     x = realArray('x', x) as Float32Array;
-    rowLength ??= x?.length;
+    if (rowLength === undefined) rowLength = x?.length;
     const rows = validateRows('x', x, rowLength);
     return this.module.softmax(x, rows, rowLength);
   }
@@ -189,16 +192,19 @@ export class WASMSIMDBackend {
     options: BenchmarkOptions = {},
   ): Promise<OperationBenchmark> {
     validatePositiveInteger('iterations', iterations);
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
     let name: string;
     let run: () => unknown;
     if (typeof op === 'function') {
       name = options.name ?? 'custom';
       run = op;
+    } else if (typeof op !== 'string') {
+      throw new TypeError(`op must be the name of an operation or a function, got ${op === null ? 'null' : typeof op}`);
     } else if (NAMED_OPERATIONS.includes(op)) {
       name = op;
       run = this.builtinOperation(ORIGINAL_NAMES[op] ?? (op as BackendOperation | 'attention'));
     } else {
-      throw new RangeError(`unknown operation ${JSON.stringify(op)}; built-in operations are: ${NAMED_OPERATIONS.join(', ')}`);
+      throw new RangeError(`op: unknown operation ${JSON.stringify(op)}; built-in operations are: ${NAMED_OPERATIONS.join(', ')}`);
     }
     const warmup = options.warmup ?? Math.max(3, Math.ceil(iterations / 10));
     if (warmup !== 0) validatePositiveInteger('options.warmup', warmup);
@@ -273,7 +279,7 @@ const backends = new WeakMap<QEModule, WASMSIMDBackend>();
 
 /** The backend over the module these options choose, initialized; one per loaded module (a disposed one is replaced). */
 export async function getWASMSIMDBackend(options?: ModuleLoadOptions): Promise<WASMSIMDBackend> {
-  const module = await loadQEModule(options);
+  const module = await loadQEModule(options, 'options');
   let backend = backends.get(module);
   if (backend === undefined || !backend.isInitialized()) {
     backend = new WASMSIMDBackend(module);

@@ -18,7 +18,7 @@ import { createPatternAdapter } from './pattern-adapter';
 import { createSimilarityIndex, matchPatterns, type IndexSearchResult, type SimilarityIndex } from './similarity';
 import { describeMachine, writeFileAtomicSync, writeTextFile, type MachineInfo } from './platform';
 import { threadsAvailable } from './thread-support';
-import { describe, type ResolvedAttention } from './validate';
+import { describe, validatePositiveInteger, type ResolvedAttention } from './validate';
 
 const MIB = 1024 * 1024;
 
@@ -546,6 +546,7 @@ export class FlashAttentionBenchmark {
   constructor(options: FlashAttentionBenchmarkOptions = {}) {
     // A number here (the original's iterations?) would otherwise run the full suite silently.
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    validateBenchmarkOptions(options);
     this.options = { ...environmentDefaults(), ...options };
   }
 
@@ -614,6 +615,9 @@ export class FlashAttentionBenchmark {
 
   /** Prints one result to the console: what was timed, the times, speedup, memory, verdict. */
   printBenchmarkResult(result: BenchmarkResult): void {
+    if (result === null || typeof result !== 'object' || typeof result.workload !== 'string' || typeof result.baseline !== 'object') {
+      throw new TypeError(`result must be a BenchmarkResult (from benchmarkWorkload or getRows), got ${describe(result)}`);
+    }
     const ms = (e: EngineResult) => (Number.isNaN(e.timeMs) ? e.status : `${e.timeMs.toFixed(3)} ms`);
     const lines = [
       `${result.workload}: ${result.label}`,
@@ -647,6 +651,7 @@ export class FlashAttentionBenchmark {
 
   /** Writes the Markdown report to `path` and returns it. */
   async exportResultsMarkdown(path?: string): Promise<string> {
+    if (path !== undefined && typeof path !== 'string') throw new TypeError(`path must be a string, got ${describe(path)}`);
     const md = formatMarkdown(this.rows, this.getMachine());
     if (path) await writeTextFile(path, md);
     return md;
@@ -1122,6 +1127,11 @@ function passFail(p: boolean | null): string {
 
 /** The report: machine, the timing table, memory, targets. */
 export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo): string {
+  if (!Array.isArray(results)) throw new TypeError(`results must be an array of BenchmarkResult, got ${describe(results)}`);
+  results.forEach((r, i) => {
+    if (r === null || typeof r !== 'object' || !Array.isArray(r.peers)) throw new TypeError(`results[${i}] must be a BenchmarkResult, got ${describe(r)}`);
+  });
+  if (machine === null || typeof machine !== 'object') throw new TypeError(`machine must be a MachineInfo (describeMachine()), got ${describe(machine)}`);
   const peerNames = [...new Set(results.flatMap((r) => r.peers.map((p) => `${p.engine}|${p.threads}`)))];
   const lines: string[] = [];
   lines.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GB, Node ${machine.node} (V8 ${machine.v8}), ${machine.platform}; load average at start ${machine.loadAverage.join(' / ')}; ${machine.date}.`);
@@ -1191,6 +1201,36 @@ export function formatMarkdown(results: BenchmarkResult[], machine: MachineInfo)
 }
 
 /** As in the original: runs the whole suite (see FlashAttentionBenchmark) and returns each workload's result. */
+const BENCHMARK_OPTION_KEYS = ['peers', 'threadCounts', 'measure', 'longSequence', 'searchBatch', 'log', 'createEngine'];
+const MEASURE_OPTION_KEYS = ['warmupCalls', 'warmupMs', 'minRuns', 'minTimeMs', 'maxRuns', 'rounds'];
+
+/** Unknown keys and values of the wrong kind are errors naming the key (a typo would otherwise run the full suite). */
+function validateBenchmarkOptions(options: FlashAttentionBenchmarkOptions): void {
+  for (const key of Object.keys(options)) {
+    if (!BENCHMARK_OPTION_KEYS.includes(key)) throw new TypeError(`options has an unknown key '${key}'; known keys: ${BENCHMARK_OPTION_KEYS.join(', ')}`);
+  }
+  const { peers, threadCounts, measure, log, createEngine } = options;
+  if (peers !== undefined && !Array.isArray(peers)) throw new TypeError(`options.peers must be an array of AttentionPeer, got ${describe(peers)}`);
+  if (threadCounts !== undefined) {
+    if (!Array.isArray(threadCounts)) throw new TypeError(`options.threadCounts must be an array of thread counts, got ${describe(threadCounts)}`);
+    threadCounts.forEach((t, i) => validatePositiveInteger(`options.threadCounts[${i}]`, t));
+  }
+  if (measure !== undefined) {
+    if (measure === null || typeof measure !== 'object') throw new TypeError(`options.measure must be an object, got ${describe(measure)}`);
+    for (const [key, value] of Object.entries(measure)) {
+      if (!MEASURE_OPTION_KEYS.includes(key)) throw new TypeError(`options.measure has an unknown key '${key}'; known keys: ${MEASURE_OPTION_KEYS.join(', ')}`);
+      if (typeof value !== 'number') throw new TypeError(`options.measure.${key} must be a number, got ${describe(value)}`);
+      if (!Number.isFinite(value) || value < 0) throw new RangeError(`options.measure.${key} must be a finite number >= 0, got ${value}`);
+    }
+    if (measure.maxRuns !== undefined) validatePositiveInteger('options.measure.maxRuns', measure.maxRuns);
+  }
+  for (const key of ['longSequence', 'searchBatch'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'boolean') throw new TypeError(`options.${key} must be a boolean, got ${describe(options[key])}`);
+  }
+  if (log !== undefined && typeof log !== 'function') throw new TypeError(`options.log must be a function, got ${describe(log)}`);
+  if (createEngine !== undefined && typeof createEngine !== 'function') throw new TypeError(`options.createEngine must be a function, got ${describe(createEngine)}`);
+}
+
 export async function runFlashAttentionBenchmarks(options: FlashAttentionBenchmarkOptions = {}): Promise<Map<QEWorkloadType, BenchmarkResult>> {
   return new FlashAttentionBenchmark(options).runFullSuite();
 }

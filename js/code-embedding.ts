@@ -53,7 +53,7 @@ import { hashFeature, mix32 } from './text-features';
 import { DocumentFrequencies } from './document-frequencies';
 import { FeatureTable } from './feature-table';
 import { tokenizeCode, type CodeLanguage, type CodeToken } from './tokenizer';
-import { describe, validateAttention, validateFiniteNumber, validateFloat32Array, validateMatrix, validatePositiveInteger } from './validate';
+import { describe, validateAttention, validateFiniteElements, validateFiniteNumber, validateFloat32Array, validateMatrix, validatePositiveInteger } from './validate';
 
 const PRESET = QE_FLASH_ATTENTION_CONFIG['code-embedding'];
 
@@ -153,6 +153,8 @@ function encodeTokens(module: QEModule, codeTokens: Float32Array, dim: number, o
   if (codeTokens.length === 0 || codeTokens.length % dim !== 0) {
     throw new RangeError(`codeTokens has length ${codeTokens.length}, which is not a positive multiple of dim ${dim} (it is seqLen x dim)`);
   }
+  // Named as the caller wrote it (not as the attention inside calls it).
+  validateFiniteElements('codeTokens', codeTokens);
   if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
   const seqLen = codeTokens.length / dim;
   const heads = options.heads ?? PRESET.blocks.headsPerBlock;

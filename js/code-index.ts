@@ -21,7 +21,7 @@ import { DocumentFrequencies } from './document-frequencies';
 import type { QEModule } from './module';
 import { createSimilarityIndex, type SimilarityIndex } from './similarity';
 import { EVIDENCE_DISTINCT, EVIDENCE_HIDDEN, textFeatures, type TextFeatures, type TextKind } from './text-features';
-import type { CodeLanguage } from './tokenizer';
+import { CODE_LANGUAGES, type CodeLanguage } from './tokenizer';
 import { describe, validateFiniteNumber, validatePositiveInteger } from './validate';
 
 export interface CodeIndexOptions {
@@ -160,6 +160,7 @@ class ResidentCodeIndex implements CodeIndex {
     this.live();
     if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`);
     if (this.idSet.has(id)) throw new RangeError(`id ${JSON.stringify(id)} is already in this index`);
+    if (language !== undefined) checkLanguage('language', language);
     const f = this.featuresOf(text, 'text', language);
     // Each bucket counts a document once, even when two of its features collide there.
     const mask = this.buckets - 1;
@@ -269,10 +270,15 @@ class ResidentCodeIndex implements CodeIndex {
     validateFiniteNumber('threshold', threshold);
     if (threshold <= -1 || threshold > 1) throw new RangeError(`threshold must be in (-1, 1], got ${threshold}`);
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    checkOptionKeys('options', options, PAIRS_OPTION_KEYS);
     const minDistinct = options.minDistinct ?? 0;
-    if (!Number.isInteger(minDistinct) || minDistinct < 0) throw new RangeError(`minDistinct must be a non-negative integer, got ${minDistinct}`);
+    if (typeof minDistinct !== 'number') throw new TypeError(`options.minDistinct must be a number, got ${describe(minDistinct)}`);
+    if (!Number.isInteger(minDistinct) || minDistinct < 0) throw new RangeError(`options.minDistinct must be a non-negative integer, got ${minDistinct}`);
     const neighbours = options.neighbours ?? 10;
-    validatePositiveInteger('neighbours', neighbours);
+    validatePositiveInteger('options.neighbours', neighbours);
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw new TypeError(`options.onProgress must be a function, got ${describe(options.onProgress)}`);
+    }
     const index = this.refresh();
     const n = this.ids.length;
     if (n < 2) return [];
@@ -317,21 +323,40 @@ class ResidentCodeIndex implements CodeIndex {
 }
 
 /** A new, empty code index in this module's memory (see the top of this file). Dispose it when done. */
+const CODE_INDEX_OPTION_KEYS = ['kind', 'dim', 'buckets', 'k1', 'language', 'threads'];
+const PAIRS_OPTION_KEYS = ['minDistinct', 'neighbours', 'onProgress'];
+
+/** Unknown keys (a typo would be ignored) and null values (which `??` would take for the default) are errors naming the key. */
+function checkOptionKeys(name: string, options: object, known: readonly string[]): void {
+  for (const [key, value] of Object.entries(options)) {
+    if (!known.includes(key)) throw new TypeError(`${name} has an unknown key '${key}'; known keys: ${known.join(', ')}`);
+    if (value === null) throw new TypeError(`${name}.${key} must not be null (leave it out for the default)`);
+  }
+}
+
+function checkLanguage(name: string, language: unknown): void {
+  if (language !== 'auto' && !(CODE_LANGUAGES as readonly unknown[]).includes(language)) {
+    throw new RangeError(`${name} must be 'auto' or one of ${CODE_LANGUAGES.join(', ')}, got ${describe(language)}`);
+  }
+}
+
 export function createCodeIndex(module: QEModule, options: CodeIndexOptions = {}): CodeIndex {
   if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+  checkOptionKeys('options', options, CODE_INDEX_OPTION_KEYS);
   const kind = options.kind ?? 'code';
-  if (kind !== 'code' && kind !== 'failure') throw new RangeError(`kind must be 'code' or 'failure', got ${JSON.stringify(kind)}`);
+  if (kind !== 'code' && kind !== 'failure') throw new RangeError(`options.kind must be 'code' or 'failure', got ${JSON.stringify(kind)}`);
   const dim = options.dim ?? DEFAULT_CODE_INDEX_DIM;
-  validatePositiveInteger('dim', dim);
+  validatePositiveInteger('options.dim', dim);
   const buckets = options.buckets ?? DEFAULT_DF_BUCKETS;
-  validatePositiveInteger('buckets', buckets);
-  if (buckets > 1 << 26 || (buckets & (buckets - 1)) !== 0) throw new RangeError(`buckets must be a power of two up to 2^26, got ${buckets}`);
+  validatePositiveInteger('options.buckets', buckets);
+  if (buckets > 1 << 26 || (buckets & (buckets - 1)) !== 0) throw new RangeError(`options.buckets must be a power of two up to 2^26, got ${buckets}`);
   const k1 = options.k1 ?? DEFAULT_BM25_K1;
-  validateFiniteNumber('k1', k1);
-  if (!(k1 > 0)) throw new RangeError(`k1 must be > 0, got ${k1}`);
+  validateFiniteNumber('options.k1', k1);
+  if (!(k1 > 0)) throw new RangeError(`options.k1 must be > 0, got ${k1}`);
   const language = options.language ?? 'auto';
+  checkLanguage('options.language', language);
   const threads = options.threads ?? 1;
-  validatePositiveInteger('threads', threads);
+  validatePositiveInteger('options.threads', threads);
   return new ResidentCodeIndex(module, kind, dim, buckets, k1, language, threads);
 }
 

@@ -134,6 +134,9 @@ export function isWorkloadType(value: unknown): value is QEWorkloadType {
 
 /** Throws a RangeError naming the valid workloads unless `workload` is one. */
 export function assertWorkloadType(workload: unknown): asserts workload is QEWorkloadType {
+  if (typeof workload !== 'string') {
+    throw new TypeError(`workload must be a string, one of ${WORKLOAD_TYPES.join(', ')}; got ${workload === null ? 'null' : typeof workload}`);
+  }
   if (!isWorkloadType(workload)) {
     throw new RangeError(
       `unknown workload ${JSON.stringify(workload)}; valid workloads are: ${WORKLOAD_TYPES.join(', ')}`,
@@ -153,12 +156,13 @@ export function cloneConfig(config: Readonly<WorkloadFlashAttentionConfig>): Wor
 export function mergeConfig(
   base: Readonly<WorkloadFlashAttentionConfig>,
   custom?: CustomFlashAttentionConfig,
+  name = 'customConfig',
 ): WorkloadFlashAttentionConfig {
   if (custom === undefined) return cloneConfig(base);
-  if (custom === null || typeof custom !== 'object') {
-    throw new TypeError(`config overrides must be an object, got ${custom === null ? 'null' : typeof custom}`);
+  if (custom === null || typeof custom !== 'object' || Array.isArray(custom)) {
+    throw new TypeError(`${name} must be an object, got ${custom === null ? 'null' : Array.isArray(custom) ? 'an array' : typeof custom}`);
   }
-  checkOverrideKeys(custom as Record<string, unknown>);
+  checkOverrideKeys(custom as Record<string, unknown>, name);
   const overrides = fromCoordinatorShape(custom);
   const merged: WorkloadFlashAttentionConfig = {
     ...base,
@@ -218,21 +222,21 @@ const BLOCK_KEYS = ['headsPerBlock', 'queryChunkSize', 'kvChunkSize', 'matmulBlo
  * `targetSpeedup` that is not an object (null would otherwise mean "the
  * preset's") are errors naming the key.
  */
-function checkOverrideKeys(c: Record<string, unknown>): void {
+function checkOverrideKeys(c: Record<string, unknown>, name: string): void {
   for (const key of Object.keys(c)) {
     if (!CONFIG_KEYS.includes(key) && !(COORDINATOR_KEYS as readonly string[]).includes(key)) {
-      throw new TypeError(`customConfig has an unknown key '${key}'; known keys: ${[...CONFIG_KEYS, ...COORDINATOR_KEYS].join(', ')}`);
+      throw new TypeError(`${name} has an unknown key '${key}'; known keys: ${[...CONFIG_KEYS, ...COORDINATOR_KEYS].join(', ')}`);
     }
   }
   for (const key of ['blocks', 'targetSpeedup']) {
     const v = c[key];
     if (v !== undefined && (v === null || typeof v !== 'object' || Array.isArray(v))) {
-      throw new TypeError(`customConfig.${key} must be an object, got ${v === null ? 'null' : typeof v}`);
+      throw new TypeError(`${name}.${key} must be an object, got ${v === null ? 'null' : typeof v}`);
     }
   }
   const blocks = c.blocks as Record<string, unknown> | undefined;
   for (const key of Object.keys(blocks ?? {})) {
-    if (!BLOCK_KEYS.includes(key)) throw new TypeError(`customConfig.blocks has an unknown key '${key}'; known keys: ${BLOCK_KEYS.join(', ')}`);
+    if (!BLOCK_KEYS.includes(key)) throw new TypeError(`${name}.blocks has an unknown key '${key}'; known keys: ${BLOCK_KEYS.join(', ')}`);
   }
 }
 
@@ -242,5 +246,5 @@ export function getQEFlashAttentionConfig(
   custom?: CustomFlashAttentionConfig,
 ): WorkloadFlashAttentionConfig {
   assertWorkloadType(workload);
-  return mergeConfig(QE_FLASH_ATTENTION_CONFIG[workload], custom);
+  return mergeConfig(QE_FLASH_ATTENTION_CONFIG[workload], custom, 'custom');
 }

@@ -19,7 +19,7 @@ import type {
 } from '../types';
 import { runAttention, type AttentionRun } from './attention';
 import { naiveAttention } from './baseline';
-import { assertWorkloadType, cloneConfig, getQEFlashAttentionConfig, mergeConfig } from './config';
+import { assertWorkloadType, cloneConfig, mergeConfig, QE_FLASH_ATTENTION_CONFIG } from './config';
 import { MODULE_ENV_VAR } from './loader';
 import { embedSource, embedTokens } from './code-embedding';
 import { createCodeIndex, isCodeIndex, matchText, type CodeIndex, type CodeIndexOptions } from './code-index';
@@ -39,8 +39,8 @@ import {
   type SimilarityIndex,
   type SimilarityResult,
 } from './similarity';
-import { realArray, realList, snapshotList, typedArrayKind } from './input';
-import { describe, validateAttention, type ResolvedAttention } from './validate';
+import { realArray, realLength, realList, snapshotList, typedArrayKind } from './input';
+import { describe, validateAttention, validatePositiveInteger, type ResolvedAttention } from './validate';
 
 function isQEModule(x: unknown): x is QEModule {
   return typeof x === 'object' && x !== null && typeof (x as QEModule).scope === 'function' && typeof (x as QEModule).kind === 'string';
@@ -81,11 +81,11 @@ export class QEFlashAttention {
     assertWorkloadType(workload);
     this.workload = workload;
     if (isQEModule(moduleOrOptions)) {
-      this.config = getQEFlashAttentionConfig(workload, config);
+      this.config = mergeConfig(QE_FLASH_ATTENTION_CONFIG[workload], config, 'config');
       this.loadOptions = undefined;
       this.attach(moduleOrOptions, threads);
     } else {
-      this.config = getQEFlashAttentionConfig(workload, config);
+      this.config = mergeConfig(QE_FLASH_ATTENTION_CONFIG[workload], config, 'customConfig');
       if (moduleOrOptions !== undefined && (moduleOrOptions === null || typeof moduleOrOptions !== 'object')) {
         throw new TypeError(`loadOptions must be an object, got ${describe(moduleOrOptions)}`);
       }
@@ -101,7 +101,7 @@ export class QEFlashAttention {
       this.loading = (async () => {
         const { threads, warning } = await resolveThreads(this.loadOptions);
         if (warning !== null) this.metrics.setStandingWarning(warning);
-        const module = await loadQEModule({ ...this.loadOptions, threads });
+        const module = await loadQEModule({ ...this.loadOptions, threads }, 'loadOptions');
         // Disposed while loading: stay disposed.
         if (!this.disposed) this.attach(module, threads);
       })().finally(() => {
@@ -253,7 +253,11 @@ export class QEFlashAttention {
     const module = this.live();
     queries = realList('queries', queries) as readonly Float32Array[] | Float32Array;
     corpusEmbeddings = realCorpus('corpusEmbeddings', corpusEmbeddings) as CorpusInput;
-    const d = dim ?? (queries instanceof Float32Array ? this.config.dim : queries[0]?.length ?? 0);
+    if (dim !== undefined) validatePositiveInteger('dim', dim);
+    if (queries === null || typeof queries !== 'object') {
+      throw new TypeError(`queries must be an array of Float32Array or one flat Float32Array, got ${describe(queries)}`);
+    }
+    const d = dim ?? (queries instanceof Float32Array ? this.config.dim : Math.max(0, realLength(queries[0])));
     return this.measured('test-similarity', corpusRows(corpusEmbeddings, new Float32Array(d)), d, 0, () =>
       cosineTopKBatch(module, queries, corpusEmbeddings, topK, dim),
     );
@@ -290,8 +294,8 @@ export class QEFlashAttention {
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
     const temperature = options.temperature ?? DEFAULT_DEFECT_TEMPERATURE;
     if (typeof defectEmbedding === 'string' || isCodeIndex(patternLibrary)) {
-      if (typeof defectEmbedding !== 'string') throw new TypeError('a code index of defects is matched by failure text: pass a string, not an embedding');
-      if (!isCodeIndex(patternLibrary)) throw new TypeError(`failure text is matched against a code index (createCodeIndex({ kind: 'failure' })), got ${describe(patternLibrary)}`);
+      if (typeof defectEmbedding !== 'string') throw new TypeError('defectEmbedding: a code index of defects is matched by failure text: pass a string, not an embedding');
+      if (!isCodeIndex(patternLibrary)) throw new TypeError(`patternLibrary: failure text (a string defectEmbedding) is matched against a code index (createCodeIndex({ kind: 'failure' })), got ${describe(patternLibrary)}`);
       const library = patternLibrary;
       return this.measured('defect-matching', library.size, library.dim, 0, () =>
         matchText(library, defectEmbedding, temperature).map((m) => ({ pattern: m.index, index: m.index, entry: m.id, score: m.score, probability: m.probability })),
@@ -301,7 +305,7 @@ export class QEFlashAttention {
     if (isSimilarityIndex(patternLibrary)) {
       const library = patternLibrary;
       return this.measured('defect-matching', library.size, dim, 0, () =>
-        matchPatternsInIndex(module, defectEmbedding, library, temperature).map((m) => ({
+        matchPatternsInIndex(module, defectEmbedding, library, temperature, 'options.temperature').map((m) => ({
           pattern: m.index,
           index: m.index,
           entry: m.index as unknown as P,
@@ -310,9 +314,9 @@ export class QEFlashAttention {
         })),
       );
     }
-    const { corpus, pattern } = patternCorpus(patternLibrary, dim);
+    const { corpus, pattern, row } = patternCorpus(patternLibrary, dim);
     return this.measured('defect-matching', corpusRows(corpus, defectEmbedding), dim, 0, () =>
-      matchPatterns(module, defectEmbedding, corpus, temperature).map((m) => ({
+      matchPatterns(module, defectEmbedding, corpus, temperature, { patterns: 'patternLibrary', row, temperature: 'options.temperature' }).map((m) => ({
         pattern: m.index,
         index: m.index,
         entry: pattern(m.index),
@@ -341,6 +345,9 @@ export class QEFlashAttention {
     const module = this.live();
     code = realArray('codeTokens', code) as Float32Array | string;
     positionEmbeddings = realArray('positionEmbeddings', positionEmbeddings) as Float32Array | undefined;
+    if (typeof code !== 'string' && typedArrayKind(code) === undefined) {
+      throw new TypeError(`code must be source text (a string) or token embeddings (codeTokens: a Float32Array, seqLen x dim), got ${describe(code)}`);
+    }
     const { dim, blocks } = this.config;
     const common = { heads: blocks.headsPerBlock, blockQ: blocks.queryChunkSize, blockK: blocks.kvChunkSize };
     if (typeof code === 'string') {
@@ -369,7 +376,9 @@ export class QEFlashAttention {
    * this instance's module and threads. Dispose it when done.
    */
   createCodeIndex(options: CodeIndexOptions = {}): CodeIndex {
-    return createCodeIndex(this.live(), { threads: this.threads, ...options });
+    const module = this.live();
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    return createCodeIndex(module, { threads: this.threads, ...options });
   }
 
   /**
@@ -377,7 +386,9 @@ export class QEFlashAttention {
    * module memory; dimensions default to the workload's. Dispose it when done.
    */
   createHNSWIndex<M = unknown>(options: HNSWIndexOptions = {}): HNSWIndex<M> {
-    return new HNSWIndex<M>(this.live(), { dimensions: this.config.dim, ...options });
+    const module = this.live();
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    return new HNSWIndex<M>(module, { dimensions: this.config.dim, ...options });
   }
 
   /**
@@ -443,7 +454,7 @@ export class QEFlashAttention {
    */
   updateConfig(partial: CustomFlashAttentionConfig): void {
     this.notDisposed();
-    this.config = mergeConfig(this.config, partial);
+    this.config = mergeConfig(this.config, partial, 'partial');
   }
 
   /**
@@ -598,17 +609,20 @@ function corpusRows(corpus: CorpusInput, query: Float32Array): number {
 }
 
 /** The corpus of a pattern library, and how to name pattern i in the results. */
-function patternCorpus<P>(library: PatternLibrary<P>, dim: number): { corpus: CorpusInput; pattern: (i: number) => P } {
+function patternCorpus<P>(library: PatternLibrary<P>, dim: number): { corpus: CorpusInput; pattern: (i: number) => P; row?: (i: number) => string } {
   if (Array.isArray(library)) {
     const list = library as readonly unknown[];
     if (list.length > 0 && typedArrayKind(list[0]) === undefined) {
       const embeddings = list.map((entry, i) => {
+        if (entry === null || typeof entry !== 'object') {
+          throw new TypeError(`patternLibrary[${i}] must be a Float32Array or an object with a Float32Array embedding, got ${describe(entry)}`);
+        }
         // Read once, and as it really is (js/input.ts).
-        const e = realArray(`patternLibrary[${i}].embedding`, (entry as { embedding?: unknown })?.embedding);
-        if (!(e instanceof Float32Array)) throw new TypeError(`patternLibrary[${i}] must be a Float32Array or an object with a Float32Array embedding, got ${describe(entry)}`);
+        const e = realArray(`patternLibrary[${i}].embedding`, (entry as { embedding?: unknown }).embedding);
+        if (!(e instanceof Float32Array)) throw new TypeError(`patternLibrary[${i}].embedding must be a Float32Array, got ${describe(e)}`);
         return e;
       });
-      return { corpus: embeddings, pattern: (i) => list[i] as P };
+      return { corpus: embeddings, pattern: (i) => list[i] as P, row: (i) => `patternLibrary[${i}].embedding` };
     }
     return { corpus: list.map((v, i) => realArray(`patternLibrary[${i}]`, v)) as Float32Array[], pattern: (i) => list[i] as P };
   }

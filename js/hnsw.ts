@@ -20,6 +20,7 @@
 import { checkStatus, loadQEModule, QE_STATUS, type HNSWEntries, type QEModule } from './module';
 import type { ModuleLoadOptions } from '../types';
 import { readFileBytes, writeBytesAtomic } from './platform';
+import { realArray, realList } from './input';
 import { describe, validatePositiveInteger } from './validate';
 
 export type HNSWMetric = 'cosine' | 'ip' | 'l2';
@@ -102,10 +103,14 @@ export interface HNSWIndexStats {
 /** Why bytes could not be loaded as an index. */
 export type HNSWFileErrorCode = 'EMPTY' | 'FOREIGN' | 'VERSION' | 'TRUNCATED' | 'CHECKSUM' | 'DIMENSION' | 'METRIC' | 'CORRUPT';
 
+const FILE_ERROR_CODES: readonly HNSWFileErrorCode[] = ['EMPTY', 'FOREIGN', 'VERSION', 'TRUNCATED', 'CHECKSUM', 'DIMENSION', 'METRIC', 'CORRUPT'];
+
 /** load() / loadFrom() of bytes that are not a sound index of this shape. Nothing is changed. */
-export class HNSWFileError extends Error {
+export class HNSWFileError extends RangeError {
   readonly code: HNSWFileErrorCode;
   constructor(code: HNSWFileErrorCode, message: string) {
+    if (!FILE_ERROR_CODES.includes(code)) throw new RangeError(`code must be one of ${FILE_ERROR_CODES.join(', ')}, got ${describe(code)}`);
+    if (typeof message !== 'string') throw new TypeError(`message must be a string, got ${describe(message)}`);
     super(message);
     this.name = 'HNSWFileError';
     this.code = code;
@@ -133,6 +138,16 @@ function hnswStatus(status: number, entry: string): void {
   checkStatus(status, entry);
 }
 
+const INDEX_OPTION_KEYS = ['dimensions', 'M', 'efConstruction', 'efSearch', 'metric', 'maxElements', 'seed', 'traversal'];
+
+/** Unknown keys (a typo would be ignored) and null values (which defaults would take for absent) are errors naming the key. */
+function checkKeys(name: string, options: object, known: readonly string[]): void {
+  for (const [key, value] of Object.entries(options)) {
+    if (!known.includes(key)) throw new TypeError(`${name} has an unknown key '${key}'; known keys: ${known.join(', ')}`);
+    if (value === null) throw new TypeError(`${name}.${key} must not be null (leave it out for the default)`);
+  }
+}
+
 function validateKey(name: string, key: unknown): asserts key is HNSWKey {
   if (typeof key === 'string') return;
   if (typeof key === 'number' && Number.isFinite(key)) return;
@@ -146,6 +161,8 @@ function validateIntegerIn(name: string, value: unknown, lo: number, hi: number)
 
 /** A vector of length dim with finite elements, as a Float32Array. */
 function toVector(name: string, value: unknown, dim: number): Float32Array {
+  // As it really is (js/input.ts): a lying length, a Proxy, another realm or shared memory change nothing below.
+  value = realList(name, value);
   let v: Float32Array;
   if (value instanceof Float32Array) v = value;
   else if (Array.isArray(value)) {
@@ -210,19 +227,23 @@ export class HNSWIndex<M = unknown> {
 
   /** Use createHNSWIndex. */
   constructor(private readonly module: QEModule, options: HNSWIndexOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
-    const { dimensions = 384, M = 16, efConstruction = 200, efSearch = 100, metric = 'cosine', maxElements, seed = 42, traversal = 'int8' } = options;
-    validateIntegerIn('dimensions', dimensions, 1, MAX_DIM);
-    validateIntegerIn('M', M, 2, MAX_M);
-    validateIntegerIn('efConstruction', efConstruction, 1, MAX_EF);
-    validateIntegerIn('efSearch', efSearch, 1, MAX_EF);
-    const m = metric === 'euclidean' ? 'l2' : metric;
-    if (!(m in METRIC_CODE)) throw new RangeError(`metric must be 'cosine', 'ip' or 'l2' ('euclidean'), got ${describe(metric)}`);
-    if (maxElements !== undefined) validateIntegerIn('maxElements', maxElements, 1, MAX_SLOTS);
-    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) {
-      throw new RangeError(`seed must be a non-negative safe integer, got ${describe(seed)}`);
+    if (module === null || typeof module !== 'object' || typeof (module as Partial<QEModule>).hnswEntries !== 'function') {
+      throw new TypeError(`module must be a loaded qe-flash module (use createHNSWIndex, or QEFlashAttention.createHNSWIndex), got ${describe(module)}`);
     }
-    if (traversal !== 'int8' && traversal !== 'float32') throw new RangeError(`traversal must be 'int8' or 'float32', got ${describe(traversal)}`);
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    checkKeys('options', options, INDEX_OPTION_KEYS);
+    const { dimensions = 384, M = 16, efConstruction = 200, efSearch = 100, metric = 'cosine', maxElements, seed = 42, traversal = 'int8' } = options;
+    validateIntegerIn('options.dimensions', dimensions, 1, MAX_DIM);
+    validateIntegerIn('options.M', M, 2, MAX_M);
+    validateIntegerIn('options.efConstruction', efConstruction, 1, MAX_EF);
+    validateIntegerIn('options.efSearch', efSearch, 1, MAX_EF);
+    const m = metric === 'euclidean' ? 'l2' : metric;
+    if (!(m in METRIC_CODE)) throw new RangeError(`options.metric must be 'cosine', 'ip' or 'l2' ('euclidean'), got ${describe(metric)}`);
+    if (maxElements !== undefined) validateIntegerIn('options.maxElements', maxElements, 1, MAX_SLOTS);
+    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) {
+      throw new RangeError(`options.seed must be a non-negative safe integer, got ${describe(seed)}`);
+    }
+    if (traversal !== 'int8' && traversal !== 'float32') throw new RangeError(`options.traversal must be 'int8' or 'float32', got ${describe(traversal)}`);
     this.traversalMode = traversal;
     this.dim = dimensions;
     this.M = M;
@@ -365,6 +386,7 @@ export class HNSWIndex<M = unknown> {
 
   /** IHnswIndexProvider.remove. */
   remove(id: HNSWKey): boolean {
+    validateKey('id', id);
     return this.delete(id);
   }
 
@@ -388,14 +410,18 @@ export class HNSWIndex<M = unknown> {
   // ------------------------------------------------------------- reading
 
   has(key: HNSWKey): boolean {
+    validateKey('key', key);
+    this.live();
     return this.keySlot.has(key);
   }
 
   size(): number {
+    this.live();
     return this.keySlot.size;
   }
 
   dimensions(): number {
+    this.live();
     return this.dim;
   }
 
@@ -407,6 +433,7 @@ export class HNSWIndex<M = unknown> {
   }
 
   getEfSearch(): number {
+    this.live();
     return this.efSearch;
   }
 
@@ -425,16 +452,22 @@ export class HNSWIndex<M = unknown> {
       return new HNSWFilter(this as HNSWIndex, pass);
     }
     if (keys === null || typeof keys !== 'object' || typeof (keys as Iterable<HNSWKey>)[Symbol.iterator] !== 'function') {
-      throw new TypeError(`filter must be an HNSWFilter, an iterable of keys or a function (key, metadata) => boolean, got ${describe(keys)}`);
+      throw new TypeError(`keys must be an iterable of keys or a function (key, metadata) => boolean, got ${describe(keys)}`);
     }
-    return new HNSWFilter(this as HNSWIndex, new Set(keys));
+    const set = new Set<HNSWKey>();
+    let i = 0;
+    for (const key of keys as Iterable<unknown>) {
+      validateKey(`keys[${i++}]`, key);
+      set.add(key);
+    }
+    return new HNSWFilter(this as HNSWIndex, set);
   }
 
   /** The bitset over slots for a filter, current for this index state. */
   private filterBits(filter: HNSWFilterInput<M>): Uint8Array {
     let f: HNSWFilter;
     if (filter instanceof HNSWFilter) {
-      if (filter.index !== (this as HNSWIndex)) throw new RangeError('filter was made by another index');
+      if (filter.index !== (this as HNSWIndex)) throw new RangeError('options.filter was made by another index');
       f = filter;
     } else if (typeof filter === 'function') {
       // A predicate: evaluated once per stored key, in JavaScript, then checked in C as a bitset.
@@ -446,6 +479,9 @@ export class HNSWIndex<M = unknown> {
       }
       return bits;
     } else {
+      if (filter === null || typeof filter !== 'object' || typeof (filter as Iterable<HNSWKey>)[Symbol.iterator] !== 'function') {
+        throw new TypeError(`options.filter must be an HNSWFilter, an iterable of keys or a function (key, metadata) => boolean, got ${describe(filter)}`);
+      }
       f = this.createFilter(filter as Iterable<HNSWKey>);
     }
     if (f.bits === null || f.builtAt !== this.generation) {
@@ -480,6 +516,7 @@ export class HNSWIndex<M = unknown> {
     const q = toVector('query', query, this.dim);
     validatePositiveInteger('k', k);
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    checkKeys('options', options, exact ? ['filter'] : ['ef', 'filter']);
     const ef = options.ef ?? 0;
     if (options.ef !== undefined) validateIntegerIn('options.ef', options.ef, 1, MAX_EF);
     const bits = options.filter !== undefined ? this.filterBits(options.filter) : null;
@@ -540,6 +577,7 @@ export class HNSWIndex<M = unknown> {
    * kept until the index changes; 1 when empty.
    */
   recall(): number {
+    this.live();
     const size = this.keySlot.size;
     if (size === 0) return 1;
     if (this.recallEstimate && this.recallEstimate.at === this.generation) return this.recallEstimate.value;
@@ -602,6 +640,7 @@ export class HNSWIndex<M = unknown> {
 
   /** Always true: the index is a real HNSW graph (compiled to WebAssembly). */
   isNativeAvailable(): boolean {
+    this.live();
     return true;
   }
 
@@ -641,6 +680,7 @@ export class HNSWIndex<M = unknown> {
    * and the generator state come from the bytes.
    */
   load(bytes: Uint8Array): void {
+    bytes = realArray('bytes', bytes) as Uint8Array;
     if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes must be a Uint8Array (or Buffer), got ${describe(bytes)}`);
     const old = this.live();
     const loaded = this.module.scope((s) => {
@@ -686,7 +726,13 @@ export class HNSWIndex<M = unknown> {
   async loadFrom(path: string): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
     const bytes = await readFileBytes(path);
-    this.load(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    try {
+      this.load(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } catch (error) {
+      // Name the file the user gave.
+      if (error instanceof HNSWFileError) throw new HNSWFileError(error.code, `${path}: ${error.message.replace(/^load: /, '')}`);
+      throw error;
+    }
   }
 
   /** Frees the module memory the index holds; it cannot be used afterwards. */
@@ -713,17 +759,17 @@ function fileError(code: HNSWFileErrorCode, bytes: Uint8Array, dim: number, metr
     case 'FOREIGN':
       return new HNSWFileError(code, `load: these ${bytes.length} bytes are not a qe-flash HNSW index (no QEHNSW magic number)`);
     case 'VERSION':
-      return new HNSWFileError(code, `load: index format version ${readU32(bytes, 8)} is not one this build reads (version 1)`);
+      return new HNSWFileError(code, `load: the bytes are index format version ${readU32(bytes, 8)}, not one this build reads (version 1)`);
     case 'TRUNCATED':
       return new HNSWFileError(code, `load: the index is truncated (${bytes.length} bytes, fewer than its header announces)`);
     case 'CHECKSUM':
       return new HNSWFileError(code, 'load: CRC32C checksum mismatch: the bytes were altered or damaged');
     case 'DIMENSION':
-      return new HNSWFileError(code, `load: the saved index has ${readU32(bytes, 12)} dimensions but this index has ${dim}`);
+      return new HNSWFileError(code, `load: the bytes are a saved index, and the saved index has ${readU32(bytes, 12)} dimensions but this index has ${dim}`);
     case 'METRIC':
-      return new HNSWFileError(code, `load: the saved index uses the ${METRIC_NAME[readU32(bytes, 16)] ?? `unknown (${readU32(bytes, 16)})`} metric but this index uses ${metric}`);
+      return new HNSWFileError(code, `load: the bytes are a saved index that uses the ${METRIC_NAME[readU32(bytes, 16)] ?? `unknown (${readU32(bytes, 16)})`} metric but this index uses ${metric}`);
     default:
-      return new HNSWFileError(code, 'load: the checksum matches but the content is inconsistent (links, counts or levels); refusing it');
+      return new HNSWFileError(code, 'load: the checksum of the bytes matches but the content is inconsistent (links, counts or levels); refusing it');
   }
 }
 
@@ -733,11 +779,11 @@ function parseUser(block: Uint8Array, slots: number, count: number): { keys: (HN
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(block));
   } catch {
-    throw new HNSWFileError('CORRUPT', 'load: the keys block is not valid JSON');
+    throw new HNSWFileError('CORRUPT', 'load: the keys block of the bytes is not valid JSON');
   }
   const p = parsed as { keys?: unknown; metadata?: unknown };
   if (!p || !Array.isArray(p.keys) || !Array.isArray(p.metadata) || p.keys.length !== slots || p.metadata.length !== slots) {
-    throw new HNSWFileError('CORRUPT', `load: the keys block does not match the graph's ${slots} slots`);
+    throw new HNSWFileError('CORRUPT', `load: the keys block of the bytes does not match the graph's ${slots} slots`);
   }
   const keys: (HNSWKey | undefined)[] = new Array(slots);
   const seen = new Set<HNSWKey>();
@@ -745,12 +791,12 @@ function parseUser(block: Uint8Array, slots: number, count: number): { keys: (HN
   for (let s = 0; s < slots; s++) {
     const k = p.keys[s];
     if (k === null) continue;
-    if ((typeof k !== 'string' && typeof k !== 'number') || seen.has(k)) throw new HNSWFileError('CORRUPT', `load: key of slot ${s} is missing or repeated`);
+    if ((typeof k !== 'string' && typeof k !== 'number') || seen.has(k)) throw new HNSWFileError('CORRUPT', `load: in the bytes, the key of slot ${s} is missing or repeated`);
     seen.add(k);
     keys[s] = k;
     n++;
   }
-  if (n !== count) throw new HNSWFileError('CORRUPT', `load: ${n} keys for ${count} stored vectors`);
+  if (n !== count) throw new HNSWFileError('CORRUPT', `load: the bytes hold ${n} keys for ${count} stored vectors`);
   const metadata = p.metadata.map((m: unknown) => (m === null ? undefined : m));
   return { keys, metadata };
 }
@@ -760,6 +806,6 @@ function parseUser(block: Uint8Array, slots: number, count: number): { keys: (HN
  * process and options; see ModuleLoadOptions).
  */
 export async function createHNSWIndex<M = unknown>(options: HNSWIndexOptions = {}, loadOptions: ModuleLoadOptions = {}): Promise<HNSWIndex<M>> {
-  const module = await loadQEModule(loadOptions);
+  const module = await loadQEModule(loadOptions, 'loadOptions');
   return new HNSWIndex<M>(module, options);
 }

@@ -287,13 +287,21 @@ const instances = new Map<string, Promise<LoadedWasm>>();
  * single-thread build (the fallback). The scalar build asked for explicitly
  * (option or environment) with more than one thread is an error.
  */
-export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
+export function loadWasm(options: ModuleLoadOptions = {}, name = 'options'): Promise<LoadedWasm> {
   let kind: ModuleKind;
   let threads: number;
   const envChoice = readEnvChoice();
   try {
+    // Errors name the argument as the caller's caller wrote it (`loadOptions.module`, `options.module.threads`).
+    if (options === null || typeof options !== 'object') throw new TypeError(`${name} must be an object, got ${options === null ? 'null' : typeof options}`);
+    if (options.module !== undefined && options.module !== 'auto' && !isModuleKind(options.module)) {
+      throw new RangeError(`${name}.module must be 'auto', 'simd', 'scalar' or 'relaxed', got ${JSON.stringify(options.module)}`);
+    }
+    if (options.wasmBytes !== undefined && !(ArrayBuffer.isView(options.wasmBytes) || options.wasmBytes instanceof ArrayBuffer)) {
+      throw new TypeError(`${name}.wasmBytes must be the bytes of a .wasm file (an ArrayBuffer or a typed array), got ${typeof options.wasmBytes}`);
+    }
     kind = chooseModuleKind(options.module, envChoice, detectEngineFeatures());
-    threads = options.threads === undefined ? 1 : validateThreadCount(options.threads, 'threads');
+    threads = options.threads === undefined ? 1 : validateThreadCount(options.threads, `${name}.threads`);
     const scalarForced = options.module === 'scalar' || ((options.module === undefined || options.module === 'auto') && envChoice === 'scalar');
     if (threads > 1 && scalarForced) {
       throw new RangeError(`threads: ${threads} needs the SIMD build; the scalar build${options.module === 'scalar' ? '' : ` (forced by ${MODULE_ENV_VAR})`} runs on one thread`);
@@ -302,7 +310,14 @@ export function loadWasm(options: ModuleLoadOptions = {}): Promise<LoadedWasm> {
     return Promise.reject(error);
   }
   // Never more threads than cores (js/flash-attention.ts records the warning).
-  return clampThreadCount(threads).then((clamped) => loadChosen(kind, clamped.threads, envChoice, options));
+  return clampThreadCount(threads)
+    .then((clamped) => loadChosen(kind, clamped.threads, envChoice, options))
+    .catch((error: unknown) => {
+      if (options.wasmBytes !== undefined && error instanceof WebAssembly.CompileError) {
+        throw new TypeError(`${name}.wasmBytes is not a WebAssembly module this engine compiles: ${error.message}`);
+      }
+      throw error;
+    });
 }
 
 function loadChosen(kind: ModuleKind, threads: number, envChoice: string | undefined, options: ModuleLoadOptions): Promise<LoadedWasm> {

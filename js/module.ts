@@ -368,8 +368,8 @@ export class AllocationScope {
 const wrapped = new WeakMap<LoadedWasm, QEModule>();
 
 /** The module for these options (see loader.ts), wrapped once. */
-export async function loadQEModule(options: ModuleLoadOptions = {}): Promise<QEModule> {
-  const loaded = await loadWasm(options);
+export async function loadQEModule(options: ModuleLoadOptions = {}, name = 'options'): Promise<QEModule> {
+  const loaded = await loadWasm(options, name);
   let module = wrapped.get(loaded);
   if (module === undefined) {
     module = new QEModule(loaded);

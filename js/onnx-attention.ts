@@ -7,6 +7,7 @@
  */
 import type { ModuleLoadOptions } from '../types';
 import { checkStatus, loadQEModule, type QEModule } from './module';
+import { realArray } from './input';
 import { describe, MAX_INT32, nonFiniteElementError } from './validate';
 
 /** A tensor as onnxruntime-web's Tensor carries it. */
@@ -186,7 +187,8 @@ function intAttribute(attrs: OnnxAttentionAttributes, name: keyof OnnxAttentionA
   const value = attrs[name];
   if (value === undefined) return fallback;
   const n = typeof value === 'boolean' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n)) throw new TypeError(`attributes.${name} must be an integer, got ${describe(value)}`);
+  if (typeof n !== 'number') throw new TypeError(`attributes.${name} must be an integer, got ${describe(value)}`);
+  if (!Number.isInteger(n)) throw new RangeError(`attributes.${name} must be an integer, got ${n}`);
   if (n < min || n > max) throw new RangeError(`attributes.${name} must be in [${min}, ${max}], got ${n}`);
   return n;
 }
@@ -201,13 +203,25 @@ export function onnxAttentionOn(
   attributes: OnnxAttentionAttributes = {},
   options: OnnxAttentionOptions = {},
 ): OnnxAttentionOutputs {
+  if (module === null || typeof module !== 'object' || typeof (module as Partial<QEModule>).onnxAttentionEntries !== 'function') {
+    throw new TypeError(`module must be a loaded qe-flash module (or call onnxAttention, which loads one), got ${describe(module)}`);
+  }
   if (typeof inputs !== 'object' || inputs === null) throw new TypeError(`inputs must be an object of tensors named Q, K, V, ..., got ${describe(inputs)}`);
+  if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
   if (typeof attributes !== 'object' || attributes === null) throw new TypeError(`attributes must be an object, got ${describe(attributes)}`);
   for (const key of Object.keys(inputs)) {
     if (!INPUT_NAMES.includes(key)) throw new TypeError(`inputs.${key} is not an input of Attention (${INPUT_NAMES.join(', ')})`);
   }
   for (const key of Object.keys(attributes)) {
     if (!ATTRIBUTE_NAMES.includes(key)) throw new TypeError(`attributes.${key} is not an attribute of Attention (${ATTRIBUTE_NAMES.join(', ')})`);
+  }
+  // Each tensor read once, its data as it really is (js/input.ts): a getter, a lying length or a detached buffer change nothing below.
+  const given = inputs;
+  inputs = {} as OnnxAttentionInputs;
+  for (const key of Object.keys(given) as (keyof OnnxAttentionInputs)[]) {
+    const t = given[key] as unknown;
+    (inputs as unknown as Record<string, unknown>)[key] =
+      t === null || typeof t !== 'object' ? t : { data: realArray(`inputs.${key}.data`, (t as OnnxTensorLike).data), dims: (t as OnnxTensorLike).dims, type: (t as OnnxTensorLike).type };
   }
   const present = (name: keyof OnnxAttentionInputs) => inputs[name] !== undefined && inputs[name] !== null;
   for (const name of ['Q', 'K', 'V'] as const) if (!present(name)) throw new TypeError(`inputs.${name} is required`);
@@ -436,6 +450,6 @@ export async function onnxAttention(
   options: OnnxAttentionOptions = {},
 ): Promise<OnnxAttentionOutputs> {
   if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
-  const module = await loadQEModule(options.module ?? {});
+  const module = await loadQEModule(options.module ?? {}, 'options.module');
   return onnxAttentionOn(module, inputs, attributes, options);
 }

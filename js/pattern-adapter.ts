@@ -34,6 +34,7 @@ import {
   type Vector,
 } from './pattern-types';
 import { readFileBytes, writeBytesAtomic } from './platform';
+import { realArray } from './input';
 import { describe } from './validate';
 
 export type {
@@ -50,13 +51,15 @@ export type {
 export class PatternAdapter extends PatternLearner {
   /** SONA wrapper name: apply, with the wrapper's number[] result. */
   applyMicroLora(input: Vector): number[] {
-    return Array.from(this.apply(input));
+    return Array.from(this.applyAs(input, undefined, 'input'));
   }
 
   /** The learning step of SONA's wrapper: the reward of the result the last look-up returned. */
   recordOutcome(reward: number, requestIndex?: number): number {
     this.live();
-    void requestIndex;
+    if (requestIndex !== undefined && (typeof requestIndex !== 'number' || !Number.isInteger(requestIndex) || requestIndex < 0)) {
+      throw new TypeError(`requestIndex must be a non-negative integer (it is accepted for SONA's signature and not used), got ${describe(requestIndex)}`);
+    }
     if (typeof reward !== 'number' || !Number.isFinite(reward)) throw new TypeError(`reward must be a finite number, got ${describe(reward)}`);
     if (!this.hasLastQuery || this.lastResultRow < 0 || this.lastResultRow >= this.rowIds.length) {
       throw new Error('recordOutcome: no look-up to judge yet (call findPatterns, recallPattern or adaptPattern first)');
@@ -82,6 +85,8 @@ export class PatternAdapter extends PatternLearner {
 
   private recall(context: unknown, patternType?: string, domain?: string): { pattern: unknown; score: number } | null {
     const m = this.live();
+    if (patternType !== undefined && typeof patternType !== 'string') throw new TypeError(`patternType must be a string, got ${describe(patternType)}`);
+    if (domain !== undefined && typeof domain !== 'string') throw new TypeError(`domain must be a string, got ${describe(domain)}`);
     const vector = contextVector(context);
     this.loadQuery(vector, 'context');
     const filtered = patternType !== undefined || domain !== undefined;
@@ -163,37 +168,38 @@ export class PatternAdapter extends PatternLearner {
    */
   import(bytes: Uint8Array): void {
     const m = this.live();
+    bytes = realArray('bytes', bytes) as Uint8Array;
     if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes must be a Uint8Array, got ${describe(bytes)}`);
-    if (bytes.length === 0) throw new RangeError('import: the bytes are empty');
-    if (bytes.length < 8) throw new RangeError(`import: truncated: ${bytes.length} bytes, a pattern-adapter export has at least ${EXPORT_HEADER + 4}`);
+    if (bytes.length === 0) throw new RangeError('import(bytes): the bytes are empty');
+    if (bytes.length < 8) throw new RangeError(`import(bytes): truncated: ${bytes.length} bytes, a pattern-adapter export has at least ${EXPORT_HEADER + 4}`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const magic = view.getUint32(0, true);
     if (magic !== EXPORT_MAGIC) {
-      throw new RangeError(`import: not a qe-flash pattern-adapter export (magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${EXPORT_MAGIC.toString(16)} "QEPA")`);
+      throw new RangeError(`import(bytes): not a qe-flash pattern-adapter export (magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${EXPORT_MAGIC.toString(16)} "QEPA")`);
     }
     const version = view.getUint32(4, true);
-    if (version !== EXPORT_VERSION) throw new RangeError(`import: format version ${version}; this library reads version ${EXPORT_VERSION}`);
-    if (bytes.length < EXPORT_HEADER + 4) throw new RangeError(`import: truncated: ${bytes.length} bytes, a pattern-adapter export has at least ${EXPORT_HEADER + 4}`);
+    if (version !== EXPORT_VERSION) throw new RangeError(`import(bytes): format version ${version}; this library reads version ${EXPORT_VERSION}`);
+    if (bytes.length < EXPORT_HEADER + 4) throw new RangeError(`import(bytes): truncated: ${bytes.length} bytes, a pattern-adapter export has at least ${EXPORT_HEADER + 4}`);
     const total = Number(view.getBigUint64(8, true));
-    if (total > bytes.length) throw new RangeError(`import: truncated: ${bytes.length} bytes of the ${total} the export says it has`);
+    if (total > bytes.length) throw new RangeError(`import(bytes): truncated: ${bytes.length} bytes of the ${total} the export says it has`);
     const loraLen = view.getUint32(16, true);
     const cacheLen = view.getUint32(20, true);
     m.scope((s) => {
       const p = s.alloc(bytes.length);
       m.u8().set(bytes, p);
       const crc = this.x.qe_crc32c(p, bytes.length - 4) >>> 0;
-      if (crc !== view.getUint32(bytes.length - 4, true)) throw new RangeError('import: checksum mismatch: the bytes are corrupt');
+      if (crc !== view.getUint32(bytes.length - 4, true)) throw new RangeError('import(bytes): checksum mismatch: the bytes are corrupt');
       if (total !== bytes.length || EXPORT_HEADER + loraLen + cacheLen + 4 !== total) {
-        throw new RangeError(`import: inconsistent export: ${bytes.length} bytes, header says ${total} with sections of ${loraLen} and ${cacheLen}`);
+        throw new RangeError(`import(bytes): inconsistent export: ${bytes.length} bytes, header says ${total} with sections of ${loraLen} and ${cacheLen}`);
       }
       const out = this.small;
       let status = this.x.qe_lora_import(p + EXPORT_HEADER, loraLen, out);
-      if (status !== 0) throw this.formatError('import: the adapter section', status);
+      if (status !== 0) throw this.formatError('import(bytes): the adapter section', status);
       const newLora = m.i32()[out >>> 2];
       status = this.x.qe_cache_import(p + EXPORT_HEADER + loraLen, cacheLen, out);
       if (status !== 0) {
         this.x.qe_lora_destroy(newLora);
-        throw this.formatError('import: the cache section', status);
+        throw this.formatError('import(bytes): the cache section', status);
       }
       const newCache = m.i32()[out >>> 2];
       try {
@@ -216,7 +222,13 @@ export class PatternAdapter extends PatternLearner {
   async loadFrom(path: string): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
     const data = await readFileBytes(path);
-    this.import(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    try {
+      this.import(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    } catch (error) {
+      // Name the file the user gave, not the bytes they never saw.
+      if (error instanceof RangeError) throw new RangeError(`${path}: ${error.message.replace(/^import\(bytes\): /, '')}`);
+      throw error;
+    }
   }
 
   // ------------------------------------------------------------------ stats
@@ -272,11 +284,11 @@ export class PatternAdapter extends PatternLearner {
     const x = this.x;
     checkStatus(x.qe_lora_shape(lora, this.small), 'qe_lora_shape');
     const probe = { dim: m.i32()[this.small >>> 2], rank: m.i32()[(this.small >>> 2) + 1] };
-    if (probe.dim !== this.dim) throw new RangeError(`import: the export holds an adapter of dim ${probe.dim}; this one has dim ${this.dim}`);
+    if (probe.dim !== this.dim) throw new RangeError(`import(bytes): the export holds an adapter of dim ${probe.dim}; this one has dim ${this.dim}`);
     checkStatus(x.qe_cache_shape(cache, this.small), 'qe_cache_shape');
     const cacheDim = m.i32()[this.small >>> 2];
     const maxPatterns = m.i32()[(this.small >>> 2) + 2];
-    if (cacheDim !== this.dim) throw new RangeError(`import: the export holds patterns of dim ${cacheDim}; this adapter has dim ${this.dim}`);
+    if (cacheDim !== this.dim) throw new RangeError(`import(bytes): the export holds patterns of dim ${cacheDim}; this adapter has dim ${this.dim}`);
     const rows: string[] = [];
     const meta: unknown[] = [];
     const count = x.qe_cache_count(cache);
@@ -288,10 +300,10 @@ export class PatternAdapter extends PatternLearner {
       try {
         parsed = JSON.parse(decoder.decode(m.u8().subarray(ptr, ptr + len)));
       } catch {
-        throw new RangeError(`import: pattern ${r}'s id and metadata are not valid JSON`);
+        throw new RangeError(`import(bytes): pattern ${r}'s id and metadata are not valid JSON`);
       }
-      if (!Array.isArray(parsed) || typeof parsed[0] !== 'string' || parsed.length > 2) throw new RangeError(`import: pattern ${r} has no id`);
-      if (ids.has(parsed[0])) throw new RangeError(`import: the id ${JSON.stringify(parsed[0])} appears twice`);
+      if (!Array.isArray(parsed) || typeof parsed[0] !== 'string' || parsed.length > 2) throw new RangeError(`import(bytes): pattern ${r} has no id`);
+      if (ids.has(parsed[0])) throw new RangeError(`import(bytes): the id ${JSON.stringify(parsed[0])} appears twice`);
       ids.set(parsed[0], r);
       rows.push(parsed[0]);
       meta.push(parsed[1]);
@@ -322,6 +334,6 @@ export class PatternAdapter extends PatternLearner {
 export async function createPatternAdapter(workload: QEWorkloadType = 'pattern-adaptation', options: PatternAdapterOptions = {}): Promise<PatternAdapter> {
   assertWorkloadType(workload);
   if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
-  const module = await loadQEModule(options.module ?? {});
+  const module = await loadQEModule(options.module ?? {}, 'options.module');
   return new PatternAdapter(module, workload, options);
 }

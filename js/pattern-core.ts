@@ -16,11 +16,14 @@ import {
   Resident,
   SONA_KEY,
   STATUS_WORDS,
+  nonFiniteError,
   vectorError,
   type PatternAdapterOptions,
   type Vector,
 } from './pattern-types';
-import { describe } from './validate';
+import { realList } from './input';
+import { assertWorkloadType } from './config';
+import { anyNonFinite, describe } from './validate';
 
 export class PatternAdapterCore {
   readonly dim: number;
@@ -71,7 +74,15 @@ export class PatternAdapterCore {
   protected readonly adaptTimes = { count: 0, sum: 0, min: Infinity, max: 0 };
 
   constructor(module: QEModule, workload: QEWorkloadType, options: PatternAdapterOptions = {}) {
+    if (module === null || typeof module !== 'object' || typeof (module as Partial<QEModule>).adaptEntries !== 'function') {
+      throw new TypeError(`module must be a loaded qe-flash module (use createPatternAdapter), got ${describe(module)}`);
+    }
+    assertWorkloadType(workload);
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+    for (const [key, value] of Object.entries(options)) {
+      // `??` would take null for the default: refuse it, naming the key.
+      if (value === null) throw new TypeError(`options.${key} must not be null (leave it out for the default)`);
+    }
     const sona = QE_SONA_CONFIG[workload];
     this.workload = workload;
     this.dim = checkInteger('options.dim', options.dim ?? QE_FLASH_ATTENTION_CONFIG[workload].dim, 1, 1 << 21);
@@ -138,11 +149,13 @@ export class PatternAdapterCore {
 
   /** SONA wrapper name: turns learning and the adapter on or off. */
   setEnabled(enabled: boolean): void {
+    this.live();
     if (typeof enabled !== 'boolean') throw new TypeError(`enabled must be a boolean, got ${describe(enabled)}`);
     this.enabledValue = enabled;
   }
 
   isEnabled(): boolean {
+    this.live();
     return this.enabledValue;
   }
 
@@ -173,18 +186,27 @@ export class PatternAdapterCore {
     return this.module;
   }
 
-  protected checkVector(x: unknown, name: string): asserts x is Vector {
+  /**
+   * x as it really is (js/input.ts: a lying length, a Proxy, another realm or
+   * a detached buffer change nothing below), checked to be dim finite numbers.
+   * Callers copy the returned vector, never x itself.
+   */
+  protected checkVector(x: unknown, name: string): Vector {
+    x = realList(name, x);
     if (x === null || typeof x !== 'object' || !(x instanceof Float32Array || Array.isArray(x)) || (x as Vector).length !== this.dim) {
       throw vectorError(name, x, this.dim);
     }
+    // Named here, element by element: C's check after the copy only knows that some vector failed.
+    if (x instanceof Float32Array ? anyNonFinite(x) : (x as unknown[]).some((v) => typeof v !== 'number' || !Number.isFinite(v))) throw nonFiniteError(name, x as Vector);
+    return x as Vector;
   }
 
   protected loadQuery(x: unknown, name: string): void {
-    this.checkVector(x, name);
-    this.xBuf.get().set(x);
+    this.xBuf.get().set(this.checkVector(x, name));
   }
 
   protected negativeList(negatives: unknown, name: string): Vector[] {
+    negatives = realList(name, negatives);
     if (negatives instanceof Float32Array) {
       if (negatives.length % this.dim !== 0) throw new RangeError(`${name}: a flat Float32Array must hold whole vectors of ${this.dim}, got ${negatives.length} elements`);
       const out: Vector[] = [];
@@ -192,8 +214,7 @@ export class PatternAdapterCore {
       return out;
     }
     if (!Array.isArray(negatives)) throw new TypeError(`${name} must be an array of vectors or a flat Float32Array, got ${describe(negatives)}`);
-    negatives.forEach((v, i) => this.checkVector(v, `${name}[${i}]`));
-    return negatives as Vector[];
+    return negatives.map((v, i) => this.checkVector(v, `${name}[${i}]`));
   }
 
   /** keys = [positive, ...negatives] into the resident keys buffer; returns their count. */
@@ -207,8 +228,7 @@ export class PatternAdapterCore {
       const row = this.rowOf(positive, `${name}.positive`);
       checkStatus(this.x.qe_cache_row_embedding(this.cache, row, this.keysBuf.ptr), 'qe_cache_row_embedding');
     } else {
-      this.checkVector(positive, `${name}.positive`);
-      keys.set(positive, 0);
+      keys.set(this.checkVector(positive, `${name}.positive`), 0);
     }
     for (let i = 0; i < negatives.length; i++) this.keysBuf.get().set(negatives[i], (i + 1) * d);
     return nkeys;

@@ -6,7 +6,8 @@
 import { checkStatus, QE_STATUS, type QEModule } from './module';
 import { PatternStore } from './pattern-store';
 import { checkNumber, nonFiniteError, vectorError, type AdaptExample, type Vector } from './pattern-types';
-import { describe } from './validate';
+import { realArray, realLength, realList } from './input';
+import { anyNonFinite, describe } from './validate';
 
 export class PatternLearner extends PatternStore {
   // ---------------------------------------------------------------- apply
@@ -16,23 +17,32 @@ export class PatternLearner extends PatternStore {
    * Float32Array of dim elements; may be x itself), else a new Float32Array.
    */
   apply(x: Vector, out?: Float32Array): Float32Array {
+    return this.applyAs(x, out, 'x');
+  }
+
+  /** apply, naming the vector as the caller wrote it (`x`; applyMicroLora's `input`). */
+  protected applyAs(x: Vector, out: Float32Array | undefined, name: string): Float32Array {
     if (this.module === null) this.live();
     const d = this.dim;
-    if (x instanceof Float32Array ? x.length !== d : !Array.isArray(x) || x.length !== d) throw vectorError('x', x, d);
+    // The fast path takes only a Float32Array of this realm whose real length is dim (a lying
+    // length would make the copy below overflow); anything else is read as it really is (js/input.ts).
+    if (!(x instanceof Float32Array && realLength(x) === d && x.length === d)) x = realList(name, x) as Vector;
+    if (x instanceof Float32Array ? x.length !== d : !Array.isArray(x) || x.length !== d) throw vectorError(name, x, d);
+    if (out !== undefined && !(out instanceof Float32Array && realLength(out) === d && out.length === d)) out = realArray('out', out) as Float32Array;
     if (out !== undefined && (!(out instanceof Float32Array) || out.length !== d)) {
       throw out instanceof Float32Array ? new RangeError(`out must have ${d} elements, got ${out.length}`) : new TypeError(`out must be a Float32Array, got ${describe(out)}`);
     }
     const xb = this.xBuf;
     (xb.view.byteLength === 0 ? xb.get() : xb.view).set(x);
     if (!this.enabledValue) {
-      if (this.identityCheck() !== 0) throw nonFiniteError('x', x);
+      if (this.identityCheck() !== 0) throw nonFiniteError(name, x);
       const copy = out ?? new Float32Array(d);
       copy.set(xb.get());
       return copy;
     }
     // NaN and infinity (also from array elements that are not numbers) are refused by C.
     const status = this.x.qe_lora_apply(this.lora, xb.ptr, this.yBuf.ptr);
-    if (status !== 0) throw status === QE_STATUS.ERR_ARGUMENT ? nonFiniteError('x', x) : this.fail(status, 'qe_lora_apply');
+    if (status !== 0) throw status === QE_STATUS.ERR_ARGUMENT ? nonFiniteError(name, x) : this.fail(status, 'qe_lora_apply');
     const yb = this.yBuf;
     const y = yb.view.byteLength === 0 ? yb.get() : yb.view;
     if (out === undefined) return y.slice();
@@ -213,8 +223,7 @@ export class PatternLearner extends PatternStore {
     if (typeof positive === 'string') {
       row = this.rowOf(positive, `${name}.positive`);
     } else if (positive !== null) {
-      this.checkVector(positive, `${name}.positive`);
-      this.keysBuf.get().set(positive);
+      this.keysBuf.get().set(this.checkVector(positive, `${name}.positive`));
       vecPtr = this.keysBuf.ptr;
     }
     if (!this.enabledValue) {
@@ -287,14 +296,16 @@ export class PatternLearner extends PatternStore {
     const m = this.live();
     const n = this.rankValue * this.dim;
     if (weights === null || typeof weights !== 'object') throw new TypeError(`weights must be { A, B }, got ${describe(weights)}`);
+    // Each read once, as it really is: a getter or a lying length changes nothing below.
+    const real = { A: realArray('weights.A', weights.A) as Float32Array, B: realArray('weights.B', weights.B) as Float32Array };
     for (const key of ['A', 'B'] as const) {
-      const w = weights[key];
+      const w = real[key];
       if (!(w instanceof Float32Array)) throw new TypeError(`weights.${key} must be a Float32Array, got ${describe(w)}`);
       if (w.length !== n) throw new RangeError(`weights.${key} must have rank * dim = ${n} elements, got ${w.length}`);
       for (let i = 0; i < n; i++) if (!Number.isFinite(w[i])) throw new RangeError(`weights.${key}[${i}] must be finite, got ${w[i]}`);
     }
     m.scope((s) => {
-      checkStatus(this.x.qe_lora_set_weights(this.lora, s.copyIn(weights.A), s.copyIn(weights.B)), 'qe_lora_set_weights');
+      checkStatus(this.x.qe_lora_set_weights(this.lora, s.copyIn(real.A), s.copyIn(real.B)), 'qe_lora_set_weights');
     });
   }
 
@@ -307,8 +318,10 @@ export class PatternLearner extends PatternStore {
       w = new Float32Array(d * d);
       for (let i = 0; i < d; i++) w[i * d + i] = 1;
     } else {
+      base = realArray('base', base) as Float32Array;
       if (!(base instanceof Float32Array)) throw new TypeError(`base must be a Float32Array, got ${describe(base)}`);
       if (base.length !== d * d) throw new RangeError(`base must have dim * dim = ${d * d} elements, got ${base.length}`);
+      if (anyNonFinite(base)) throw nonFiniteError('base', base);
       w = base;
     }
     return m.scope((s) => {

@@ -15,6 +15,7 @@ import {
   type StoredPattern,
   type Vector,
 } from './pattern-types';
+import { snapshotList } from './input';
 import { describe } from './validate';
 
 export class PatternStore extends PatternAdapterCore {
@@ -26,11 +27,16 @@ export class PatternStore extends PatternAdapterCore {
    * room; its id is returned as `evicted`.
    */
   storePattern(pattern: PatternInput | Record<string, unknown>): { evicted: string | null } {
+    return this.storeOne(pattern, 'pattern');
+  }
+
+  /** storePattern, naming the argument as the caller wrote it (`pattern`, `patterns[3]`, `update`). */
+  protected storeOne(pattern: unknown, name: string): { evicted: string | null } {
     const m = this.live();
-    if (pattern === null || typeof pattern !== 'object') throw new TypeError(`pattern must be an object, got ${describe(pattern)}`);
+    if (pattern === null || typeof pattern !== 'object') throw new TypeError(`${name} must be an object, got ${describe(pattern)}`);
     const p = pattern as Record<string, unknown>;
     const id = p.id;
-    if (typeof id !== 'string' || id.length === 0) throw new TypeError(`pattern.id must be a non-empty string, got ${describe(id)}`);
+    if (typeof id !== 'string' || id.length === 0) throw new TypeError(`${name}.id must be a non-empty string, got ${describe(id)}`);
     let embedding: unknown = p.embedding;
     let quality: unknown = p.quality;
     let metadata: unknown = p.metadata;
@@ -43,17 +49,17 @@ export class PatternStore extends PatternAdapterCore {
       void _e;
       metadata = { [SONA_KEY]: true, ...rest };
     }
-    this.checkVector(embedding, 'pattern.embedding');
+    embedding = this.checkVector(embedding, `${name}.embedding`);
     const q = quality === undefined ? this.defaultQuality : quality;
-    if (typeof q !== 'number' || !Number.isFinite(q)) throw new TypeError(`pattern.quality must be a finite number, got ${describe(q)}`);
+    if (typeof q !== 'number' || !Number.isFinite(q)) throw new TypeError(`${name}.quality must be a finite number, got ${describe(q)}`);
     let json: string | undefined;
     try {
       json = JSON.stringify(metadata === undefined ? [id] : [id, metadata]);
     } catch (error) {
-      throw new TypeError(`pattern.metadata must survive JSON.stringify (it is exported with the cache): ${(error as Error).message}`);
+      throw new TypeError(`${name}.metadata must survive JSON.stringify (it is exported with the cache): ${(error as Error).message}`);
     }
     const label = encoder.encode(json);
-    if (label.length > 1 << 24) throw new RangeError(`pattern.metadata is too large: ${label.length} bytes as JSON, at most 16 MiB`);
+    if (label.length > 1 << 24) throw new RangeError(`${name}.metadata is too large: ${label.length} bytes as JSON, at most 16 MiB`);
     const existing = this.rows.get(id);
     return m.scope((s) => {
       const lp = s.alloc(Math.max(label.length, 1));
@@ -62,7 +68,7 @@ export class PatternStore extends PatternAdapterCore {
       const out = this.small;
       const status = this.x.qe_cache_store(this.cache, existing ?? -1, this.xBuf.ptr, q, lp, label.length, out);
       if (status !== 0) {
-        if (status === QE_STATUS.ERR_ARGUMENT) throw nonFiniteOrHuge('pattern.embedding', embedding as Vector);
+        if (status === QE_STATUS.ERR_ARGUMENT) throw nonFiniteOrHuge(`${name}.embedding`, embedding as Vector);
         throw this.fail(status, 'qe_cache_store');
       }
       const i32 = m.i32();
@@ -83,10 +89,11 @@ export class PatternStore extends PatternAdapterCore {
 
   /** Stores several patterns; returns the ids evicted to make room. */
   storePatternsBatch(patterns: readonly (PatternInput | Record<string, unknown>)[]): string[] {
+    this.live();
     if (!Array.isArray(patterns)) throw new TypeError(`patterns must be an array, got ${describe(patterns)}`);
     const evicted: string[] = [];
-    for (const p of patterns) {
-      const r = this.storePattern(p);
+    for (const [i, p] of snapshotList('patterns', patterns).entries()) {
+      const r = this.storeOne(p, `patterns[${i}]`);
       if (r.evicted !== null) evicted.push(r.evicted);
     }
     return evicted;
@@ -94,15 +101,18 @@ export class PatternStore extends PatternAdapterCore {
 
   /** Sets a stored pattern's quality (and with it, its place in the eviction order). */
   updatePattern(id: string, update: { quality?: number; metadata?: unknown; embedding?: Vector }): boolean {
+    this.live();
+    if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`);
+    if (update === null || typeof update !== 'object') throw new TypeError(`update must be an object, got ${describe(update)}`);
     const row = this.rows.get(id);
     if (row === undefined) return false;
     const current = this.getPattern(id) as StoredPattern;
-    this.storePattern({
+    this.storeOne({
       id,
       embedding: update.embedding ?? current.embedding,
       quality: update.quality ?? current.quality,
       metadata: 'metadata' in update ? update.metadata : current.metadata,
-    });
+    }, 'update');
     return true;
   }
 
@@ -145,6 +155,7 @@ export class PatternStore extends PatternAdapterCore {
   /** A stored pattern by id, or null. */
   getPattern(id: string): StoredPattern | null {
     const m = this.live();
+    if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`);
     const row = this.rows.get(id);
     if (row === undefined) return null;
     const info = this.rowInfo(row);
@@ -162,6 +173,7 @@ export class PatternStore extends PatternAdapterCore {
   /** Removes a pattern; false when there is none of that id. */
   removePattern(id: string): boolean {
     const m = this.live();
+    if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`);
     const row = this.rows.get(id);
     if (row === undefined) return false;
     checkStatus(this.x.qe_cache_remove(this.cache, row, this.small), 'qe_cache_remove');

@@ -171,7 +171,8 @@ export function maxAbs(x: Vector): number {
 }
 
 export function checkNumber(name: string, v: unknown, lo: number, hi: number, loOpen = false): number {
-  if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`${name} must be a number, got ${describe(v)}`);
+  if (typeof v !== 'number') throw new TypeError(`${name} must be a number, got ${describe(v)}`);
+  if (Number.isNaN(v)) throw new RangeError(`${name} must be a number in range, got NaN`);
   if (!(loOpen ? v > lo : v >= lo) || !(v <= hi)) {
     throw new RangeError(`${name} must be in ${loOpen ? '(' : '['}${lo}, ${hi}], got ${v}`);
   }

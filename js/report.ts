@@ -32,6 +32,7 @@ import { PathError } from './file-walk';
 import { collectSourceFiles, extractTestCases, languageOf, type TestCase } from './test-cases';
 import { loadQEModule, type QEModule } from './module';
 import { createSimilarityIndex } from './similarity';
+import { describe, validatePositiveInteger } from './validate';
 
 export interface ReportOptions {
   /** Pairs at or above this similarity are near-duplicates (default 0.9). */
@@ -95,6 +96,7 @@ function outcomeOf(status: unknown): Outcome {
  * (`suites[].specs[]`, files relative to `config.rootDir`) JSON report.
  */
 export function readResultsFile(path: string): { files: string[]; outcomes: Map<string, Outcome> } {
+  if (typeof path !== 'string' || path.length === 0) throw new TypeError(`path must be a non-empty string, got ${describe(path)}`);
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(path, 'utf8'));
@@ -111,6 +113,7 @@ export function readResultsFile(path: string): { files: string[]; outcomes: Map<
     }
     return nodePath.resolve(root ?? base, file);
   };
+  if (json === null || typeof json !== 'object') throw new PathError(`${path} is neither a Jest/Vitest (testResults) nor a Playwright (suites) JSON report`);
   const r = json as { testResults?: unknown; suites?: unknown; config?: { rootDir?: string } };
   if (Array.isArray(r.testResults)) {
     for (const suite of r.testResults as { name?: string; testFilePath?: string; assertionResults?: { title?: string; status?: string }[] }[]) {
@@ -161,12 +164,26 @@ function makeSets(n: number): { find(i: number): number; union(a: number, b: num
  * nearest neighbours), clustered and ordered.
  */
 export function buildReportData(module: QEModule, inputs: readonly string[], options: ReportOptions = {}): ReportData {
+  if (module === null || typeof module !== 'object' || typeof (module as Partial<QEModule>).scope !== 'function') {
+    throw new TypeError(`module must be a loaded qe-flash module (loadQEModuleForReport()), got ${describe(module)}`);
+  }
+  if (!Array.isArray(inputs)) throw new TypeError(`inputs must be an array of paths, got ${describe(inputs)}`);
+  inputs.forEach((p, i) => {
+    if (typeof p !== 'string' || p.length === 0) throw new TypeError(`inputs[${i}] must be a non-empty string, got ${describe(p)}`);
+  });
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
   const threshold = options.threshold ?? DEFAULT_THRESHOLD;
   const clusterThreshold = options.clusterThreshold ?? 0.75;
   const dim = options.dim ?? DEFAULT_CLI_DIM;
   const top = options.top ?? 200;
   const progress = options.onProgress ?? (() => undefined);
-  if (!(threshold > 0 && threshold <= 1)) throw new RangeError(`threshold must be in (0, 1], got ${threshold}`);
+  for (const [name, v] of [['threshold', threshold], ['clusterThreshold', clusterThreshold]] as const) {
+    if (typeof v !== 'number') throw new TypeError(`options.${name} must be a number, got ${describe(v)}`);
+    if (!(v > 0 && v <= 1)) throw new RangeError(`options.${name} must be in (0, 1], got ${v}`);
+  }
+  validatePositiveInteger('options.dim', dim);
+  validatePositiveInteger('options.top', top);
+  if (typeof progress !== 'function') throw new TypeError(`options.onProgress must be a function, got ${describe(progress)}`);
   if (inputs.length === 0) throw new RangeError('report needs a test folder, test files, or one JSON results file');
 
   let files: string[];
@@ -328,6 +345,9 @@ const escapeHtml = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&
 
 /** The page: data in a JSON script element, the viewer inline. */
 export function renderReportHtml(data: ReportData): string {
+  if (data === null || typeof data !== 'object' || !Array.isArray((data as Partial<ReportData>).cases)) {
+    throw new TypeError(`data must be what buildReportData returns, got ${describe(data)}`);
+  }
   // '<' escaped so no text inside can close the script element.
   const json = JSON.stringify(data).replace(/</g, '\\u003c');
   const viewer = viewerScript().replace(/<\/script/gi, '<\\/script');
@@ -377,11 +397,18 @@ export function loadQEModuleForReport(): Promise<QEModule> {
 
 /** Builds the report and writes it to `out` (temp file, then rename). */
 export function writeReport(module: QEModule, inputs: readonly string[], out: string, options: ReportOptions = {}): ReportData {
+  if (typeof out !== 'string' || out.length === 0) throw new TypeError(`out must be a non-empty string, got ${describe(out)}`);
   const data = buildReportData(module, inputs, options);
   const html = renderReportHtml(data);
   const tmp = `${out}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, html);
-  fs.renameSync(tmp, out);
+  try {
+    fs.writeFileSync(tmp, html);
+    fs.renameSync(tmp, out);
+  } catch (error) {
+    // No torn page and no temporary file left behind.
+    fs.rmSync(tmp, { force: true });
+    throw error;
+  }
   return data;
 }
 
@@ -407,6 +434,14 @@ export async function runReportCli(
   io: { stdout: { write(text: string): unknown }; stderr: { write(text: string): unknown } },
   loadModule: () => Promise<QEModule>,
 ): Promise<number> {
+  if (!Array.isArray(argv)) throw new TypeError(`argv must be an array of strings, got ${describe(argv)}`);
+  argv.forEach((a, i) => {
+    if (typeof a !== 'string') throw new TypeError(`argv[${i}] must be a string, got ${describe(a)}`);
+  });
+  if (io === null || typeof io !== 'object' || typeof io.stdout?.write !== 'function' || typeof io.stderr?.write !== 'function') {
+    throw new TypeError(`io must be { stdout, stderr } with write(text), got ${describe(io)}`);
+  }
+  if (typeof loadModule !== 'function') throw new TypeError(`loadModule must be a function, got ${describe(loadModule)}`);
   const inputs: string[] = [];
   const options: ReportOptions = {};
   let out = 'qe-flash-report.html';

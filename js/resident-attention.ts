@@ -11,6 +11,7 @@
  * output before the next call on the same module.
  */
 import { runAttentionAt } from './attention';
+import { realArray } from './input';
 import type { QEModule } from './module';
 import type { ResolvedAttention } from './validate';
 
@@ -84,6 +85,8 @@ export class ResidentAttention {
   run(out?: Float32Array): Float32Array {
     this.notDisposed();
     if (out !== undefined) {
+      // As it really is (js/input.ts): a lying length or a detached buffer is caught here, not in the copy.
+      out = realArray('out', out) as Float32Array;
       const count = this.shape.seqLen * this.shape.dim;
       if (!(out instanceof Float32Array)) throw new TypeError('out must be a Float32Array');
       if (out.length !== count) throw new RangeError(`out must have seqLen * dim = ${count} elements, got ${out.length}`);

@@ -21,7 +21,7 @@
 import { Corpus } from './corpus';
 import type { QEModule } from './module';
 import { describe, MAX_INT32, validateFiniteElements, validateFiniteNumber, validateFloat32Array, validatePositiveInteger } from './validate';
-import { realArray, realList } from './input';
+import { realArray, realLength, realList } from './input';
 
 /** One result of the one-shot helpers: a row of the corpus given. */
 export interface SimilarityResult {
@@ -83,10 +83,21 @@ function validateBatch(name: string, value: unknown, dim: number): number {
 }
 
 /** Resolves a corpus (argument `name`) against the query's dimension: its rows, as a flat array or a list. */
-function validateCorpus(value: unknown, dim: number, name = 'corpusEmbeddings'): { count: number; rows: readonly Float32Array[] | null; flat: Float32Array | null } {
+function validateCorpus(
+  value: unknown,
+  dim: number,
+  name = 'corpusEmbeddings',
+  queryName = 'the query',
+  rowName: (i: number) => string = (i) => `${name}[${i}]`,
+): { count: number; rows: readonly Float32Array[] | null; flat: Float32Array | null } {
   if (Array.isArray(value)) {
     if (value.length === 0) throw new RangeError(`${name} is empty; it needs at least one vector`);
-    value.forEach((v, i) => validateVector(`${name}[${i}]`, v, dim));
+    // Every row agrees on a length the query does not have: the query is the odd one out.
+    const first = realLength(value[0]);
+    if (first > 0 && first !== dim && value.every((v) => realLength(v) === first)) {
+      throw new RangeError(`${queryName} has length ${dim} but every vector of ${name} has length ${first}`);
+    }
+    value.forEach((v, i) => validateVector(rowName(i), v, dim));
     return { count: value.length, rows: value as Float32Array[], flat: null };
   }
   if (value instanceof Float32Array) {
@@ -153,7 +164,7 @@ export function cosineTopK(module: QEModule, query: Float32Array, corpus: Corpus
   if (query.length > MAX_INT32) throw new RangeError(`testEmbedding has length ${query.length}, more than ${MAX_INT32}`);
   validateFiniteElements('testEmbedding', query);
   validateK('topK', topK);
-  const resolved = validateCorpus(corpus, query.length);
+  const resolved = validateCorpus(corpus, query.length, 'corpusEmbeddings', 'testEmbedding');
   return topKOnce(module, query, 1, query.length, resolved, topK)[0];
 }
 
@@ -165,8 +176,13 @@ export function cosineTopKBatch(module: QEModule, queries: readonly Float32Array
     d = dim;
   } else if (Array.isArray(queries) && queries.length > 0 && queries[0] instanceof Float32Array) {
     d = (queries[0] as Float32Array).length;
+  } else if (Array.isArray(queries)) {
+    if (queries.length === 0) throw new RangeError('queries is empty; it needs at least one vector');
+    throw new TypeError(`queries[0] must be a Float32Array, got ${describe(queries[0])}`);
+  } else if (queries instanceof Float32Array) {
+    throw new TypeError('queries is one flat Float32Array: pass dim too (the length of each query)');
   } else {
-    throw new TypeError('cosineTopKBatch needs dim when the queries are one flat Float32Array');
+    throw new TypeError(`queries must be an array of Float32Array or one flat Float32Array, got ${describe(queries)}`);
   }
   if (d < 1) throw new RangeError('the query dimension must be at least 1');
   const nq = validateBatch('queries', queries, d);
@@ -182,13 +198,19 @@ export function cosineTopKBatch(module: QEModule, queries: readonly Float32Array
  * temperature over all patterns (computed by the module's qe_softmax), so
  * the probabilities sum to 1. temperature > 0; default 0.1.
  */
-export function matchPatterns(module: QEModule, query: Float32Array, patterns: CorpusInput, temperature = DEFAULT_PATTERN_TEMPERATURE): PatternMatch[] {
-  validateFiniteNumber('temperature', temperature);
-  if (!(temperature > 0)) throw new RangeError(`temperature must be greater than 0, got ${temperature}`);
+export function matchPatterns(
+  module: QEModule,
+  query: Float32Array,
+  patterns: CorpusInput,
+  temperature = DEFAULT_PATTERN_TEMPERATURE,
+  names: { patterns: string; row?: (i: number) => string; temperature: string } = { patterns: 'patterns', temperature: 'temperature' },
+): PatternMatch[] {
+  validateFiniteNumber(names.temperature, temperature);
+  if (!(temperature > 0)) throw new RangeError(`${names.temperature} must be greater than 0, got ${temperature}`);
   validateFloat32Array('defectEmbedding', query);
   if (query.length === 0) throw new RangeError('defectEmbedding is empty');
   validateFiniteElements('defectEmbedding', query);
-  const resolved = validateCorpus(patterns, query.length, 'patterns');
+  const resolved = validateCorpus(patterns, query.length, names.patterns, 'defectEmbedding', names.row);
   const ranked = topKOnce(module, query, 1, query.length, resolved, resolved.count)[0];
   const logits = new Float32Array(ranked.length);
   ranked.forEach((r, i) => (logits[i] = r.similarity / temperature));
@@ -203,9 +225,9 @@ export function matchPatterns(module: QEModule, query: Float32Array, patterns: C
  * memory between calls, so a match costs one pass over them. Results carry
  * the index's ids in `index`.
  */
-export function matchPatternsInIndex(module: QEModule, query: Float32Array, library: SimilarityIndex, temperature = DEFAULT_PATTERN_TEMPERATURE): PatternMatch[] {
-  validateFiniteNumber('temperature', temperature);
-  if (!(temperature > 0)) throw new RangeError(`temperature must be greater than 0, got ${temperature}`);
+export function matchPatternsInIndex(module: QEModule, query: Float32Array, library: SimilarityIndex, temperature = DEFAULT_PATTERN_TEMPERATURE, temperatureName = 'temperature'): PatternMatch[] {
+  validateFiniteNumber(temperatureName, temperature);
+  if (!(temperature > 0)) throw new RangeError(`${temperatureName} must be greater than 0, got ${temperature}`);
   if (library.size === 0) throw new RangeError('the pattern library is empty');
   const ranked = library.search(query, library.size);
   const logits = new Float32Array(ranked.length);

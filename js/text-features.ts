@@ -19,7 +19,7 @@
  * it is (`i:` identifier part, `w:` whole identifier, `v:` literal value ...),
  * so equal text of different roles does not collide on purpose.
  */
-import { splitIdentifier, tokenizeCode, type CodeLanguage, type CodeToken } from './tokenizer';
+import { CODE_LANGUAGES, splitIdentifier, tokenizeCode, type CodeLanguage, type CodeToken } from './tokenizer';
 import { tokenizeTrace } from './trace-tokenizer';
 
 export type TextKind = 'code' | 'failure';
@@ -163,6 +163,9 @@ const BIGRAM_SEED = 0x9e3779b1;
 
 /** Features of source code (see the top of this file). */
 export function codeFeatures(source: string, language: CodeLanguage | 'auto' = 'auto'): TextFeatures {
+  if (language !== 'auto' && !(CODE_LANGUAGES as readonly unknown[]).includes(language)) {
+    throw new RangeError(`language must be 'auto' or one of ${CODE_LANGUAGES.join(', ')}, got ${JSON.stringify(language)}`);
+  }
   const tokens = tokenizeCode(source, { language });
   const w = CODE_FEATURE_WEIGHTS;
   const bag = new FeatureBag();

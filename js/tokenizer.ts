@@ -81,6 +81,9 @@ const KEYWORDS: Readonly<Record<CodeLanguage, ReadonlySet<string>>> = {
   go: new Set(GO_KEYWORDS),
 };
 
+/** The languages the tokenizer knows. */
+export const CODE_LANGUAGES: readonly CodeLanguage[] = Object.keys(KEYWORDS) as CodeLanguage[];
+
 /** Operators and punctuation, longest first within each leading character. */
 const OPERATORS = [
   '>>>=', '...', '===', '!==', '**=', '<<=', '>>=', '>>>', '&&=', '||=', '??=', '//=',
@@ -184,6 +187,7 @@ function charClass(ch: string): number {
  * pattern, so a 100 KB identifier of capitals is linear too).
  */
 export function splitIdentifier(name: string): string[] {
+  if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${name === null ? 'null' : typeof name}`);
   const parts: string[] = [];
   const chars = Array.from(name); // code points
   const classes = chars.map(charClass);
@@ -232,11 +236,17 @@ export function tokenizeCode(source: string, options: TokenizeOptions = {}): Cod
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
+  for (const key of Object.keys(options)) {
+    if (key !== 'language' && key !== 'maxTokens') throw new TypeError(`options has an unknown key '${key}'; known keys: language, maxTokens`);
+  }
   const choice = options.language ?? 'auto';
-  if (choice !== 'auto' && !(choice in KEYWORDS)) {
+  if (choice !== 'auto' && !(CODE_LANGUAGES as readonly unknown[]).includes(choice)) {
     throw new RangeError(`options.language must be 'auto' or one of ${Object.keys(KEYWORDS).join(', ')}, got ${JSON.stringify(choice)}`);
   }
   const maxTokens = options.maxTokens ?? Number.POSITIVE_INFINITY;
+  if (options.maxTokens !== undefined && typeof options.maxTokens !== 'number') {
+    throw new TypeError(`options.maxTokens must be a number, got ${options.maxTokens === null ? 'null' : typeof options.maxTokens}`);
+  }
   if (options.maxTokens !== undefined && (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1)) {
     throw new RangeError(`options.maxTokens must be a positive integer, got ${String(options.maxTokens)}`);
   }

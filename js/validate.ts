@@ -166,8 +166,10 @@ export function validateAttention(
   const opts: AttentionOptions = options ?? {};
   for (const key of Object.keys(opts)) {
     if (!ATTENTION_OPTION_KEYS.includes(key)) {
-      throw new TypeError(`unknown attention option '${key}'; known options are: ${ATTENTION_OPTION_KEYS.join(', ')}`);
+      throw new TypeError(`options has an unknown attention option '${key}'; known options are: ${ATTENTION_OPTION_KEYS.join(', ')}`);
     }
+    // `??` would take null for the default: refuse it, naming the key.
+    if ((opts as Record<string, unknown>)[key] === null) throw new TypeError(`options.${key} must not be null (leave it out for the default)`);
   }
 
   const kvSeqLen = opts.kvSeqLen ?? seqLen;
