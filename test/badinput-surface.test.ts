@@ -20,10 +20,10 @@ import { REPORT_NO_ARGS, REPORT_TABLE } from './badinput/report.table';
  * API: QEModule is returned by the report's loadQEModuleForReport only to be
  * handed back to buildReportData / writeReport (typed by its name, its
  * methods take raw module pointers by design, docs/ARCHITECTURE.md); its
- * ThreadPool comes with it. Their entries are tested in test/module*.test.ts,
+ * ThreadPool and its raw C exports (QEExports, QEModule#exports) come with it. Their entries are tested in test/module*.test.ts,
  * test/memory.test.ts and test/threads*.test.ts.
  */
-const OPAQUE_TYPES = ['QEModule', 'ThreadPool'];
+const OPAQUE_TYPES = ['QEModule', 'ThreadPool', 'QEExports'];
 
 const TABLES: Table[] = [ATTENTION_TABLE, INDEX_TABLE, ADAPTER_TABLE, REPORT_TABLE];
 const NO_ARGS: NoArgs = { ...ATTENTION_NO_ARGS, ...INDEX_NO_ARGS, ...ADAPTER_NO_ARGS, ...REPORT_NO_ARGS };

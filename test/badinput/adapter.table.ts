@@ -110,6 +110,19 @@ export const ADAPTER_TABLE: Table = {
     ],
     good: goodApply,
   },
+  'PatternAdapter#applyResident': {
+    rows: [
+      { bad: 'residentInput holding NaN', call: () => { const r = ctx.a.residentInput; r.set(x); r[3] = NaN; return ctx.a.applyResident(); }, error: RangeError, arg: 'residentInput[3]' },
+      { bad: 'residentInput holding -Infinity', call: () => { const r = ctx.a.residentInput; r.set(x); r[DIM - 1] = -Infinity; return ctx.a.applyResident(); }, error: RangeError, arg: `residentInput[${DIM - 1}]` },
+      disposedA((a) => a.applyResident()),
+      disposedA((a) => a.residentInput),
+    ],
+    good: () => {
+      ctx.a.residentInput.set(x);
+      expect(Array.from(ctx.a.applyResident())).toEqual(Array.from(ctx.a.apply(x)));
+      goodApply();
+    },
+  },
   'PatternAdapter#applyMicroLora': { rows: [...vectorRows('input', (v) => ctx.a.applyMicroLora(v as Float32Array)).slice(0, 8), disposedA((a) => a.applyMicroLora(x))], good: () => expect(ctx.a.applyMicroLora(x)).toEqual(Array.from(ctx.a.apply(x))) },
   'PatternAdapter#adapt': {
     rows: [
@@ -311,6 +324,8 @@ export async function setUpAdapter(module: QEModule): Promise<void> {
   ctx.weights = { A: WEIGHTS.A.slice(), B: WEIGHTS.B.slice() };
   vecs.forEach((v, i) => ctx.a.storePattern({ id: `p${i}`, embedding: v, quality: 0.5 }));
   ctx.saved = ctx.a.export();
+  // The resident pair is made on first use (two allocations that stay): made here, before the rows count allocations.
+  void ctx.a.residentInput;
   ctx.dir = mkdtempSync(join(tmpdir(), 'qe-badinput-adapter-'));
 }
 
