@@ -295,7 +295,7 @@ export class QEFlashAttention {
     const temperature = options.temperature ?? DEFAULT_DEFECT_TEMPERATURE;
     if (typeof defectEmbedding === 'string' || isCodeIndex(patternLibrary)) {
       if (typeof defectEmbedding !== 'string') throw new TypeError('defectEmbedding: a code index of defects is matched by failure text: pass a string, not an embedding');
-      if (!isCodeIndex(patternLibrary)) throw new TypeError(`patternLibrary: failure text (a string defectEmbedding) is matched against a code index (createCodeIndex({ kind: 'failure' })), got ${describe(patternLibrary)}`);
+      if (!isCodeIndex(patternLibrary)) throw new TypeError(`patternLibrary: failure text is matched against a code index (createCodeIndex({ kind: 'failure' })), and defectEmbedding is a string; got ${describe(patternLibrary)}`);
       const library = patternLibrary;
       return this.measured('defect-matching', library.size, library.dim, 0, () =>
         matchText(library, defectEmbedding, temperature).map((m) => ({ pattern: m.index, index: m.index, entry: m.id, score: m.score, probability: m.probability })),

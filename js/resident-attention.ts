@@ -84,12 +84,14 @@ export class ResidentAttention {
    */
   run(out?: Float32Array): Float32Array {
     this.notDisposed();
+    // out as it really is (js/input.ts): a lying length or a detached buffer is caught here, not in the copy.
+    // The copy goes through this view of out's memory; out itself is returned.
+    let target: Float32Array | undefined;
     if (out !== undefined) {
-      // As it really is (js/input.ts): a lying length or a detached buffer is caught here, not in the copy.
-      out = realArray('out', out) as Float32Array;
+      target = realArray('out', out) as Float32Array;
       const count = this.shape.seqLen * this.shape.dim;
-      if (!(out instanceof Float32Array)) throw new TypeError('out must be a Float32Array');
-      if (out.length !== count) throw new RangeError(`out must have seqLen * dim = ${count} elements, got ${out.length}`);
+      if (!(target instanceof Float32Array)) throw new TypeError('out must be a Float32Array');
+      if (target.length !== count) throw new RangeError(`out must have seqLen * dim = ${count} elements, got ${target.length}`);
     }
     const start = performance.now();
     const ran = runAttentionAt(
@@ -100,7 +102,7 @@ export class ResidentAttention {
       this.blocks.kvChunkSize,
       this.threads,
     );
-    const result = out === undefined ? this.output : (out.set(this.output), out);
+    const result = out === undefined || target === undefined ? this.output : (target.set(this.output), out);
     this.onRun({ timeMs: performance.now() - start, ...ran });
     return result;
   }

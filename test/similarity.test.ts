@@ -176,7 +176,9 @@ describe.each(MODULE_KINDS)('cosineTopK on the %s build', (kind) => {
     const m = moduleOf(kind);
     const q = Float32Array.of(1, 2);
     expectThrow(() => cosineTopK(m, [1, 2] as unknown as Float32Array, [q]), TypeError, /testEmbedding must be a Float32Array/);
-    expectThrow(() => cosineTopK(m, q, [Float32Array.of(1, 2, 3)]), RangeError, /corpusEmbeddings\[0\] has length 3 but the dimension is 2/);
+    // Every corpus vector agrees on 3: the query (length 2) is the one blamed (issue 16).
+    expectThrow(() => cosineTopK(m, q, [Float32Array.of(1, 2, 3)]), RangeError, /^testEmbedding has length 2 but every vector of corpusEmbeddings has length 3$/);
+    expectThrow(() => cosineTopK(m, q, [Float32Array.of(1, 2), Float32Array.of(1, 2, 3)]), RangeError, /corpusEmbeddings\[1\] has length 3 but the dimension is 2/);
     expectThrow(() => cosineTopK(m, q, []), RangeError, /corpusEmbeddings is empty/);
     expectThrow(() => cosineTopK(m, q, Float32Array.of(1, 2, 3)), RangeError, /not a positive multiple of the dimension 2/);
     expectThrow(() => cosineTopK(m, q, { data: Float32Array.of(1, 2, 3, 4), count: 3 }), RangeError, /count x dim = 3 x 2 = 6/);
