@@ -14,6 +14,7 @@
 import type { ModuleKind, ModuleLoadOptions } from '../types';
 import { loadWasm, type LoadedWasm } from './loader';
 import type { ThreadPool } from './thread-pool';
+import { freesHeld } from './thread-support';
 import { QE_EXPORT_NAMES, QE_STATUS, QE_STATUS_TEXT, type QEExports } from './c-api';
 
 export { QE_STATUS, type QEExports };
@@ -101,6 +102,7 @@ export class QEModule {
   private f64View: Float64Array | null = null;
   private readonly live = new Map<number, number>();
   private liveByteCount = 0;
+  private readonly heldFrees = new Set<number>();
 
   constructor(loaded: LoadedWasm) {
     for (const name of QE_EXPORT_NAMES) {
@@ -183,10 +185,29 @@ export class QEModule {
 
   free(ptr: number): void {
     const bytes = this.live.get(ptr);
-    if (bytes === undefined) throw new Error(`qe_free of ${ptr}, which is not a live allocation`);
+    if (bytes === undefined || this.heldFrees.has(ptr)) throw new Error(`qe_free of ${ptr}, which is not a live allocation`);
+    // A worker given up while perhaps still running holds frees back (see
+    // holdFrees in js/thread-support.ts); they go through once it has ended.
+    const held = freesHeld(this.memory);
+    if (held !== null) {
+      this.heldFrees.add(ptr);
+      if (this.heldFrees.size === 1) void held.then(() => this.releaseHeldFrees());
+      return;
+    }
     this.live.delete(ptr);
     this.liveByteCount -= bytes;
     this.x.qe_free(ptr);
+  }
+
+  private releaseHeldFrees(): void {
+    const held = freesHeld(this.memory);
+    if (held !== null) {
+      void held.then(() => this.releaseHeldFrees());
+      return;
+    }
+    const pointers = [...this.heldFrees];
+    this.heldFrees.clear();
+    for (const ptr of pointers) this.free(ptr);
   }
 
   /** Runs fn with a scope whose allocations are all freed when fn returns or throws. */

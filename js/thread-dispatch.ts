@@ -22,8 +22,12 @@ export interface JobHelper {
 export interface JobHost {
   readonly x: QEExports;
   readonly memory: WebAssembly.Memory;
-  /** `helper` died or stopped answering during a job: drop it from the pool, end its thread. */
-  lose(helper: JobHelper): void;
+  /**
+   * `helper` died or stopped answering during a job: drop it from the pool,
+   * end its thread. `mayRun`: it was given up at the deadline, not seen to
+   * die, so it may still write until its thread has ended.
+   */
+  lose(helper: JobHelper, mayRun: boolean): void;
   /** Something left the module in a state the pool must not run jobs on again. */
   fail(error: Error): void;
 }
@@ -271,7 +275,7 @@ function waitFinished(
       if (redone === 0 && !dead) return; // it had just finished by itself
       if (!dead) outcome.overdue = true;
       outcome.lost++;
-      host.lose(r);
+      host.lose(r, !dead);
     });
   }
 }

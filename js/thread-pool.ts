@@ -16,7 +16,7 @@ import {
   CMD, CMD_EXIT, FAILED, READY, SEQ, SLOT_BYTES, SLOT_INTS, STARTING, STATE, WORKER_STACK_BYTES, slotView,
   type WorkerStartData,
 } from './thread-protocol';
-import { MAX_THREADS, MIN_PARALLEL_FLOPS } from './thread-support';
+import { holdFrees, MAX_THREADS, MIN_PARALLEL_FLOPS } from './thread-support';
 import { WORKER_SOURCE } from './worker-source';
 
 /** The exports the pool uses: every module exports every entry (js/c-api.ts). */
@@ -78,6 +78,18 @@ export interface ThreadedAttentionResult {
 const pools = new Set<ThreadPool>();
 
 /**
+ * Node's terminate() settles once the thread has stopped; a browser's
+ * returns at once, while the worker's engine may still be stopping it. A
+ * short grace covers that before held frees go through.
+ */
+function afterEnd(): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, 50) as unknown as { unref?: () => void };
+    t.unref?.();
+  });
+}
+
+/**
  * Workers sharing one instance's memory. Create with ThreadPool.start; grow
  * with ensureWorkers. Jobs are synchronous on the calling thread, so only one
  * runs at a time and nothing else touches the module meanwhile. Starting and
@@ -98,7 +110,7 @@ export class ThreadPool {
     this.host = {
       x,
       memory,
-      lose: (helper) => this.lose(helper as WorkerRecord),
+      lose: (helper, mayRun) => this.lose(helper as WorkerRecord, mayRun),
       fail: (error) => {
         this.broken ??= error;
       },
@@ -255,12 +267,15 @@ export class ThreadPool {
   /**
    * A worker that died during a job (its share was finished by the caller),
    * or stopped answering: never given another job, its thread ended, and its
-   * slot and stack freed once it has (helpersFor starts a replacement).
+   * slot and stack freed once it has (helpersFor starts a replacement). One
+   * that `mayRun` holds back every free of the module's memory until then
+   * (see holdFrees), so its late writes cannot land in a later call's data.
    */
-  private lose(r: WorkerRecord): void {
+  private lose(r: WorkerRecord, mayRun = false): void {
     if (r.stopping) return;
     r.stopping = true;
     const ended = r.handle?.terminate() ?? Promise.resolve();
+    if (mayRun) holdFrees(this.memory, ended.then(afterEnd, afterEnd));
     void ended.catch(() => undefined).then(() => this.forget(r));
   }
 

@@ -107,3 +107,29 @@ export function estimateAttentionFlops(Q: unknown, K: unknown, dim: unknown): nu
   if (!(Q instanceof Float32Array) || !(K instanceof Float32Array) || typeof dim !== 'number' || !(dim >= 1)) return 0;
   return (4 * Q.length * K.length) / dim;
 }
+
+/*
+ * Frees held back while a worker that was given up may still be running.
+ * A worker that stops answering is finished for by the caller and told to
+ * end, but until its thread has really stopped it may still write its last
+ * task's rows into the caller's buffers. Were those freed and handed to a
+ * later call meanwhile, its write would land in that call's data. So
+ * QEModule.free (js/module.ts) holds every free of that memory back until
+ * the worker's end is confirmed.
+ */
+const heldFrees = new WeakMap<WebAssembly.Memory, Set<Promise<void>>>();
+
+/** Frees of `memory` wait until `until` settles (fulfilled or not). */
+export function holdFrees(memory: WebAssembly.Memory, until: Promise<unknown>): void {
+  let holds = heldFrees.get(memory);
+  if (holds === undefined) heldFrees.set(memory, (holds = new Set()));
+  const hold: Promise<void> = until.then(() => undefined, () => undefined).then(() => void holds!.delete(hold));
+  holds.add(hold);
+}
+
+/** A promise that settles once no hold on `memory` is left, or null when none is. */
+export function freesHeld(memory: WebAssembly.Memory): Promise<void> | null {
+  const holds = heldFrees.get(memory);
+  if (holds === undefined || holds.size === 0) return null;
+  return Promise.all(holds).then(() => undefined);
+}

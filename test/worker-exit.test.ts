@@ -91,6 +91,8 @@ describe.each([
     const two = await twoThreads();
     if (two === null) return;
     const { fa, pool } = two;
+    const module = await loadQEModule({ threads: 2 });
+    const baseline = module.liveBytes;
     const slot = slotView(inside(pool).memory, inside(pool).workers[0].slot);
     // The hook fires in the next job the worker takes (a job it was too late
     // for is withdrawn from it, and then the hook waits for the next call).
@@ -111,12 +113,22 @@ describe.each([
     expect(jobs.at(-1)?.lost).toBe(1);
     expect(jobs.slice(0, -1).every((j) => j.lost === 0)).toBe(true);
     expect(pool.readyWorkers).toBe(0);
+    // A worker seen to die writes nothing more: the call's buffers were freed.
+    // One given up at the deadline may still be running, so the frees wait
+    // until its thread has ended (else its last writes could land in a later
+    // call's buffers).
+    if (how === DIE_HANG) expect(module.liveBytes).toBeGreaterThan(baseline);
+    else expect(module.liveBytes).toBe(baseline);
     // Calls meanwhile are right; a replacement starts, and calls use it.
     expect(call(fa)).toBeLessThanOrEqual(2);
     await untilReady(pool, 1);
     expect(pool.size).toBe(1);
     expect(call(fa)).toBeLessThanOrEqual(2);
     expect(pool.failure).toBeNull();
+    // Every held free has gone through once the worker ended.
+    const until = Date.now() + 10000;
+    while (module.liveBytes !== baseline && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(module.liveBytes).toBe(baseline);
     fa.dispose();
   });
 });
