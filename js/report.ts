@@ -184,6 +184,11 @@ export function buildReportData(module: QEModule, inputs: readonly string[], opt
   validatePositiveInteger('options.dim', dim);
   validatePositiveInteger('options.top', top);
   if (typeof progress !== 'function') throw new TypeError(`options.onProgress must be a function, got ${describe(progress)}`);
+  // A number here would be read by fs as a file descriptor.
+  if (options.benchResults !== undefined && (typeof options.benchResults !== 'string' || options.benchResults.length === 0)) {
+    throw new TypeError(`options.benchResults must be the path of a results JSON, got ${describe(options.benchResults)}`);
+  }
+  if (options.title !== undefined && typeof options.title !== 'string') throw new TypeError(`options.title must be a string, got ${describe(options.title)}`);
   if (inputs.length === 0) throw new RangeError('report needs a test folder, test files, or one JSON results file');
 
   let files: string[];

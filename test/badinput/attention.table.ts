@@ -97,6 +97,9 @@ function generalRows(run: typeof attend): Row[] {
     { bad: 'options.window.left -2', call: () => run(Q, K, V, 3, DIM, { kvSeqLen: 5, window: { left: -2 } }), error: RangeError, arg: 'options.window.left' },
     { bad: 'options.window.right 1.5', call: () => run(Q, K, V, 3, DIM, { kvSeqLen: 5, window: { right: 1.5 } }), error: RangeError, arg: 'options.window.right' },
     { bad: 'options.mask a Float64Array', call: () => run(Q, K, V, 3, DIM, { kvSeqLen: 5, mask: { data: new Float64Array(15), dims: [3, 5] } }), error: TypeError, arg: 'options.mask' },
+    { bad: 'options.mask.data detached', call: () => { const d = new Uint8Array(15).fill(1); structuredClone(d.buffer, { transfer: [d.buffer] }); return run(Q, K, V, 3, DIM, { kvSeqLen: 5, mask: { data: d, dims: [3, 5] } }); }, error: TypeError, arg: /options\.mask/ },
+    { bad: 'options.mask.data with a lying length', call: () => { const d = new Uint8Array(15 * 64).fill(1); Object.defineProperty(d, 'length', { value: 15 }); return run(Q, K, V, 3, DIM, { kvSeqLen: 5, mask: { data: d, dims: [3, 5] } }); }, error: RangeError, arg: /options\.mask/ },
+    { bad: 'options.mask.data one short', call: () => run(Q, K, V, 3, DIM, { kvSeqLen: 5, mask: { data: new Uint8Array(14).fill(1), dims: [3, 5] } }), error: RangeError, arg: /options\.mask/ },
   ];
 }
 

@@ -49,6 +49,24 @@ function corruptResultsRows(): Row[] {
   return rows;
 }
 
+/** A corrupt benchmark results file given as options.benchResults: each a PathError naming the file. */
+function corruptBenchRows(): Row[] {
+  const good = JSON.stringify({ machine: { cpu: 'x' }, results: [] });
+  return ([
+    ['empty', ''],
+    ['not JSON', 'garbage'],
+    ['JSON null', 'null'],
+    ['no results array', JSON.stringify({ machine: {} })],
+    ['truncated at half', good.slice(0, Math.floor(good.length / 2))],
+    ['truncated at length - 1', good.slice(0, -1)],
+  ] as const).map(([what, text]) => ({
+    bad: `options.benchResults ${what}`,
+    call: () => { const f = join(ctx.dir, 'bad-bench.json'); writeFileSync(f, text); return buildReportData(ctx.module, [ctx.tests], { benchResults: f }); },
+    error: PathError,
+    arg: /bad-bench\.json/,
+  }));
+}
+
 export const REPORT_TABLE: Table = {
   readResultsFile: {
     rows: [
@@ -78,6 +96,9 @@ export const REPORT_TABLE: Table = {
       { bad: 'options.dim 1.5', call: () => buildReportData(ctx.module, [ctx.tests], { dim: 1.5 }), error: RangeError, arg: 'options.dim' },
       { bad: 'options.top -1', call: () => buildReportData(ctx.module, [ctx.tests], { top: -1 }), error: RangeError, arg: 'options.top' },
       { bad: 'options.onProgress a number', call: () => buildReportData(ctx.module, [ctx.tests], { onProgress: 3 } as never), error: TypeError, arg: 'options.onProgress' },
+      { bad: 'options.benchResults a number (a file descriptor to fs)', call: () => buildReportData(ctx.module, [ctx.tests], { benchResults: 0 } as never), error: TypeError, arg: 'options.benchResults' },
+      { bad: 'options.title a number', call: () => buildReportData(ctx.module, [ctx.tests], { title: 3 } as never), error: TypeError, arg: 'options.title' },
+      ...corruptBenchRows(),
     ],
     good: goodReport,
   },
