@@ -1,5 +1,5 @@
 /*
- * The exported entries of pattern adaptation (issue 12): a Micro-LoRA
+ * The exported entries of pattern adaptation: a Micro-LoRA
  * adapter and a pattern cache behind opaque handles. As in api.c: each
  * entry re-checks its arguments, takes working memory from the arena, and
  * returns a status code; csrc/adapt/ trusts its arguments.

@@ -1,5 +1,5 @@
 /*
- * The exported entries of the HNSW index (issue 11; implemented in
+ * The exported entries of the HNSW index (implemented in
  * csrc/api_hnsw.c, the algorithm in csrc/search/hnsw.c). An index is an
  * opaque handle: create, use, destroy. Status codes are qe_api.h's plus
  * search/hnsw.h's QE_HNSW_ERR_* (-20 to -28). Pointers are byte offsets into

@@ -320,7 +320,7 @@ QE_EXPORT int qe_job_destroy(qe_job *job);
 /* ---------------------------------------------------------------- end of jobs */
 
 /* ------------------------------------------------------------------------
- * Pattern adaptation (issue 12; implemented in csrc/api_adapt.c, algorithms
+ * Pattern adaptation (implemented in csrc/api_adapt.c, algorithms
  * in csrc/adapt/): a Micro-LoRA adapter and a pattern cache, each an opaque
  * handle made by a create entry (written to *out) and freed by destroy.
  * Vectors are dim floats. Byte formats carry magic, version, length and a

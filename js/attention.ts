@@ -7,7 +7,9 @@
  * Module layer: with js/module.ts (memory, views, status codes) and
  * js/corpus.ts, the only files that call entries with pointers.
  */
+import type { AttentionOptions } from '../types';
 import { checkStatus, type QEModule } from './module';
+import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
 import { nonFiniteElementError, type ResolvedAttention } from './validate';
 
 /** What the attention entry reports besides its output. */
@@ -111,4 +113,37 @@ function maxAbs(x: Float32Array): number {
   let m = 0;
   for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
   return m;
+}
+
+/**
+ * Attention with kvHeads, a mask, softcap or a window: the ONNX operator's
+ * entry on the 3D layout ([1, seqLen, dim]), which computes the same
+ * attention (top-left causal, key padding as a rank-1 mask). One thread.
+ */
+export function runGeneralAttention(
+  module: QEModule, Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, options: AttentionOptions,
+  blockQ: number, blockK: number,
+): AttentionRun {
+  const kvHeads = p.kvHeads ?? p.heads;
+  const kvDim = kvHeads * p.headDim;
+  const inputs: OnnxAttentionInputs = {
+    Q: { data: Q, dims: [1, p.seqLen, p.dim] },
+    K: { data: K, dims: [1, p.kvSeqLen, kvDim] },
+    V: { data: V, dims: [1, p.kvSeqLen, kvDim] },
+  };
+  if (options.mask) inputs.attn_mask = { data: options.mask.data, dims: options.mask.dims, type: options.mask.data instanceof Uint8Array ? 'bool' : 'float32' };
+  else if (p.validKeyLength < p.kvSeqLen) inputs.attn_mask = { data: new Uint8Array(p.validKeyLength).fill(1), dims: [p.validKeyLength], type: 'bool' };
+  const attributes: OnnxAttentionAttributes = {
+    q_num_heads: p.heads, kv_num_heads: kvHeads, scale: p.scale, is_causal: p.causal ? 1 : 0,
+    left_window_size: options.window?.left ?? -1, right_window_size: options.window?.right ?? -1,
+  };
+  if (options.softcap) attributes.softcap = options.softcap;
+  try {
+    const out = onnxAttentionOn(module, inputs, attributes, { blockQ, blockK });
+    return { output: out.Y.data as Float32Array, tileQ: 0, tileK: 0, workspaceBytes: module.workspaceLastBytes(), threads: 1 };
+  } catch (error) {
+    // The operator names its inputs; here they are options.
+    if (error instanceof Error) error.message = error.message.replace('inputs.attn_mask', 'options.mask');
+    throw error;
+  }
 }

@@ -454,3 +454,20 @@ export function embedSource(module: QEModule, source: string, options: CodeEmbed
   const { y, seqLen } = encodeTokens(module, vectors, dim, layer);
   return weightedPoolNormalized(y, builtinTokenWeights(module, sequence.map((i) => tokens[i].text)), seqLen, dim);
 }
+
+/**
+ * generateCodeEmbedding's two forms with a workload's preset: source text
+ * (embedSource), or token embeddings [seqLen x dim] with optional position
+ * embeddings (embedTokens).
+ */
+export function embedCode(
+  module: QEModule, code: Float32Array | string, positionEmbeddings: Float32Array | undefined, dim: number,
+  blocks: { headsPerBlock: number; queryChunkSize: number; kvChunkSize: number },
+): Float32Array {
+  const common = { heads: blocks.headsPerBlock, blockQ: blocks.queryChunkSize, blockK: blocks.kvChunkSize };
+  if (typeof code === 'string') {
+    if (positionEmbeddings !== undefined) throw new TypeError('positionEmbeddings applies to token embeddings, not to source text');
+    return embedSource(module, code, { ...common, dim });
+  }
+  return embedTokens(module, code, dim, { ...common, positionEmbeddings });
+}

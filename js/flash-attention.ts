@@ -17,29 +17,20 @@ import type {
   ModuleLoadOptions,
   QEWorkloadType,
 } from '../types';
-import { runAttention, type AttentionRun } from './attention';
+import { runAttention, runGeneralAttention, type AttentionRun } from './attention';
 import { naiveAttention } from './baseline';
 import { assertWorkloadType, cloneConfig, mergeConfig, QE_FLASH_ATTENTION_CONFIG } from './config';
-import { MODULE_ENV_VAR } from './loader';
-import { embedSource, embedTokens } from './code-embedding';
-import { createCodeIndex, isCodeIndex, matchText, type CodeIndex, type CodeIndexOptions } from './code-index';
+import { resolveThreads } from './loader';
+import { embedCode } from './code-embedding';
+import { createCodeIndex, type CodeIndex, type CodeIndexOptions } from './code-index';
+import { corpusRows, matchDefect, realCorpus } from './defect-matching';
 import { MetricsRecorder, type MeasuredOperation } from './metrics';
 import { HNSWIndex, type HNSWIndexOptions, type HNSWSearchOptions, type HNSWSearchResult } from './hnsw';
 import { loadQEModule, type QEModule } from './module';
-import { onnxAttentionOn, type OnnxAttentionAttributes, type OnnxAttentionInputs } from './onnx-attention';
 import { ResidentAttention } from './resident-attention';
-import { clampThreadCount, defaultThreadCount, estimateAttentionFlops, validateThreadCount } from './thread-support';
-import {
-  cosineTopK,
-  cosineTopKBatch,
-  createSimilarityIndex,
-  matchPatterns,
-  matchPatternsInIndex,
-  type CorpusInput,
-  type SimilarityIndex,
-  type SimilarityResult,
-} from './similarity';
-import { realArray, realLength, realList, snapshotList, typedArrayKind } from './input';
+import { estimateAttentionFlops } from './thread-support';
+import { cosineTopK, cosineTopKBatch, createSimilarityIndex, type CorpusInput, type SimilarityIndex, type SimilarityResult } from './similarity';
+import { realArray, realLength, realList, typedArrayKind } from './input';
 import { describe, validateAttention, validatePositiveInteger, type ResolvedAttention } from './validate';
 
 function isQEModule(x: unknown): x is QEModule {
@@ -154,7 +145,7 @@ export class QEFlashAttention {
     const start = performance.now();
     const blockQ = this.config.blocks.queryChunkSize, blockK = this.config.blocks.kvChunkSize;
     const run = shape.general
-      ? generalAttention(module, Q, K, V, shape, options ?? {}, blockQ, blockK)
+      ? runGeneralAttention(module, Q, K, V, shape, options ?? {}, blockQ, blockK)
       : runAttention(module, Q, K, V, shape, blockQ, blockK, this.threads);
     this.recordAttention(module, shape, { ...run, timeMs: performance.now() - start });
     return run.output;
@@ -287,43 +278,7 @@ export class QEFlashAttention {
   matchDefectPatternSync<P = unknown>(defectEmbedding: Float32Array, patternLibrary: PatternLibrary<P>, options?: DefectMatchOptions): DefectMatch<P>[];
   matchDefectPatternSync(failureText: string, patternLibrary: CodeIndex, options?: DefectMatchOptions): DefectMatch<string>[];
   matchDefectPatternSync<P = unknown>(defectEmbedding: Float32Array | string, patternLibrary: PatternLibrary<P> | CodeIndex, options: DefectMatchOptions = {}): DefectMatch<P>[] | DefectMatch<string>[] {
-    const module = this.live();
-    defectEmbedding = realArray('defectEmbedding', defectEmbedding) as Float32Array;
-    // A list is read once; its entries (returned as `entry`) keep their identity.
-    patternLibrary = (Array.isArray(patternLibrary) ? snapshotList('patternLibrary', patternLibrary) : realCorpus('patternLibrary', patternLibrary)) as PatternLibrary<P>;
-    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
-    const temperature = options.temperature ?? DEFAULT_DEFECT_TEMPERATURE;
-    if (typeof defectEmbedding === 'string' || isCodeIndex(patternLibrary)) {
-      if (typeof defectEmbedding !== 'string') throw new TypeError('defectEmbedding: a code index of defects is matched by failure text: pass a string, not an embedding');
-      if (!isCodeIndex(patternLibrary)) throw new TypeError(`patternLibrary: failure text is matched against a code index (createCodeIndex({ kind: 'failure' })), and defectEmbedding is a string; got ${describe(patternLibrary)}`);
-      const library = patternLibrary;
-      return this.measured('defect-matching', library.size, library.dim, 0, () =>
-        matchText(library, defectEmbedding, temperature).map((m) => ({ pattern: m.index, index: m.index, entry: m.id, score: m.score, probability: m.probability })),
-      );
-    }
-    const dim = defectEmbedding?.length ?? 0;
-    if (isSimilarityIndex(patternLibrary)) {
-      const library = patternLibrary;
-      return this.measured('defect-matching', library.size, dim, 0, () =>
-        matchPatternsInIndex(module, defectEmbedding, library, temperature, 'options.temperature').map((m) => ({
-          pattern: m.index,
-          index: m.index,
-          entry: m.index as unknown as P,
-          score: m.score,
-          probability: m.probability,
-        })),
-      );
-    }
-    const { corpus, pattern, row } = patternCorpus(patternLibrary, dim);
-    return this.measured('defect-matching', corpusRows(corpus, defectEmbedding), dim, 0, () =>
-      matchPatterns(module, defectEmbedding, corpus, temperature, { patterns: 'patternLibrary', row, temperature: 'options.temperature' }).map((m) => ({
-        pattern: m.index,
-        index: m.index,
-        entry: pattern(m.index),
-        score: m.score,
-        probability: m.probability,
-      })),
-    );
+    return matchDefect(this.live(), defectEmbedding, patternLibrary, options, (op, rows, dim, heads, run) => this.measured(op, rows, dim, heads, run)) as DefectMatch<P>[] | DefectMatch<string>[];
   }
 
   /**
@@ -349,15 +304,8 @@ export class QEFlashAttention {
       throw new TypeError(`code must be source text (a string) or token embeddings (codeTokens: a Float32Array, seqLen x dim), got ${describe(code)}`);
     }
     const { dim, blocks } = this.config;
-    const common = { heads: blocks.headsPerBlock, blockQ: blocks.queryChunkSize, blockK: blocks.kvChunkSize };
-    if (typeof code === 'string') {
-      if (positionEmbeddings !== undefined) throw new TypeError('positionEmbeddings applies to token embeddings, not to source text');
-      return this.measured('code-embedding', code.length, dim, blocks.headsPerBlock, () => embedSource(module, code, { ...common, dim }));
-    }
-    const rows = code instanceof Float32Array && dim > 0 ? Math.floor(code.length / dim) : 0;
-    return this.measured('code-embedding', rows, dim, blocks.headsPerBlock, () =>
-      embedTokens(module, code, dim, { ...common, positionEmbeddings }),
-    );
+    const rows = typeof code === 'string' ? code.length : code instanceof Float32Array && dim > 0 ? Math.floor(code.length / dim) : 0;
+    return this.measured('code-embedding', rows, dim, blocks.headsPerBlock, () => embedCode(module, code, positionEmbeddings, dim, blocks));
   }
 
   /**
@@ -529,21 +477,6 @@ export class QEFlashAttention {
 }
 
 /**
- * Threads asked for: loadOptions.threads when given; else min(2, cores)
- * where threads can run and the build is left to 'auto' (no QE_FLASH_MODULE);
- * else 1.
- */
-async function resolveThreads(loadOptions: ModuleLoadOptions | undefined): Promise<{ threads: number; warning: string | null }> {
-  if (loadOptions?.threads !== undefined) {
-    // Above the core count: clamped, and the metrics of every call say so.
-    return clampThreadCount(validateThreadCount(loadOptions.threads, 'loadOptions.threads'), 'loadOptions.threads');
-  }
-  const auto = loadOptions?.module === undefined || loadOptions.module === 'auto';
-  const forced = typeof process !== 'undefined' && !!process.env?.[MODULE_ENV_VAR];
-  return { threads: auto && !forced && loadOptions?.wasmBytes === undefined ? await defaultThreadCount() : 1, warning: null };
-}
-
-/**
  * A QEFlashAttention for `workload`, its preset merged with customConfig
  * (ours, the original module's, or agentic-qe 3.14's { dim, strategy:
  * 'flash', blockSize?, numHeads? }), initialized. loadOptions choose the
@@ -558,93 +491,4 @@ export async function createQEFlashAttention(
   const instance = new QEFlashAttention(workload, customConfig, loadOptions);
   await instance.initialize();
   return instance;
-}
-
-/**
- * Attention with kvHeads, a mask, softcap or a window: the ONNX operator's
- * entry on the 3D layout ([1, seqLen, dim]), which computes the same
- * attention (top-left causal, key padding as a rank-1 mask). One thread.
- */
-function generalAttention(
-  module: QEModule, Q: Float32Array, K: Float32Array, V: Float32Array, p: ResolvedAttention, options: AttentionOptions,
-  blockQ: number, blockK: number,
-): AttentionRun {
-  const kvHeads = p.kvHeads ?? p.heads;
-  const kvDim = kvHeads * p.headDim;
-  const inputs: OnnxAttentionInputs = {
-    Q: { data: Q, dims: [1, p.seqLen, p.dim] },
-    K: { data: K, dims: [1, p.kvSeqLen, kvDim] },
-    V: { data: V, dims: [1, p.kvSeqLen, kvDim] },
-  };
-  if (options.mask) inputs.attn_mask = { data: options.mask.data, dims: options.mask.dims, type: options.mask.data instanceof Uint8Array ? 'bool' : 'float32' };
-  else if (p.validKeyLength < p.kvSeqLen) inputs.attn_mask = { data: new Uint8Array(p.validKeyLength).fill(1), dims: [p.validKeyLength], type: 'bool' };
-  const attributes: OnnxAttentionAttributes = {
-    q_num_heads: p.heads, kv_num_heads: kvHeads, scale: p.scale, is_causal: p.causal ? 1 : 0,
-    left_window_size: options.window?.left ?? -1, right_window_size: options.window?.right ?? -1,
-  };
-  if (options.softcap) attributes.softcap = options.softcap;
-  try {
-    const out = onnxAttentionOn(module, inputs, attributes, { blockQ, blockK });
-    return { output: out.Y.data as Float32Array, tileQ: 0, tileK: 0, workspaceBytes: module.workspaceLastBytes(), threads: 1 };
-  } catch (error) {
-    // The operator names its inputs; here they are options.
-    if (error instanceof Error) error.message = error.message.replace('inputs.attn_mask', 'options.mask');
-    throw error;
-  }
-}
-
-/** Default temperature of matchDefectPattern: probabilities are softmax(cosine / 0.1). */
-export const DEFAULT_DEFECT_TEMPERATURE = 0.1;
-
-function isSimilarityIndex(x: unknown): x is SimilarityIndex {
-  return typeof x === 'object' && x !== null && typeof (x as SimilarityIndex).search === 'function' && typeof (x as SimilarityIndex).add === 'function';
-}
-
-/** Rows of a corpus argument, for the metrics (0 when it is malformed: validation reports that). */
-function corpusRows(corpus: CorpusInput, query: Float32Array): number {
-  if (Array.isArray(corpus)) return corpus.length;
-  if (corpus instanceof Float32Array) return query?.length ? Math.floor(corpus.length / query.length) : 0;
-  const sized = corpus as { count?: unknown };
-  return typeof sized?.count === 'number' ? sized.count : 0;
-}
-
-/** The corpus of a pattern library, and how to name pattern i in the results. */
-function patternCorpus<P>(library: PatternLibrary<P>, dim: number): { corpus: CorpusInput; pattern: (i: number) => P; row?: (i: number) => string } {
-  if (Array.isArray(library)) {
-    const list = library as readonly unknown[];
-    if (list.length > 0 && typedArrayKind(list[0]) === undefined) {
-      const embeddings = list.map((entry, i) => {
-        if (entry === null || typeof entry !== 'object') {
-          throw new TypeError(`patternLibrary[${i}] must be a Float32Array or an object with a Float32Array embedding, got ${describe(entry)}`);
-        }
-        // Read once, and as it really is (js/input.ts).
-        const e = realArray(`patternLibrary[${i}].embedding`, (entry as { embedding?: unknown }).embedding);
-        if (!(e instanceof Float32Array)) throw new TypeError(`patternLibrary[${i}].embedding must be a Float32Array, got ${describe(e)}`);
-        return e;
-      });
-      return { corpus: embeddings, pattern: (i) => list[i] as P, row: (i) => `patternLibrary[${i}].embedding` };
-    }
-    return { corpus: list.map((v, i) => realArray(`patternLibrary[${i}]`, v)) as Float32Array[], pattern: (i) => list[i] as P };
-  }
-  if (library instanceof Float32Array) {
-    return { corpus: library, pattern: (i) => library.subarray(i * dim, (i + 1) * dim) as unknown as P };
-  }
-  const flat = library as { data: Float32Array; count: number };
-  const rowLength = flat && flat.count > 0 && flat.data instanceof Float32Array ? flat.data.length / flat.count : dim;
-  return { corpus: flat, pattern: (i) => flat.data.subarray(i * rowLength, (i + 1) * rowLength) as unknown as P };
-}
-
-/**
- * A corpus or pattern library argument as it really is (js/input.ts): a list
- * read once (its entries' identity kept), a typed array as a real view, a
- * { data, count } object read once; a resident index as it is.
- */
-function realCorpus(name: string, corpus: unknown): unknown {
-  if (Array.isArray(corpus) || typeof corpus !== 'object' || corpus === null) return realList(name, corpus);
-  if (isSimilarityIndex(corpus)) return corpus;
-  const real = realArray(name, corpus);
-  if (real !== corpus) return real;
-  if (!('data' in corpus)) return corpus;
-  const flat = corpus as { data?: unknown; count?: unknown };
-  return { data: realArray(`${name}.data`, flat.data), count: flat.count };
 }

@@ -41,7 +41,8 @@ export {
   getQEFlashAttentionConfig,
   getWorkloadTypes,
 } from './config';
-export { DEFAULT_DEFECT_TEMPERATURE, QEFlashAttention, createQEFlashAttention } from './flash-attention';
+export { QEFlashAttention, createQEFlashAttention } from './flash-attention';
+export { DEFAULT_DEFECT_TEMPERATURE } from './defect-matching';
 export type { ResidentAttention } from './resident-attention';
 export { WASMSIMDBackend, getWASMSIMDBackend } from './backend';
 export {

@@ -24,7 +24,7 @@
 import type { ModuleChoice, ModuleKind, ModuleLoadOptions } from '../types';
 import { createThreadedMemory, threadedImports } from './thread-protocol';
 import { ThreadPool } from './thread-pool';
-import { THREADED_MODULE_FILE, clampThreadCount, detectThreadSupport, validateThreadCount } from './thread-support';
+import { THREADED_MODULE_FILE, clampThreadCount, defaultThreadCount, detectThreadSupport, validateThreadCount } from './thread-support';
 import { compileFromUrl, compilePackageModule, localPathOf, readFileBytes } from './platform';
 
 export const MODULE_FILES: Readonly<Record<ModuleKind, string>> = Object.freeze({
@@ -349,4 +349,19 @@ function cached(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean)
     pending.catch(() => instances.delete(key));
   }
   return pending;
+}
+
+/**
+ * Threads asked for: loadOptions.threads when given; else min(2, cores)
+ * where threads can run and the build is left to 'auto' (no QE_FLASH_MODULE);
+ * else 1.
+ */
+export async function resolveThreads(loadOptions: ModuleLoadOptions | undefined): Promise<{ threads: number; warning: string | null }> {
+  if (loadOptions?.threads !== undefined) {
+    // Above the core count: clamped, and the metrics of every call say so.
+    return clampThreadCount(validateThreadCount(loadOptions.threads, 'loadOptions.threads'), 'loadOptions.threads');
+  }
+  const auto = loadOptions?.module === undefined || loadOptions.module === 'auto';
+  const forced = typeof process !== 'undefined' && !!process.env?.[MODULE_ENV_VAR];
+  return { threads: auto && !forced && loadOptions?.wasmBytes === undefined ? await defaultThreadCount() : 1, warning: null };
 }
