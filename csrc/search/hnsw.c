@@ -125,10 +125,13 @@ static float quantize(const qe_hnsw *h, const float *x, int8_t *code16, int16_t 
     const float a = x[i] < 0 ? -x[i] : x[i];
     if (a > m) m = a;
   }
-  const float scale = m > 0.0f ? m / 127.0f : 1.0f;
-  const float inv = 1.0f / scale;
+  float scale = m > 0.0f ? m / 127.0f : 1.0f;
+  float inv = 1.0f / scale;
+  /* Elements so tiny that 127 / max overflows: all codes 0 (distance 1 - 0). */
+  const int tiny = !(inv <= FLT_MAX);
+  if (tiny) scale = 1.0f, inv = 0.0f;
   for (uint32_t i = 0; i < h->code_stride; i++) {
-    float c = i < h->p.dim ? __builtin_rintf(x[i] * inv) : 0.0f;
+    float c = i < h->p.dim && !tiny ? __builtin_rintf(x[i] * inv) : 0.0f;
     c = c > 127.0f ? 127.0f : c < -127.0f ? -127.0f : c;
     if (code16) code16[i] = (int8_t)c;
     if (code32) code32[i] = (int16_t)c;
@@ -393,6 +396,15 @@ static void search_layer(qe_hnsw *h, const float *q, uint32_t ep, float ep_d, ui
  * candidates sorted closest first, keep e only when it is closer to the base
  * than to every neighbour kept so far, up to m. Fewer than m candidates are
  * all kept. Returns the count written to out.
+ *
+ * Candidates at exactly the same distance (in practice: identical vectors,
+ * common in hashed code embeddings) are taken higher slot first, as hnswlib
+ * does. The heuristic keeps one of such twins and drops the rest; taking the
+ * lowest slot would send every link into a group of twins to its oldest
+ * member, whose own list fills with its twins (distance 0 always passes),
+ * so searches reach the group and its surroundings through few nodes.
+ * Measured on 50,317 real functions (10% exact duplicates): recall@10 at
+ * ef 256 0.973 lowest slot first, 0.9996 highest first (hnswlib: 0.9996).
  */
 static uint32_t select_neighbors(const qe_hnsw *h, const pair *cand, uint32_t n, uint32_t m, pair *out) {
   if (n <= m) {
@@ -400,16 +412,21 @@ static uint32_t select_neighbors(const qe_hnsw *h, const pair *cand, uint32_t n,
     return n;
   }
   uint32_t kept = 0;
-  for (uint32_t i = 0; i < n && kept < m; i++) {
-    const float *v = vec_of(h, cand[i].id);
-    int good = 1;
-    for (uint32_t j = 0; j < kept; j++) {
-      if (distance(h, v, vec_of(h, out[j].id)) < cand[i].d) {
-        good = 0;
-        break;
+  for (uint32_t a = 0; a < n && kept < m;) {
+    uint32_t b = a + 1;
+    while (b < n && cand[b].d == cand[a].d) b++;
+    for (uint32_t i = b; i-- > a && kept < m;) {
+      const float *v = vec_of(h, cand[i].id);
+      int good = 1;
+      for (uint32_t j = 0; j < kept; j++) {
+        if (distance(h, v, vec_of(h, out[j].id)) < cand[i].d) {
+          good = 0;
+          break;
+        }
       }
+      if (good) out[kept++] = cand[i];
     }
-    if (good) out[kept++] = cand[i];
+    a = b;
   }
   return kept;
 }
@@ -448,6 +465,10 @@ static int prepare_vector(qe_hnsw *h, const float *x, float *out) {
     float inv = 0.0f;
     if (qe_f32_row_inv_norms(1, h->dim_pad, out, h->dim_pad, &inv) != 0) return QE_ERR_ARGUMENT;
     for (uint32_t i = 0; i < dim; i++) out[i] *= inv;
+  } else if (!isfinite(qe_f32_dot(h->dim_pad, out, out))) {
+    /* |x|^2 within float keeps every dot product finite (Cauchy-Schwarz),
+     * so no distance is NaN (an L2 distance may still round to infinity). */
+    return QE_ERR_ARGUMENT;
   }
   return QE_OK;
 }
@@ -835,6 +856,8 @@ static int load_body(qe_hnsw *h, reader *r, uint32_t slots, uint32_t count, uint
       memcpy(v + i, &bits, 4);
       if (!isfinite(v[i])) return QE_HNSW_ERR_CORRUPT;
     }
+    /* As add() admits them: |x|^2 within float (so no distance is NaN). */
+    if (!isfinite(qe_f32_dot(h->dim_pad, v, v))) return QE_HNSW_ERR_CORRUPT;
     if (level > 0) {
       h->upper[s] = calloc((size_t)level * (1 + h->p.M), sizeof(uint32_t));
       if (!h->upper[s]) return QE_ERR_NO_MEMORY;

@@ -72,7 +72,8 @@ void qe_hnsw_destroy(qe_hnsw *h);
 int qe_hnsw_try_destroy(qe_hnsw *h);
 
 /* Inserts a vector of dim floats (finite; checked); its slot goes to *slot.
- * QE_ERR_ARGUMENT for a non-finite element or a norm beyond float range. */
+ * QE_ERR_ARGUMENT for a non-finite element, or a norm beyond float range
+ * (cosine: |x|; ip and l2: |x|^2, which keeps every distance a number). */
 int qe_hnsw_add(qe_hnsw *h, const float *vector, uint32_t *slot);
 
 /* Removes the node in `slot` for good: every link to it is replaced by a

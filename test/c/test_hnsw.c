@@ -511,6 +511,22 @@ QE_TEST(hnsw_bad_arguments) {
   QE_CHECK(qe_hnsw_index_links(h, 0, 1, slots) == QE_ERR_INDEX || qe_hnsw_max_level(h) >= 1, "links above the level");
   QE_CHECK(qe_hnsw_index_destroy(h) == QE_OK, "destroy");
   QE_CHECK(qe_hnsw_index_destroy(NULL) == QE_OK, "destroy NULL");
+  /* ip and l2: |x|^2 must stay within float, so no distance is NaN (+inf + -inf). */
+  for (int32_t metric = 1; metric <= 2; metric++) {
+    QE_CHECK(qe_hnsw_index_create(8, metric, 16, 200, 100, 0, 0, 0, &h) == QE_OK, "create ip / l2");
+    float big[8] = {2e19f, -2e19f, 1, 1, 1, 1, 1, 1};
+    QE_CHECK(qe_hnsw_index_add(h, big, 1, slots, &added) == QE_ERR_ARGUMENT && added == 0, "|x|^2 beyond float (ip / l2)");
+    big[0] = 1e19f, big[1] = -1e19f; /* |x|^2 = 2e38: kept */
+    QE_CHECK(qe_hnsw_index_add(h, big, 1, slots, &added) == QE_OK && added == 1, "|x|^2 within float (ip / l2)");
+    big[1] = 1e19f;
+    QE_CHECK(qe_hnsw_index_add(h, big, 1, slots, &added) == QE_OK, "second");
+    big[0] = 3e19f;
+    QE_CHECK(qe_hnsw_index_search(h, big, 1, 1, 0, NULL, 0, slots, d, counts) == QE_ERR_ARGUMENT, "query |q|^2 beyond float");
+    QE_CHECK(qe_hnsw_index_search(h, v, 1, 2, 0, NULL, 0, slots, d, counts) == QE_OK && counts[0] == 2 && d[0] == d[0] &&
+                 d[1] == d[1] && d[0] <= d[1],
+             "distances are numbers");
+    QE_CHECK(qe_hnsw_index_destroy(h) == QE_OK, "destroy ip / l2");
+  }
 }
 
 QE_SUITE(qe_suite_hnsw, "hnsw", QE_CASE(hnsw_crc32c_known_answers), QE_CASE(hnsw_int8_dot_kernel), QE_CASE(hnsw_recall_clustered_every_metric),
