@@ -65,7 +65,7 @@ function gaussianMixture(n, nq, dim, seed) {
   return { name: 'Gaussian mixture', vectors: Array.from({ length: n }, draw), queries: Array.from({ length: nq }, draw) };
 }
 
-/** Distinct functions under the real roots, embedded (cached in build/ by content). */
+/** Distinct functions under the real roots, embedded (cached in .cache/bench/ by content, so reruns skip the embedding). */
 async function realCode(api, n, nq, log) {
   const { extractFunctions } = require('./function-extractor');
   const seen = new Set();
@@ -84,7 +84,7 @@ async function realCode(api, n, nq, log) {
   }
   const hash = require('crypto').createHash('sha256');
   for (const t of texts) hash.update(t).update('\0');
-  const cacheDir = path.join(root, 'build', 'bench-cache');
+  const cacheDir = path.join(root, '.cache', 'bench');
   const cache = path.join(cacheDir, `functions-${hash.digest('hex').slice(0, 16)}.f32`);
   const dim = 384;
   let flat;

@@ -39,12 +39,17 @@ describe('HNSW index: recall on 20,000 clustered vectors (dim 64) at the default
   });
   afterAll(() => index.dispose());
 
-  it('has recall@10 >= 0.95 on both traversals (int8 codes re-ranked, and float32)', () => {
+  it('has recall@10 >= 0.95 on both traversals (int8 codes re-ranked, and float32), and prints the figure', () => {
     const want = queries.map((q) => referenceKnn('cosine', q, data.points, 10));
+    const measured: string[] = [];
     for (const traversal of ['float32', 'int8'] as const) {
       index.setTraversal(traversal);
-      expect(recallAgainst(queries.map((q) => index.search(q, 10)), want, 'cosine')).toBeGreaterThanOrEqual(0.95);
+      const recall = recallAgainst(queries.map((q) => index.search(q, 10)), want, 'cosine');
+      measured.push(`${traversal} ${recall.toFixed(4)}`);
+      expect(recall).toBeGreaterThanOrEqual(0.95);
     }
+    // The figure the test asserts, as measured (100 queries, 20,000 x 64, 200 clusters, ef 100).
+    console.log(`HNSW recall@10 on 20,000 clustered vectors at the default ef (100): ${measured.join(', ')} (bar 0.95)`);
     expect(() => index.setTraversal('x' as 'int8')).toThrow(RangeError);
   });
 
