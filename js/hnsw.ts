@@ -535,6 +535,8 @@ export class HNSWIndex<M = unknown> {
     this.module.f32().set(q, base >>> 2);
     if (bits) this.module.u8().set(bits, pBits);
     const status = this.x.qe_hnsw_index_search(h, base, 1, kk, ef, pBits, exact ? 1 : 0, pSlots, pDist, pCount);
+    // k and ef were checked above: what is left is a query whose norm float cannot hold.
+    if (status === QE_STATUS.ERR_ARGUMENT) throw new RangeError(`query has a norm beyond the float32 range (${this.metric === 'cosine' ? '|query|' : '|query|^2'} above 3.4e38)`);
     hnswStatus(status, 'qe_hnsw_index_search');
     const i32 = this.module.i32();
     const f32 = this.module.f32();
