@@ -18,6 +18,20 @@
 /* Most results or keys one call handles. */
 #define QE_ADAPT_MAX_K 4096
 
+/* QE_OK for a live adapter or cache; QE_ERR_NULL or QE_ERR_HANDLE (a
+ * destroyed, foreign or corrupt pointer) otherwise. */
+static int lora_live(const qe_micro_lora *l) {
+  return qe_handle_check(l, QE_HANDLE_LORA, QE_MICRO_LORA_LAYOUT, sizeof *l);
+}
+static int cache_live(const qe_pattern_cache *c) {
+  return qe_handle_check(c, QE_HANDLE_CACHE, QE_PATTERN_CACHE_LAYOUT, sizeof *c);
+}
+#define RETURN_UNLESS_LIVE(check)          \
+  do {                                     \
+    const int live_ = (check);             \
+    if (live_ != QE_OK) return live_;      \
+  } while (0)
+
 /* A byte count that module memory can hold, passed as a double. */
 static int byte_count_ok(double n) { return n >= 0 && n < 4294967296.0 && n == (double)(uint64_t)n; }
 
@@ -30,17 +44,19 @@ int qe_lora_create(int32_t dim, int32_t rank, float alpha, uint32_t seed, qe_mic
   return *out ? QE_OK : QE_ERR_NO_MEMORY;
 }
 
-void qe_lora_destroy(qe_micro_lora *lora) { qe_micro_lora_destroy(lora); }
+void qe_lora_destroy(qe_micro_lora *lora) {
+  if (lora_live(lora) == QE_OK) qe_micro_lora_destroy(lora);
+}
 
 int qe_lora_reset(qe_micro_lora *lora) {
-  if (!lora) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
   qe_micro_lora_reset(lora);
   return QE_OK;
 }
 
 int qe_lora_set_optimizer(qe_micro_lora *lora, int32_t optimizer, float learning_rate, float beta1,
                           float beta2, float epsilon, float weight_decay) {
-  if (!lora) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
   if ((optimizer != QE_LORA_SGD && optimizer != QE_LORA_ADAM) || !(learning_rate >= 0) ||
       !(learning_rate <= 1e6f) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) ||
       !(epsilon > 0) || !isfinite(epsilon) || !(weight_decay >= 0) || !isfinite(weight_decay) ||
@@ -56,12 +72,14 @@ int qe_lora_set_optimizer(qe_micro_lora *lora, int32_t optimizer, float learning
 }
 
 int qe_lora_apply(const qe_micro_lora *lora, const float *x, float *y) {
-  if (!lora || !x || !y) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!x || !y) return QE_ERR_NULL;
   return qe_micro_lora_forward(lora, x, y) == 0 ? QE_OK : QE_ERR_ARGUMENT;
 }
 
 int qe_lora_apply_batch(const qe_micro_lora *lora, const float *x, float *y, int32_t n) {
-  if (!lora || !x || !y) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!x || !y) return QE_ERR_NULL;
   if (n < 1) return QE_ERR_ARGUMENT;
   int status = QE_OK;
   for (int32_t i = 0; i < n; i++)
@@ -77,7 +95,8 @@ static int loss_args_ok(int32_t nkeys, float temperature, float reward) {
 
 int qe_lora_accumulate(qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
                        float temperature, float reward, float *loss) {
-  if (!lora || !x || !keys || !loss) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!x || !keys || !loss) return QE_ERR_NULL;
   if (!loss_args_ok(nkeys, temperature, reward)) return QE_ERR_ARGUMENT;
   void *ws = qe_arena_acquire(qe_micro_lora_grad_workspace_bytes(lora->dim, (size_t)nkeys));
   if (!ws) return QE_ERR_NO_MEMORY;
@@ -87,12 +106,12 @@ int qe_lora_accumulate(qe_micro_lora *lora, const float *x, const float *keys, i
 }
 
 int qe_lora_step(qe_micro_lora *lora) {
-  if (!lora) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
   return qe_micro_lora_step(lora) == 0 ? QE_OK : QE_ERR_ARGUMENT;
 }
 
 int qe_lora_discard(qe_micro_lora *lora) {
-  if (!lora) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
   memset(lora->grad_a, 0, lora->rank * lora->ld * sizeof(float));
   memset(lora->grad_bt, 0, lora->rank * lora->ld * sizeof(float));
   lora->grad_count = 0;
@@ -100,7 +119,8 @@ int qe_lora_discard(qe_micro_lora *lora) {
 }
 
 int qe_lora_shape(const qe_micro_lora *lora, int32_t *out) {
-  if (!lora || !out) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!out) return QE_ERR_NULL;
   out[0] = (int32_t)lora->dim;
   out[1] = (int32_t)lora->rank;
   return QE_OK;
@@ -115,7 +135,8 @@ int qe_lora_adapt(qe_micro_lora *lora, const float *x, const float *keys, int32_
 
 int qe_lora_gradient(const qe_micro_lora *lora, const float *x, const float *keys, int32_t nkeys,
                      float temperature, float reward, float *loss, float *grad_a, float *grad_b) {
-  if (!lora || !x || !keys || !loss || !grad_a || !grad_b) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!x || !keys || !loss || !grad_a || !grad_b) return QE_ERR_NULL;
   if (!loss_args_ok(nkeys, temperature, reward)) return QE_ERR_ARGUMENT;
   const size_t d = lora->dim, r = lora->rank, n = r * lora->ld;
   const size_t grad_bytes = qe_arena_round(n * sizeof(float));
@@ -136,7 +157,8 @@ int qe_lora_gradient(const qe_micro_lora *lora, const float *x, const float *key
 }
 
 int qe_lora_get_weights(const qe_micro_lora *lora, float *a, float *b) {
-  if (!lora || !a || !b) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!a || !b) return QE_ERR_NULL;
   const size_t d = lora->dim, r = lora->rank;
   for (size_t j = 0; j < r; j++)
     for (size_t i = 0; i < d; i++) {
@@ -147,7 +169,8 @@ int qe_lora_get_weights(const qe_micro_lora *lora, float *a, float *b) {
 }
 
 int qe_lora_set_weights(qe_micro_lora *lora, const float *a, const float *b) {
-  if (!lora || !a || !b) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!a || !b) return QE_ERR_NULL;
   const size_t d = lora->dim, r = lora->rank;
   for (size_t i = 0; i < r * d; i++)
     if (!isfinite(a[i]) || !isfinite(b[i])) return QE_ERR_ARGUMENT;
@@ -160,19 +183,21 @@ int qe_lora_set_weights(qe_micro_lora *lora, const float *a, const float *b) {
 }
 
 int qe_lora_merge(const qe_micro_lora *lora, float *w) {
-  if (!lora || !w) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!w) return QE_ERR_NULL;
   qe_micro_lora_merge(lora, w, lora->dim);
   return QE_OK;
 }
 
-double qe_lora_steps(const qe_micro_lora *lora) { return lora ? (double)lora->steps : -1.0; }
+double qe_lora_steps(const qe_micro_lora *lora) { return lora_live(lora) == QE_OK ? (double)lora->steps : -1.0; }
 
 double qe_lora_export_bytes(const qe_micro_lora *lora) {
-  return lora ? (double)qe_micro_lora_export_bytes(lora) : 0.0;
+  return lora_live(lora) == QE_OK ? (double)qe_micro_lora_export_bytes(lora) : 0.0;
 }
 
 int qe_lora_export(const qe_micro_lora *lora, unsigned char *out, double capacity) {
-  if (!lora || !out) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!out) return QE_ERR_NULL;
   if (!byte_count_ok(capacity) || capacity < (double)qe_micro_lora_export_bytes(lora)) return QE_ERR_ARGUMENT;
   qe_micro_lora_export(lora, out);
   return QE_OK;
@@ -198,18 +223,24 @@ int qe_cache_create(int32_t dim, int32_t max_patterns, qe_pattern_cache **out) {
   return *out ? QE_OK : QE_ERR_NO_MEMORY;
 }
 
-void qe_cache_destroy(qe_pattern_cache *cache) { qe_pattern_cache_destroy(cache); }
+void qe_cache_destroy(qe_pattern_cache *cache) {
+  if (cache_live(cache) == QE_OK) qe_pattern_cache_destroy(cache);
+}
 
 int qe_cache_clear(qe_pattern_cache *cache) {
-  if (!cache) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
   qe_pattern_cache_clear(cache);
   return QE_OK;
 }
 
-int32_t qe_cache_count(const qe_pattern_cache *cache) { return cache ? (int32_t)cache->count : QE_ERR_NULL; }
+int32_t qe_cache_count(const qe_pattern_cache *cache) {
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  return (int32_t)cache->count;
+}
 
 int qe_cache_shape(const qe_pattern_cache *cache, int32_t *out) {
-  if (!cache || !out) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  if (!out) return QE_ERR_NULL;
   out[0] = (int32_t)cache->dim;
   out[1] = (int32_t)cache->count;
   out[2] = (int32_t)cache->max_patterns;
@@ -218,7 +249,8 @@ int qe_cache_shape(const qe_pattern_cache *cache, int32_t *out) {
 
 int qe_cache_store(qe_pattern_cache *cache, int32_t row, const float *embedding, float quality,
                    const unsigned char *label, int32_t label_len, int32_t *out) {
-  if (!cache || !out) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  if (!out) return QE_ERR_NULL;
   if (row < -1 || label_len < -1) return QE_ERR_ARGUMENT;
   if (row >= (int32_t)cache->count) return QE_ERR_INDEX;
   if (label_len > 0 && !label) return QE_ERR_NULL;
@@ -227,14 +259,15 @@ int qe_cache_store(qe_pattern_cache *cache, int32_t row, const float *embedding,
 }
 
 int qe_cache_remove(qe_pattern_cache *cache, int32_t row, int32_t *moved_from) {
-  if (!cache || !moved_from) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  if (!moved_from) return QE_ERR_NULL;
   if (row < 0 || (size_t)row >= cache->count) return QE_ERR_INDEX;
   qe_pattern_cache_remove(cache, (size_t)row, moved_from);
   return QE_OK;
 }
 
 int32_t qe_cache_victim(const qe_pattern_cache *cache) {
-  if (!cache) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
   return cache->count ? (int32_t)qe_pattern_cache_victim(cache) : -1;
 }
 
@@ -245,7 +278,9 @@ static int lora_fits(const qe_pattern_cache *cache, const qe_micro_lora *lora) {
 
 int qe_cache_search(qe_pattern_cache *cache, const qe_micro_lora *lora, const float *x, int32_t k,
                     int32_t touch, int32_t *out_idx, float *out_score) {
-  if (!cache || !x || !out_idx || !out_score) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  if (!x || !out_idx || !out_score) return QE_ERR_NULL;
+  if (lora) RETURN_UNLESS_LIVE(lora_live(lora));
   if (k < 1 || k > QE_ADAPT_MAX_K || !lora_fits(cache, lora)) return QE_ERR_ARGUMENT;
   void *ws = qe_arena_acquire(qe_pattern_cache_search_workspace_bytes(cache, (size_t)k));
   if (!ws) return QE_ERR_NO_MEMORY;
@@ -253,11 +288,12 @@ int qe_cache_search(qe_pattern_cache *cache, const qe_micro_lora *lora, const fl
 }
 
 int32_t qe_cache_last_candidates(const qe_pattern_cache *cache) {
-  return cache ? (int32_t)qe_pattern_cache_last_candidates(cache) : 0;
+  return cache_live(cache) == QE_OK ? (int32_t)qe_pattern_cache_last_candidates(cache) : 0;
 }
 
 int qe_cache_row_info(const qe_pattern_cache *cache, int32_t row, double *out) {
-  if (!cache || !out) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  if (!out) return QE_ERR_NULL;
   if (row < 0 || (size_t)row >= cache->count) return QE_ERR_INDEX;
   out[0] = cache->quality[row];
   out[1] = cache->hits[row];
@@ -267,7 +303,8 @@ int qe_cache_row_info(const qe_pattern_cache *cache, int32_t row, double *out) {
 }
 
 int qe_cache_row_embedding(const qe_pattern_cache *cache, int32_t row, float *out) {
-  if (!cache || !out) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  if (!out) return QE_ERR_NULL;
   if (row < 0 || (size_t)row >= cache->count) return QE_ERR_INDEX;
   qe_pattern_cache_row(cache, (size_t)row, out);
   return QE_OK;
@@ -275,7 +312,7 @@ int qe_cache_row_embedding(const qe_pattern_cache *cache, int32_t row, float *ou
 
 const unsigned char *qe_cache_row_label(const qe_pattern_cache *cache, int32_t row, int32_t *len) {
   if (!len) return NULL;
-  if (!cache || row < 0 || (size_t)row >= cache->count) {
+  if (cache_live(cache) != QE_OK || row < 0 || (size_t)row >= cache->count) {
     *len = -1;
     return NULL;
   }
@@ -293,7 +330,9 @@ static int same_floats(size_t n, const float *a, const float *b) {
 int qe_cache_adapt(qe_pattern_cache *cache, qe_micro_lora *lora, const float *x, int32_t positive_row,
                    const float *positive, int32_t negatives, float temperature, float reward,
                    int32_t step, float *loss, int32_t *positive_used) {
-  if (!cache || !lora || !x || !loss || !positive_used) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  RETURN_UNLESS_LIVE(lora_live(lora));
+  if (!x || !loss || !positive_used) return QE_ERR_NULL;
   if (!lora_fits(cache, lora) || positive_row < -1 || negatives < 0 || negatives >= QE_LORA_MAX_KEYS ||
       !loss_args_ok(1, temperature, reward))
     return QE_ERR_ARGUMENT;
@@ -350,11 +389,12 @@ int qe_cache_adapt(qe_pattern_cache *cache, qe_micro_lora *lora, const float *x,
 }
 
 double qe_cache_export_bytes(const qe_pattern_cache *cache) {
-  return cache ? (double)qe_pattern_cache_export_bytes(cache) : 0.0;
+  return cache_live(cache) == QE_OK ? (double)qe_pattern_cache_export_bytes(cache) : 0.0;
 }
 
 int qe_cache_export(const qe_pattern_cache *cache, unsigned char *out, double capacity) {
-  if (!cache || !out) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(cache_live(cache));
+  if (!out) return QE_ERR_NULL;
   if (!byte_count_ok(capacity) || capacity < (double)qe_pattern_cache_export_bytes(cache)) return QE_ERR_ARGUMENT;
   qe_pattern_cache_export(cache, out);
   return QE_OK;

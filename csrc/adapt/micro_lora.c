@@ -139,9 +139,8 @@ static void draw_a(qe_micro_lora *l) {
 static size_t array_floats(const qe_micro_lora *l) { return l->rank * l->ld; }
 
 qe_micro_lora *qe_micro_lora_create(size_t dim, size_t rank, float alpha, uint64_t seed) {
-  qe_micro_lora *l = aligned_alloc(16, (sizeof *l + 15) / 16 * 16);
+  qe_micro_lora *l = qe_handle_new(QE_HANDLE_LORA, QE_MICRO_LORA_LAYOUT, sizeof *l);
   if (!l) return NULL;
-  memset(l, 0, sizeof *l);
   l->dim = dim;
   l->rank = rank;
   l->ld = (dim + 3) / 4 * 4;
@@ -157,7 +156,7 @@ qe_micro_lora *qe_micro_lora_create(size_t dim, size_t rank, float alpha, uint64
   const size_t n = array_floats(l);
   l->block = aligned_alloc(16, LORA_ARRAYS * n * sizeof(float));
   if (!l->block) {
-    free(l);
+    qe_handle_free(l);
     return NULL;
   }
   float **arrays[LORA_ARRAYS] = {&l->a, &l->bt, &l->grad_a, &l->grad_bt, &l->m_a, &l->v_a,
@@ -170,7 +169,7 @@ qe_micro_lora *qe_micro_lora_create(size_t dim, size_t rank, float alpha, uint64
 void qe_micro_lora_destroy(qe_micro_lora *l) {
   if (!l) return;
   free(l->block);
-  free(l);
+  qe_handle_free(l);
 }
 
 void qe_micro_lora_reset(qe_micro_lora *l) {

@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/handle.h"
+
 #define QE_LORA_MAX_RANK 8
 /* Keys (positive plus negatives) one example may carry. */
 #define QE_LORA_MAX_KEYS 4096
@@ -39,7 +41,11 @@
 
 enum { QE_LORA_SGD = 0, QE_LORA_ADAM = 1 };
 
+/* Layout version of struct qe_micro_lora (its handle header carries it). */
+#define QE_MICRO_LORA_LAYOUT 1u
+
 typedef struct qe_micro_lora {
+  qe_handle h; /* first: the entries check it (runtime/handle.h) */
   size_t dim, rank, ld;
   float alpha, scale; /* scale = alpha / rank */
   uint64_t seed;

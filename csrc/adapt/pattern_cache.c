@@ -41,9 +41,8 @@
 #define CACHE_HEADER 40u
 
 qe_pattern_cache *qe_pattern_cache_create(size_t dim, size_t max_patterns) {
-  qe_pattern_cache *c = aligned_alloc(16, (sizeof *c + 15) / 16 * 16);
+  qe_pattern_cache *c = qe_handle_new(QE_HANDLE_CACHE, QE_PATTERN_CACHE_LAYOUT, sizeof *c);
   if (!c) return NULL;
-  memset(c, 0, sizeof *c);
   c->dim = dim;
   c->ldc = (dim + 15) / 16 * 16;
   c->max_patterns = max_patterns;
@@ -78,7 +77,7 @@ void qe_pattern_cache_destroy(qe_pattern_cache *c) {
   free(c->code_w);
   free(c->code_err);
   free(c->code_sum);
-  free(c);
+  qe_handle_free(c);
 }
 
 /* A larger copy of a block; the old one is freed only once the copy exists. */

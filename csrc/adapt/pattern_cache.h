@@ -36,7 +36,11 @@
 #define QE_CACHE_MAX_PATTERNS (1 << 24)
 #define QE_CACHE_MAX_LABEL (1u << 24)
 
+/* Layout version of struct qe_pattern_cache (its handle header carries it). */
+#define QE_PATTERN_CACHE_LAYOUT 1u
+
 typedef struct qe_pattern_cache {
+  qe_handle h; /* first: the entries check it (runtime/handle.h) */
   size_t dim, count, max_patterns, capacity;
   uint64_t clock;
   float *corpus, *inv_norms, *quality;

@@ -36,7 +36,10 @@ typedef struct qe_handle {
 
 /* One tag per object kind; new rooms add theirs here. */
 enum {
-  QE_HANDLE_CORPUS = 1
+  QE_HANDLE_CORPUS = 1,
+  QE_HANDLE_HNSW = 2,
+  QE_HANDLE_LORA = 3,
+  QE_HANDLE_CACHE = 4
 };
 
 /* A zeroed object of `bytes` (>= sizeof(qe_handle)), 16-byte aligned, its

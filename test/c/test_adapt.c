@@ -752,7 +752,44 @@ QE_TEST(crc32c_known_value) {
            qe_crc32c((const unsigned char *)"123456789", 9));
 }
 
-QE_SUITE(qe_suite_adapt, "adapt", QE_CASE(lora_new_is_identity_and_a_is_seeded), QE_CASE(lora_forward_matches_reference),
+/* The adapter and the cache are handles (runtime/handle.h): a null, foreign,
+ * corrupt or misaligned pointer is refused by every entry, never read as one. */
+QE_TEST(adapter_and_cache_handles_refuse_wrong_corrupt_and_misaligned) {
+  qe_micro_lora *l = NULL;
+  qe_pattern_cache *c = NULL;
+  QE_CHECK(qe_lora_create(8, 2, 1.0f, 7, &l) == QE_OK && qe_cache_create(8, 4, &c) == QE_OK, "create");
+  float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[8];
+  int32_t idx[1];
+  float score[1];
+  QE_CHECK(qe_lora_apply(NULL, x, y) == QE_ERR_NULL && qe_cache_count(NULL) == QE_ERR_NULL, "NULL");
+  /* Each kind refuses the other, and an unknown kind of the same size. */
+  QE_CHECK(qe_lora_apply((qe_micro_lora *)c, x, y) == QE_ERR_HANDLE, "a cache as an adapter");
+  QE_CHECK(qe_cache_count((qe_pattern_cache *)l) == QE_ERR_HANDLE, "an adapter as a cache");
+  QE_CHECK(qe_cache_search(c, (qe_micro_lora *)c, x, 1, 0, idx, score) == QE_ERR_HANDLE, "a cache as the search's adapter");
+  void *other = qe_handle_new(99, 1, sizeof(qe_micro_lora));
+  QE_CHECK(qe_lora_reset(other) == QE_ERR_HANDLE && qe_lora_steps(other) == -1.0, "another kind");
+  qe_lora_destroy(other); /* refused: still ours to free */
+  QE_CHECK(qe_handle_check(other, 99, 1, sizeof(qe_micro_lora)) == QE_OK, "not destroyed as an adapter");
+  qe_handle_free(other);
+  QE_CHECK(qe_lora_apply((qe_micro_lora *)((char *)l + 4), x, y) == QE_ERR_HANDLE, "misaligned adapter");
+  QE_CHECK(qe_cache_count((qe_pattern_cache *)((char *)c + 4)) == QE_ERR_HANDLE, "misaligned cache");
+  qe_handle *h = (qe_handle *)l;
+  h->version ^= 1; /* another layout */
+  QE_CHECK(qe_lora_apply(l, x, y) == QE_ERR_HANDLE && qe_lora_export_bytes(l) == 0.0, "another layout version");
+  h->version ^= 1;
+  QE_CHECK(qe_lora_apply(l, x, y) == QE_OK, "repaired");
+  h = (qe_handle *)c;
+  h->magic ^= 1; /* corrupt */
+  QE_CHECK(qe_cache_count(c) == QE_ERR_HANDLE && qe_cache_clear(c) == QE_ERR_HANDLE, "corrupt cache magic");
+  qe_cache_destroy(c); /* refused */
+  h->magic ^= 1;
+  QE_CHECK(qe_cache_count(c) == 0, "repaired");
+  qe_cache_destroy(c);
+  qe_lora_destroy(l);
+}
+
+QE_SUITE(qe_suite_adapt, "adapt", QE_CASE(lora_new_is_identity_and_a_is_seeded),
+         QE_CASE(adapter_and_cache_handles_refuse_wrong_corrupt_and_misaligned), QE_CASE(lora_forward_matches_reference),
          QE_CASE(lora_rejects_bad_arguments_and_nonfinite), QE_CASE(lora_gradient_matches_finite_differences),
          QE_CASE(lora_sgd_step_is_minus_rate_times_mean_gradient), QE_CASE(lora_adam_step_matches_reference),
          QE_CASE(lora_merge_equals_apply), QE_CASE(lora_export_import_and_corruption),
