@@ -93,7 +93,7 @@ export class WASMSIMDBackend {
 
   /** Loads the module (once; later calls return at once). */
   async initialize(): Promise<void> {
-    if (this.disposed) throw new Error('this WASMSIMDBackend has been disposed; create a new one');
+    if (this.disposed) throw new TypeError('this WASMSIMDBackend has been disposed; create a new one');
     if (this.loaded === null) this.loaded = await loadQEModule(this.loadOptions, 'source');
   }
 
@@ -112,7 +112,7 @@ export class WASMSIMDBackend {
   }
 
   private get module(): QEModule {
-    if (this.disposed) throw new Error('this WASMSIMDBackend has been disposed; create a new one');
+    if (this.disposed) throw new TypeError('this WASMSIMDBackend has been disposed; create a new one');
     if (this.loaded === null) throw new Error('this WASMSIMDBackend is not initialized; call await backend.initialize() first');
     return this.loaded;
   }

@@ -147,7 +147,7 @@ class ResidentCodeIndex implements CodeIndex {
   }
 
   private live(): QEModule {
-    if (this.module === null) throw new Error('this code index has been disposed');
+    if (this.module === null) throw new TypeError('this code index has been disposed');
     return this.module;
   }
 

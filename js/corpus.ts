@@ -138,7 +138,7 @@ export class Corpus {
   }
 
   private live(): number {
-    if (this.handle === 0) throw new Error('this corpus has been disposed');
+    if (this.handle === 0) throw new TypeError('this corpus has been disposed');
     return this.handle;
   }
 

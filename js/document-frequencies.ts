@@ -31,7 +31,7 @@ export class DocumentFrequencies {
   }
 
   private live(): number {
-    if (this.ptr === 0) throw new Error('this document-frequency table has been disposed');
+    if (this.ptr === 0) throw new TypeError('this document-frequency table has been disposed');
     return this.ptr;
   }
 

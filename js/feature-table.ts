@@ -35,7 +35,7 @@ export class FeatureTable {
 
   /** Token vectors [tokens x dim]: each the weighted sum of its features' table rows. */
   embed(features: FeatureRows): Float32Array {
-    if (this.ptr === 0) throw new Error('this feature table has been disposed');
+    if (this.ptr === 0) throw new TypeError('this feature table has been disposed');
     const { module, dim } = this;
     const tokens = features.offsets.length - 1;
     return module.scope((s) => {

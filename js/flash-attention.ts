@@ -448,7 +448,7 @@ export class QEFlashAttention {
 
   private notDisposed(): void {
     if (this.disposed) {
-      throw new Error(`this QEFlashAttention (${this.workload}) has been disposed; create a new one with createQEFlashAttention()`);
+      throw new TypeError(`this QEFlashAttention (${this.workload}) has been disposed; create a new one with createQEFlashAttention()`);
     }
   }
 

@@ -271,7 +271,7 @@ export class HNSWIndex<M = unknown> {
   }
 
   private live(): number {
-    if (this.handle === 0) throw new Error('this HNSW index has been disposed');
+    if (this.handle === 0) throw new TypeError('this HNSW index has been disposed');
     return this.handle;
   }
 

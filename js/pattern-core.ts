@@ -182,7 +182,7 @@ export class PatternAdapterCore {
   // --------------------------------------------------------------- helpers
 
   protected live(): QEModule {
-    if (this.module === null) throw new Error('this pattern adapter has been disposed; create a new one with createPatternAdapter()');
+    if (this.module === null) throw new TypeError('this pattern adapter has been disposed; create a new one with createPatternAdapter()');
     return this.module;
   }
 

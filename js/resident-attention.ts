@@ -121,6 +121,6 @@ export class ResidentAttention {
   }
 
   private notDisposed(): void {
-    if (this.disposed) throw new Error('this ResidentAttention has been disposed (or the QEFlashAttention that prepared it)');
+    if (this.disposed) throw new TypeError('this ResidentAttention has been disposed (or the QEFlashAttention that prepared it)');
   }
 }

@@ -403,7 +403,7 @@ class ResidentSimilarityIndex implements SimilarityIndex {
   }
 
   private live(): Corpus {
-    if (this.corpus === null) throw new Error('this similarity index has been disposed; create a new one with createSimilarityIndex()');
+    if (this.corpus === null) throw new TypeError('this similarity index has been disposed; create a new one with createSimilarityIndex()');
     return this.corpus;
   }
 }

@@ -67,8 +67,8 @@ describe.each(MODULE_KINDS)('Corpus on the %s build', (kind) => {
     c.dispose();
     c.dispose();
     expect(c.disposed).toBe(true);
-    expectThrow(() => c.search(new Float32Array(4), 1, 1), Error, 'disposed');
-    expectThrow(() => c.append(new Float32Array(4), 1), Error, 'disposed');
+    expectThrow(() => c.search(new Float32Array(4), 1, 1), TypeError, 'disposed');
+    expectThrow(() => c.append(new Float32Array(4), 1), TypeError, 'disposed');
     expect(m.liveAllocations).toBe(live);
   });
 

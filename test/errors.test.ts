@@ -194,21 +194,21 @@ describe.each(MODULE_KINDS)('%s build', (kind: ModuleKind) => {
 });
 
 describe('disposed instances', () => {
-  test('every method throws a clear Error after dispose, and dispose may be repeated', async () => {
+  test('every method throws a clear TypeError after dispose, and dispose may be repeated', async () => {
     const fa = await createQEFlashAttention('pattern-adaptation');
     const [Q, K, V] = good();
     fa.dispose();
     fa.dispose();
     const message = /has been disposed; create a new one with createQEFlashAttention/;
-    expectThrow(() => fa.computeFlashAttentionSync(Q, K, V, n, dim), Error, message);
-    await expectReject(fa.computeFlashAttention(Q, K, V, n, dim), Error, message);
-    await expectReject(fa.computeBaselineAttention(Q, K, V, n, dim), Error, message);
-    expectThrow(() => fa.getMetrics(), Error, message);
-    expectThrow(() => fa.getAverageSpeedup(), Error, message);
-    expectThrow(() => fa.getConfig(), Error, message);
-    expectThrow(() => fa.updateConfig({ useCausalMask: true }), Error, message);
-    expectThrow(() => fa.resetMetrics(), Error, message);
-    expectThrow(() => fa.getWorkload(), Error, message);
+    expectThrow(() => fa.computeFlashAttentionSync(Q, K, V, n, dim), TypeError, message);
+    await expectReject(fa.computeFlashAttention(Q, K, V, n, dim), TypeError, message);
+    await expectReject(fa.computeBaselineAttention(Q, K, V, n, dim), TypeError, message);
+    expectThrow(() => fa.getMetrics(), TypeError, message);
+    expectThrow(() => fa.getAverageSpeedup(), TypeError, message);
+    expectThrow(() => fa.getConfig(), TypeError, message);
+    expectThrow(() => fa.updateConfig({ useCausalMask: true }), TypeError, message);
+    expectThrow(() => fa.resetMetrics(), TypeError, message);
+    expectThrow(() => fa.getWorkload(), TypeError, message);
   });
 });
 
@@ -231,8 +231,8 @@ describe('the constructors of the original module', () => {
     const fa = new QEFlashAttention('defect-matching', undefined, { module: 'scalar' });
     const loading = fa.initialize();
     fa.dispose();
-    await expectReject(loading, Error, 'has been disposed');
-    await expectReject(fa.initialize(), Error, 'has been disposed');
+    await expectReject(loading, TypeError, 'has been disposed');
+    await expectReject(fa.initialize(), TypeError, 'has been disposed');
   });
 
   test('bad constructor arguments throw at once', () => {
@@ -250,8 +250,8 @@ describe('the constructors of the original module', () => {
     await backend.initialize();
     expect(backend.getCapabilities()).toMatchObject({ module: 'scalar', vectorOps: [], expectedSpeedup: { min: 1, max: 1 } });
     backend.dispose();
-    await expectReject(backend.initialize(), Error, 'has been disposed');
-    expectThrow(() => backend.getCapabilities(), Error, 'has been disposed');
+    await expectReject(backend.initialize(), TypeError, 'has been disposed');
+    expectThrow(() => backend.getCapabilities(), TypeError, 'has been disposed');
   });
 
   test('exportResultsToFile needs a path', () => {

@@ -98,11 +98,11 @@ describe('prepareAttention: errors, memory and lifetime', () => {
     a.dispose();
     a.dispose();
     expect(module.liveAllocations).toBe(before + 4);
-    expectThrow(() => a.run(), Error, /disposed/);
-    expectThrow(() => a.Q, Error, /disposed/);
+    expectThrow(() => a.run(), TypeError, /disposed/);
+    expectThrow(() => a.Q, TypeError, /disposed/);
     attention.dispose();
     expect(module.liveAllocations).toBe(before);
-    expectThrow(() => b.run(), Error, /disposed/);
+    expectThrow(() => b.run(), TypeError, /disposed/);
   });
 
   it('gives fresh views after module memory grows', async () => {

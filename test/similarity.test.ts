@@ -287,7 +287,7 @@ describe.each(MODULE_KINDS)('the resident similarity index on the %s build', (ki
     index.dispose();
     index.dispose();
     expect(m.liveAllocations).toBe(allocationsBefore);
-    expectThrow(() => index.search(q, 1), Error, /disposed/);
+    expectThrow(() => index.search(q, 1), TypeError, /disposed/);
   });
 
   it('breaks ties by lower id even after removals have moved rows', () => {

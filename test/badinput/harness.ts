@@ -220,7 +220,7 @@ export function stringRows(arg: string, call: (x: unknown) => unknown): Row[] {
   ];
 }
 
-/** A call after dispose: a clear Error saying so. */
+/** A call after dispose: a TypeError saying so. */
 export function afterDispose(call: () => unknown, what: RegExp = /disposed/): Row {
-  return { bad: 'after dispose', call, error: Error, arg: what };
+  return { bad: 'after dispose', call, error: TypeError, arg: what };
 }
