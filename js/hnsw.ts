@@ -17,189 +17,26 @@
  *   ip       distance = 1 - dot(q, x)   score = dot(q, x)
  *   l2       distance = |q - x|         score = 1 / (1 + |q - x|)
  */
-import { checkStatus, loadQEModule, QE_STATUS, type HNSWEntries, type QEModule } from './module';
+import { loadQEModule, QE_STATUS, type HNSWEntries, type QEModule } from './module';
 import type { ModuleLoadOptions } from '../types';
 import { readFileBytes, writeBytesAtomic } from './platform';
-import { realArray, realList } from './input';
+import { realArray } from './input';
 import { describe, validatePositiveInteger } from './validate';
+import { filterBits, makeFilter, type HNSWFilter } from './hnsw-filter';
+import { HNSWFileError, loadIndex, saveIndex } from './hnsw-file';
+import {
+  checkKeys, hnswStatus, INDEX_OPTION_KEYS, MAX_DIM, scoreOf, MAX_EF, MAX_M, MAX_SLOTS, METRIC_CODE, percentile, toVector, validateIntegerIn, validateKey,
+  type HNSWIndexOptions, type HNSWIndexStats, type HNSWInsertItem, type HNSWKey, type HNSWMetric,
+  type HNSWSearchOptions, type HNSWSearchResult, type HNSWTraversal,
+} from './hnsw-types';
 
-export type HNSWMetric = 'cosine' | 'ip' | 'l2';
-export type HNSWKey = string | number;
+export type {
+  HNSWFilterInput, HNSWIndexOptions, HNSWIndexStats, HNSWInsertItem, HNSWKey, HNSWMetric, HNSWSearchOptions, HNSWSearchResult, HNSWTraversal,
+} from './hnsw-types';
+export { HNSWFilter } from './hnsw-filter';
+export { HNSWFileError, type HNSWFileErrorCode } from './hnsw-file';
 
-export interface HNSWIndexOptions {
-  /** Vector length (default 384). */
-  dimensions?: number;
-  /** Links per node above level 0 (2M on level 0); default 16. */
-  M?: number;
-  /** Candidates while inserting; default 200. */
-  efConstruction?: number;
-  /** Candidates while searching (at least k is used); default 100. */
-  efSearch?: number;
-  /** 'cosine' (default), 'ip' (inner product), 'l2' ('euclidean' is taken as 'l2'). */
-  metric?: HNSWMetric | 'euclidean';
-  /** Most vectors the index accepts (a RangeError past it); default: no limit. Also reserves room up front. */
-  maxElements?: number;
-  /** Seed of the level generator: the same seed and the same calls build the same graph. Default 42. */
-  seed?: number;
-  /**
-   * How searches walk the graph: 'int8' (default) on int8 codes of the
-   * vectors, re-ranking the ef results in float32 (measured 1.6-1.8x faster at
-   * equal recall on 30,000 x 384); 'float32' on the vectors themselves.
-   */
-  traversal?: HNSWTraversal;
-}
-
-export type HNSWTraversal = 'int8' | 'float32';
-
-export interface HNSWSearchResult<M = unknown> {
-  key: HNSWKey;
-  /** The same as key (IHnswIndexProvider's name). */
-  id: HNSWKey;
-  score: number;
-  distance: number;
-  metadata?: M;
-}
-
-/** An allow-list: a filter made by createFilter, keys, or a predicate on (key, metadata). */
-export type HNSWFilterInput<M = unknown> = HNSWFilter | Iterable<HNSWKey> | ((key: HNSWKey, metadata: M | undefined) => boolean);
-
-export interface HNSWSearchOptions<M = unknown> {
-  /** Candidate list size for this search (default: efSearch); at least k is used. */
-  ef?: number;
-  /** Only these may be returned. The check runs inside the C search on a bitset. */
-  filter?: HNSWFilterInput<M>;
-}
-
-export interface HNSWInsertItem<M = unknown> {
-  key: HNSWKey;
-  vector: Float32Array | readonly number[];
-  metadata?: M;
-}
-
-export interface HNSWIndexStats {
-  /** True: the search is a real HNSW graph (in WebAssembly), not a scan. */
-  nativeHNSW: boolean;
-  backendType: 'qe-flash-wasm';
-  vectorCount: number;
-  /** Module memory the index holds: vectors, links and working lists. */
-  indexSizeBytes: number;
-  bytesPerVector: number;
-  avgSearchLatencyMs: number;
-  p95SearchLatencyMs: number;
-  p99SearchLatencyMs: number;
-  searchOperations: number;
-  insertOperations: number;
-  deleteOperations: number;
-  dimensions: number;
-  metric: HNSWMetric;
-  M: number;
-  efConstruction: number;
-  efSearch: number;
-  /** The top level of the graph (-1 when empty). */
-  maxLevel: number;
-  traversal: HNSWTraversal;
-}
-
-/** Why bytes could not be loaded as an index. */
-export type HNSWFileErrorCode = 'EMPTY' | 'FOREIGN' | 'VERSION' | 'TRUNCATED' | 'CHECKSUM' | 'DIMENSION' | 'METRIC' | 'CORRUPT';
-
-const FILE_ERROR_CODES: readonly HNSWFileErrorCode[] = ['EMPTY', 'FOREIGN', 'VERSION', 'TRUNCATED', 'CHECKSUM', 'DIMENSION', 'METRIC', 'CORRUPT'];
-
-/** load() / loadFrom() of bytes that are not a sound index of this shape. Nothing is changed. */
-export class HNSWFileError extends RangeError {
-  readonly code: HNSWFileErrorCode;
-  constructor(code: HNSWFileErrorCode, message: string) {
-    if (!FILE_ERROR_CODES.includes(code)) throw new RangeError(`code must be one of ${FILE_ERROR_CODES.join(', ')}, got ${describe(code)}`);
-    if (typeof message !== 'string') throw new TypeError(`message must be a string, got ${describe(message)}`);
-    super(message);
-    this.name = 'HNSWFileError';
-    this.code = code;
-  }
-}
-
-const METRIC_CODE: Record<HNSWMetric, number> = { cosine: 0, ip: 1, l2: 2 };
-const METRIC_NAME: readonly HNSWMetric[] = ['cosine', 'ip', 'l2'];
-const ERR_BUSY = -20;
-const FILE_ERRORS: Record<number, HNSWFileErrorCode> = {
-  [-21]: 'EMPTY', [-22]: 'FOREIGN', [-23]: 'VERSION', [-24]: 'TRUNCATED',
-  [-25]: 'CHECKSUM', [-26]: 'DIMENSION', [-27]: 'METRIC', [-28]: 'CORRUPT',
-};
-/** Limits of csrc/search/hnsw.h. */
-const MAX_DIM = 65536;
-const MAX_M = 256;
-const MAX_EF = 65536;
-const MAX_SLOTS = 0x7ffffff0;
 const LATENCY_WINDOW = 1000;
-
-function hnswStatus(status: number, entry: string): void {
-  if (status === ERR_BUSY) {
-    throw new Error(`${entry}: the index is in use by another call (one thread at a time; calls are never interleaved)`);
-  }
-  checkStatus(status, entry);
-}
-
-const INDEX_OPTION_KEYS = ['dimensions', 'M', 'efConstruction', 'efSearch', 'metric', 'maxElements', 'seed', 'traversal'];
-
-/** Unknown keys (a typo would be ignored) and null values (which defaults would take for absent) are errors naming the key. */
-function checkKeys(name: string, options: object, known: readonly string[]): void {
-  for (const [key, value] of Object.entries(options)) {
-    if (!known.includes(key)) throw new TypeError(`${name} has an unknown key '${key}'; known keys: ${known.join(', ')}`);
-    if (value === null) throw new TypeError(`${name}.${key} must not be null (leave it out for the default)`);
-  }
-}
-
-function validateKey(name: string, key: unknown): asserts key is HNSWKey {
-  if (typeof key === 'string') return;
-  if (typeof key === 'number' && Number.isFinite(key)) return;
-  throw new TypeError(`${name} must be a string or a finite number, got ${describe(key)}`);
-}
-
-function validateIntegerIn(name: string, value: unknown, lo: number, hi: number): asserts value is number {
-  validatePositiveInteger(name, value);
-  if (value < lo || value > hi) throw new RangeError(`${name} must be between ${lo} and ${hi}, got ${value}`);
-}
-
-/** A vector of length dim with finite elements, as a Float32Array. */
-function toVector(name: string, value: unknown, dim: number): Float32Array {
-  // As it really is (js/input.ts): a lying length, a Proxy, another realm or shared memory change nothing below.
-  value = realList(name, value);
-  let v: Float32Array;
-  if (value instanceof Float32Array) v = value;
-  else if (Array.isArray(value)) {
-    v = new Float32Array(value.length);
-    for (let i = 0; i < value.length; i++) {
-      if (typeof value[i] !== 'number') throw new TypeError(`${name}[${i}] must be a number, got ${describe(value[i])}`);
-      v[i] = value[i];
-    }
-  } else throw new TypeError(`${name} must be a Float32Array or an array of numbers, got ${describe(value)}`);
-  if (v.length !== dim) throw new RangeError(`${name} has length ${v.length} but the index has ${dim} dimensions`);
-  for (let i = 0; i < v.length; i++) {
-    if (!Number.isFinite(v[i])) throw new RangeError(`${name}[${i}] is ${v[i]}; vectors must be finite (as float32)`);
-  }
-  return v;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-/**
- * An allow-list bound to one index, reusable across searches: the bitset
- * over the index's slots is built once and rebuilt only after the index
- * changes. Made by HNSWIndex.createFilter.
- */
-export class HNSWFilter {
-  /** @internal */ bits: Uint8Array | null = null;
-  /** @internal */ builtAt = -1;
-  /** @internal */ constructor(readonly index: HNSWIndex, readonly keys: ReadonlySet<HNSWKey>) {}
-  /** How many of the index's keys pass (as of now). */
-  get size(): number {
-    let n = 0;
-    for (const k of this.keys) if (this.index.has(k)) n++;
-    return n;
-  }
-}
 
 export class HNSWIndex<M = unknown> {
   readonly M: number;
@@ -357,7 +194,7 @@ export class HNSWIndex<M = unknown> {
         this.inserts += added;
         this.changed();
         if (status === QE_STATUS.ERR_ARGUMENT) {
-          throw new RangeError(`vector of key ${JSON.stringify(keys[order[first + added]])} has a norm beyond the float32 range (3.4e38); ${first + added} of ${count} were inserted`);
+          throw new RangeError(`vector of key ${JSON.stringify(keys[order[first + added]])} has a norm beyond the float32 range (${this.metric === 'cosine' ? '|x|' : '|x|^2'} above 3.4e38); ${first + added} of ${count} were inserted`);
         }
         hnswStatus(status, 'qe_hnsw_index_add');
       }
@@ -446,54 +283,7 @@ export class HNSWIndex<M = unknown> {
   /** A reusable allow-list of keys (or of the keys whose (key, metadata) pass a predicate, evaluated now). */
   createFilter(keys: Iterable<HNSWKey> | ((key: HNSWKey, metadata: M | undefined) => boolean)): HNSWFilter {
     this.live();
-    if (typeof keys === 'function') {
-      const pass = new Set<HNSWKey>();
-      for (const [key, slot] of this.keySlot) if (keys(key, this.slotMeta[slot])) pass.add(key);
-      return new HNSWFilter(this as HNSWIndex, pass);
-    }
-    if (keys === null || typeof keys !== 'object' || typeof (keys as Iterable<HNSWKey>)[Symbol.iterator] !== 'function') {
-      throw new TypeError(`keys must be an iterable of keys or a function (key, metadata) => boolean, got ${describe(keys)}`);
-    }
-    const set = new Set<HNSWKey>();
-    let i = 0;
-    for (const key of keys as Iterable<unknown>) {
-      validateKey(`keys[${i++}]`, key);
-      set.add(key);
-    }
-    return new HNSWFilter(this as HNSWIndex, set);
-  }
-
-  /** The bitset over slots for a filter, current for this index state. */
-  private filterBits(filter: HNSWFilterInput<M>): Uint8Array {
-    let f: HNSWFilter;
-    if (filter instanceof HNSWFilter) {
-      if (filter.index !== (this as HNSWIndex)) throw new RangeError('options.filter was made by another index');
-      f = filter;
-    } else if (typeof filter === 'function') {
-      // A predicate: evaluated once per stored key, in JavaScript, then checked in C as a bitset.
-      const slots = this.slotKey.length;
-      const bits = new Uint8Array(Math.ceil(slots / 8) + 1);
-      for (let s = 0; s < slots; s++) {
-        const key = this.slotKey[s];
-        if (key !== undefined && filter(key, this.slotMeta[s])) bits[s >> 3] |= 1 << (s & 7);
-      }
-      return bits;
-    } else {
-      if (filter === null || typeof filter !== 'object' || typeof (filter as Iterable<HNSWKey>)[Symbol.iterator] !== 'function') {
-        throw new TypeError(`options.filter must be an HNSWFilter, an iterable of keys or a function (key, metadata) => boolean, got ${describe(filter)}`);
-      }
-      f = this.createFilter(filter as Iterable<HNSWKey>);
-    }
-    if (f.bits === null || f.builtAt !== this.generation) {
-      const bits = new Uint8Array(Math.ceil(this.slotKey.length / 8) + 1);
-      for (const key of f.keys) {
-        const s = this.keySlot.get(key);
-        if (s !== undefined) bits[s >> 3] |= 1 << (s & 7);
-      }
-      f.bits = bits;
-      f.builtAt = this.generation;
-    }
-    return f.bits;
+    return makeFilter<M>(this, this.keySlot, this.slotMeta, keys);
   }
 
   /**
@@ -519,7 +309,7 @@ export class HNSWIndex<M = unknown> {
     checkKeys('options', options, exact ? ['filter'] : ['ef', 'filter']);
     const ef = options.ef ?? 0;
     if (options.ef !== undefined) validateIntegerIn('options.ef', options.ef, 1, MAX_EF);
-    const bits = options.filter !== undefined ? this.filterBits(options.filter) : null;
+    const bits = options.filter !== undefined ? filterBits<M>({ index: this, slotKey: this.slotKey, slotMeta: this.slotMeta, keySlot: this.keySlot, generation: this.generation }, options.filter) : null;
     const size = this.keySlot.size;
     if (size === 0) return [];
     const kk = Math.min(k, size);
@@ -546,25 +336,13 @@ export class HNSWIndex<M = unknown> {
       const slot = i32[(pSlots >>> 2) + j];
       const d = f32[(pDist >>> 2) + j];
       const key = this.slotKey[slot] as HNSWKey;
-      const r: HNSWSearchResult<M> = { key, id: key, ...this.scoreOf(d) };
+      const r: HNSWSearchResult<M> = { key, id: key, ...scoreOf(this.metric, d) };
       const meta = this.slotMeta[slot];
       if (meta !== undefined) r.metadata = meta;
       out[j] = r;
     }
     this.recordLatency(performance.now() - start);
     return out;
-  }
-
-  private scoreOf(d: number): { score: number; distance: number } {
-    if (this.metric === 'l2') {
-      const distance = Math.sqrt(Math.max(0, d));
-      return { score: 1 / (1 + distance), distance };
-    }
-    if (this.metric === 'cosine') {
-      const score = Math.min(1, Math.max(-1, 1 - d));
-      return { score, distance: 1 - score };
-    }
-    return { score: 1 - d, distance: d };
   }
 
   private recordLatency(ms: number): void {
@@ -654,24 +432,12 @@ export class HNSWIndex<M = unknown> {
   // ------------------------------------------------------------- persistence
 
   /**
-   * The whole index as bytes: the graph and vectors (csrc/search/hnsw.h's
-   * format: magic, version, dimension, metric, parameters, counts, CRC32C
-   * over everything) with the keys and metadata as JSON inside it.
-   * Metadata must survive JSON.stringify.
+   * The whole index as bytes (js/hnsw-file.ts): the graph and vectors with
+   * the keys and metadata as JSON inside, under a CRC32C. Metadata must
+   * survive JSON.stringify.
    */
   save(): Uint8Array {
-    const h = this.live();
-    const user = new TextEncoder().encode(JSON.stringify({ keys: this.slotKey.map((k) => (k === undefined ? null : k)), metadata: this.slotMeta.map((m) => (m === undefined ? null : m)) }));
-    return this.module.scope((s) => {
-      const pSize = s.alloc(4);
-      hnswStatus(this.x.qe_hnsw_index_save_size(h, user.length, pSize), 'qe_hnsw_index_save_size');
-      const size = this.module.i32()[pSize >>> 2] >>> 0;
-      const pUser = s.alloc(Math.max(1, user.length));
-      this.module.u8().set(user, pUser);
-      const out = s.alloc(size);
-      hnswStatus(this.x.qe_hnsw_index_save(h, pUser, user.length, out, size), 'qe_hnsw_index_save');
-      return this.module.u8().slice(out, out + size);
-    });
+    return saveIndex(this.module, this.x, this.live(), this.slotKey, this.slotMeta);
   }
 
   /**
@@ -685,36 +451,17 @@ export class HNSWIndex<M = unknown> {
     bytes = realArray('bytes', bytes) as Uint8Array;
     if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes must be a Uint8Array (or Buffer), got ${describe(bytes)}`);
     const old = this.live();
-    const loaded = this.module.scope((s) => {
-      const p = s.alloc(Math.max(1, bytes.length));
-      this.module.u8().set(bytes, p);
-      const out = s.alloc(12);
-      const status = this.x.qe_hnsw_index_load(p, bytes.length, this.dim, METRIC_CODE[this.metric], out, out + 4, out + 8);
-      const code = FILE_ERRORS[status];
-      if (code !== undefined) throw fileError(code, bytes, this.dim, this.metric);
-      hnswStatus(status, 'qe_hnsw_index_load');
-      const i32 = this.module.i32();
-      const handle = i32[out >>> 2] >>> 0;
-      const userOffset = i32[(out + 4) >>> 2] >>> 0;
-      const userBytes = i32[(out + 8) >>> 2] >>> 0;
-      try {
-        const user = parseUser(bytes.subarray(userOffset, userOffset + userBytes), this.x.qe_hnsw_index_slot_count(handle), this.x.qe_hnsw_index_count(handle));
-        return { handle, user };
-      } catch (error) {
-        this.x.qe_hnsw_index_destroy(handle);
-        throw error;
-      }
-    });
+    const loaded = loadIndex(this.module, this.x, bytes, this.dim, this.metric);
     hnswStatus(this.x.qe_hnsw_index_set_traversal(loaded.handle, this.traversalMode === 'int8' ? 1 : 0), 'qe_hnsw_index_set_traversal');
     hnswStatus(this.x.qe_hnsw_index_destroy(old), 'qe_hnsw_index_destroy');
     this.handle = loaded.handle;
-    this.slotKey = loaded.user.keys;
-    this.slotMeta = loaded.user.metadata as (M | undefined)[];
+    this.slotKey = loaded.keys;
+    this.slotMeta = loaded.metadata as (M | undefined)[];
     this.keySlot = new Map();
     this.slotKey.forEach((k, s) => {
       if (k !== undefined) this.keySlot.set(k, s);
     });
-    this.efSearch = readU32(bytes, 28);
+    this.efSearch = loaded.efSearch;
     this.changed();
   }
 
@@ -748,59 +495,6 @@ export class HNSWIndex<M = unknown> {
     this.slotKey = [];
     this.slotMeta = [];
   }
-}
-
-function readU32(b: Uint8Array, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-}
-
-function fileError(code: HNSWFileErrorCode, bytes: Uint8Array, dim: number, metric: HNSWMetric): HNSWFileError {
-  switch (code) {
-    case 'EMPTY':
-      return new HNSWFileError(code, 'load: the bytes are empty (0 bytes), not an HNSW index');
-    case 'FOREIGN':
-      return new HNSWFileError(code, `load: these ${bytes.length} bytes are not a qe-flash HNSW index (no QEHNSW magic number)`);
-    case 'VERSION':
-      return new HNSWFileError(code, `load: the bytes are index format version ${readU32(bytes, 8)}, not one this build reads (version 1)`);
-    case 'TRUNCATED':
-      return new HNSWFileError(code, `load: the index is truncated (${bytes.length} bytes, fewer than its header announces)`);
-    case 'CHECKSUM':
-      return new HNSWFileError(code, 'load: CRC32C checksum mismatch: the bytes were altered or damaged');
-    case 'DIMENSION':
-      return new HNSWFileError(code, `load: the bytes are a saved index, and the saved index has ${readU32(bytes, 12)} dimensions but this index has ${dim}`);
-    case 'METRIC':
-      return new HNSWFileError(code, `load: the bytes are a saved index that uses the ${METRIC_NAME[readU32(bytes, 16)] ?? `unknown (${readU32(bytes, 16)})`} metric but this index uses ${metric}`);
-    default:
-      return new HNSWFileError(code, 'load: the checksum of the bytes matches but the content is inconsistent (links, counts or levels); refusing it');
-  }
-}
-
-/** The keys and metadata block; checked against the graph's slots. */
-function parseUser(block: Uint8Array, slots: number, count: number): { keys: (HNSWKey | undefined)[]; metadata: unknown[] } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(block));
-  } catch {
-    throw new HNSWFileError('CORRUPT', 'load: the keys block of the bytes is not valid JSON');
-  }
-  const p = parsed as { keys?: unknown; metadata?: unknown };
-  if (!p || !Array.isArray(p.keys) || !Array.isArray(p.metadata) || p.keys.length !== slots || p.metadata.length !== slots) {
-    throw new HNSWFileError('CORRUPT', `load: the keys block of the bytes does not match the graph's ${slots} slots`);
-  }
-  const keys: (HNSWKey | undefined)[] = new Array(slots);
-  const seen = new Set<HNSWKey>();
-  let n = 0;
-  for (let s = 0; s < slots; s++) {
-    const k = p.keys[s];
-    if (k === null) continue;
-    if ((typeof k !== 'string' && typeof k !== 'number') || seen.has(k)) throw new HNSWFileError('CORRUPT', `load: in the bytes, the key of slot ${s} is missing or repeated`);
-    seen.add(k);
-    keys[s] = k;
-    n++;
-  }
-  if (n !== count) throw new HNSWFileError('CORRUPT', `load: the bytes hold ${n} keys for ${count} stored vectors`);
-  const metadata = p.metadata.map((m: unknown) => (m === null ? undefined : m));
-  return { keys, metadata };
 }
 
 /**
