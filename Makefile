@@ -110,7 +110,7 @@ CTEST_DEPS   := $(CSRC) $(CHDR) $(CTEST_SRC) $(sort $(wildcard test/c/*.h)) Make
 CTEST_BIN    := build/native/qe-ctests
 CTEST_TSAN   := build/native/qe-ctests-tsan
 # The cases that start threads (qe-ctests runs those whose suite/case name matches).
-TSAN_SUITES  := '^threads/' '^search/search_job'
+TSAN_SUITES  := '^threads/' '^search/search_job' '^hnsw/hnsw_search_job'
 
 $(CTEST_BIN): $(CTEST_DEPS)
 	@mkdir -p $(@D)

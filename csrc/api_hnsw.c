@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "api_internal.h"
+
 int qe_hnsw_index_create(int32_t dim, int32_t metric, int32_t M, int32_t ef_construction, int32_t ef_search,
                          uint32_t seed_lo, uint32_t seed_hi, int32_t capacity, qe_hnsw **out) {
   if (!out) return QE_ERR_NULL;
@@ -57,6 +59,45 @@ int qe_hnsw_index_search(qe_hnsw *h, const float *queries, int32_t nq, int32_t k
     out_counts[i] = n;
   }
   return QE_OK;
+}
+
+typedef struct {
+  const qe_hnsw *h;
+  const float *queries;
+  const uint8_t *allow;
+  uint32_t *out_slots;
+  float *out_distances;
+  int32_t *out_counts;
+  uint32_t nq, k, ef, per_task, dim;
+  int32_t exact;
+} hnsw_batch;
+
+static void hnsw_batch_task(const void *ctx, size_t task, unsigned char *ws) {
+  const hnsw_batch *b = ctx;
+  const uint32_t q0 = (uint32_t)task * b->per_task;
+  const uint32_t n = b->nq - q0 < b->per_task ? b->nq - q0 : b->per_task;
+  const int32_t status = qe_hnsw_search_many(b->h, ws, b->queries + (size_t)q0 * b->dim, n, b->k, b->ef, b->allow,
+                                             b->exact, b->out_slots + (size_t)q0 * b->k,
+                                             b->out_distances + (size_t)q0 * b->k, b->out_counts + q0);
+  if (status != QE_OK)
+    for (uint32_t i = 0; i < n; i++) b->out_counts[q0 + i] = status;
+}
+
+qe_job *qe_hnsw_index_search_job_create(qe_hnsw *h, const float *queries, int32_t nq, int32_t k, int32_t ef,
+                                  const uint8_t *allow, int32_t exact, uint32_t *out_slots, float *out_distances,
+                                  int32_t *out_counts, int32_t workers) {
+  if (!h || !queries || !out_slots || !out_distances || !out_counts) return NULL;
+  if (nq < 1 || k < 1 || ef < 0 || ef > (int32_t)QE_HNSW_MAX_EF || (int64_t)nq * k > INT32_MAX) return NULL;
+  if (workers < 1 || workers > QE_JOB_MAX_WORKERS) return NULL;
+  /* About four ranges per participant, so one held up costs little; each
+   * range clears its own visited marks once. */
+  uint32_t tasks = 4u * (uint32_t)workers;
+  if (tasks > (uint32_t)nq) tasks = (uint32_t)nq;
+  const uint32_t per_task = ((uint32_t)nq + tasks - 1) / tasks;
+  tasks = ((uint32_t)nq + per_task - 1) / per_task;
+  const hnsw_batch b = {h, queries, allow, out_slots, out_distances, out_counts, (uint32_t)nq, (uint32_t)k,
+                        (uint32_t)ef, per_task, qe_hnsw_dim(h), exact};
+  return qe_tasks_job_create(workers, tasks, &b, sizeof b, qe_hnsw_search_scratch_bytes(h), hnsw_batch_task);
 }
 
 int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef) {

@@ -40,6 +40,18 @@ QE_EXPORT int qe_hnsw_index_search(qe_hnsw *h, const float *queries, int32_t nq,
                                    const uint8_t *allow, int32_t exact, uint32_t *out_slots,
                                    float *out_distances, int32_t *out_counts);
 
+/*
+ * qe_hnsw_index_search's work as a job for the thread pool (qe_job_work on
+ * `workers` participants; qe_api.h, "Jobs"): ranges of the queries, each
+ * participant searching on its own working memory over the same graph, so
+ * the results are those of qe_hnsw_index_search, bit for bit. A query's
+ * failure is its out_counts[i] (a negative status). NULL for bad arguments
+ * or memory (run qe_hnsw_index_search instead: it says why).
+ */
+QE_EXPORT qe_job *qe_hnsw_index_search_job_create(qe_hnsw *h, const float *queries, int32_t nq, int32_t k, int32_t ef,
+                                            const uint8_t *allow, int32_t exact, uint32_t *out_slots,
+                                            float *out_distances, int32_t *out_counts, int32_t workers);
+
 QE_EXPORT int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef);
 /* 0: searches walk the graph on float32 vectors; 1: on int8 codes, re-ranked in float32. */
 QE_EXPORT int qe_hnsw_index_set_traversal(qe_hnsw *h, int32_t traversal);

@@ -4,6 +4,7 @@
 #ifndef QE_API_INTERNAL_H
 #define QE_API_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "attention/flash_attention.h"
@@ -25,5 +26,17 @@ int qe_attention_problem_init(qe_attention_problem *p, const float *q, const flo
 int qe_cosine_topk_check(const float *queries, int32_t nq, const float *corpus,
                          const float *inv_norms, int32_t n, int32_t dim, int32_t k,
                          const int32_t *out_idx, const float *out_score);
+
+/*
+ * A job of `tasks` independent tasks run by run(ctx, task, workspace), for
+ * work defined outside api_threads.c (the HNSW batch search): ctx_bytes of
+ * ctx are copied into the job (so they live as long as it), and each
+ * participant that runs a task gets workspace_bytes of its own (16-aligned,
+ * not cleared). NULL when that cannot be had.
+ */
+typedef struct qe_job qe_job;
+typedef void (*qe_task_fn)(const void *ctx, size_t task, unsigned char *workspace);
+qe_job *qe_tasks_job_create(int32_t workers, size_t tasks, const void *ctx, size_t ctx_bytes,
+                            size_t workspace_bytes, qe_task_fn run);
 
 #endif /* QE_API_INTERNAL_H */

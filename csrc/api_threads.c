@@ -83,9 +83,11 @@ struct qe_job {
   int32_t slots_used; /* workspaces claimed */
   int32_t pad1[14];
   /* Read-only once created. */
-  enum { JOB_ATTENTION, JOB_SEARCH } kind;
+  enum { JOB_ATTENTION, JOB_SEARCH, JOB_TASKS } kind;
   qe_attention_problem p; /* JOB_ATTENTION */
   search_problem s;       /* JOB_SEARCH */
+  qe_task_fn run;         /* JOB_TASKS: run(ctx, task, workspace) */
+  const void *ctx;
   int32_t workers;
   int32_t task_count;
   int32_t slots;      /* min(workers, task_count) */
@@ -204,7 +206,25 @@ qe_job *qe_search_job_create(const float *queries, int32_t nq, const float *corp
   return job;
 }
 
+qe_job *qe_tasks_job_create(int32_t workers, size_t tasks, const void *ctx, size_t ctx_bytes,
+                            size_t workspace_bytes, qe_task_fn run) {
+  if (!run || (ctx_bytes && !ctx)) return NULL;
+  unsigned char *shared;
+  qe_job *job = job_new(workers, tasks, ctx_bytes, workspace_bytes, &shared);
+  if (!job) return NULL;
+  if (ctx_bytes) memcpy(shared, ctx, ctx_bytes);
+  job->kind = JOB_TASKS;
+  job->run = run;
+  job->ctx = shared;
+  publish_job();
+  return job;
+}
+
 static void run_task(qe_job *job, size_t task, unsigned char *ws) {
+  if (job->kind == JOB_TASKS) {
+    job->run(job->ctx, task, ws);
+    return;
+  }
   if (job->kind == JOB_ATTENTION) {
     qe_flash_attention_forward(&job->p, task, task + 1, ws);
     return;

@@ -147,6 +147,8 @@ export interface QEExports {
   qe_hnsw_index_save_size(h: number, userBytes: number, size: number): number;
   /** int qe_hnsw_index_search(qe_hnsw *h, const float *queries, int32_t nq, int32_t k, int32_t ef, const uint8_t *allow, int32_t exact, uint32_t *out_slots, float *out_distances, int32_t *out_counts) — csrc/api_hnsw.h */
   qe_hnsw_index_search(h: number, queries: number, nq: number, k: number, ef: number, allow: number, exact: number, outSlots: number, outDistances: number, outCounts: number): number;
+  /** qe_job * qe_hnsw_index_search_job_create(qe_hnsw *h, const float *queries, int32_t nq, int32_t k, int32_t ef, const uint8_t *allow, int32_t exact, uint32_t *out_slots, float *out_distances, int32_t *out_counts, int32_t workers) — csrc/api_hnsw.h */
+  qe_hnsw_index_search_job_create(h: number, queries: number, nq: number, k: number, ef: number, allow: number, exact: number, outSlots: number, outDistances: number, outCounts: number, workers: number): number;
   /** int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef) — csrc/api_hnsw.h */
   qe_hnsw_index_set_ef_search(h: number, ef: number): number;
   /** int qe_hnsw_index_set_traversal(qe_hnsw *h, int32_t traversal) — csrc/api_hnsw.h */
@@ -299,6 +301,7 @@ export const QE_EXPORT_NAMES: readonly (keyof QEExports)[] = Object.freeze([
   'qe_hnsw_index_save',
   'qe_hnsw_index_save_size',
   'qe_hnsw_index_search',
+  'qe_hnsw_index_search_job_create',
   'qe_hnsw_index_set_ef_search',
   'qe_hnsw_index_set_traversal',
   'qe_hnsw_index_slot_count',

@@ -101,7 +101,7 @@ export function hnswStatus(status: number, entry: string): void {
   checkStatus(status, entry);
 }
 
-export const INDEX_OPTION_KEYS = ['dimensions', 'M', 'efConstruction', 'efSearch', 'metric', 'maxElements', 'seed', 'traversal'];
+const INDEX_OPTION_KEYS = ['dimensions', 'M', 'efConstruction', 'efSearch', 'metric', 'maxElements', 'seed', 'traversal'];
 
 /** Unknown keys (a typo would be ignored) and null values (which defaults would take for absent) are errors naming the key. */
 export function checkKeys(name: string, options: object, known: readonly string[]): void {
@@ -109,6 +109,33 @@ export function checkKeys(name: string, options: object, known: readonly string[
     if (!known.includes(key)) throw new TypeError(`${name} has an unknown key '${key}'; known keys: ${known.join(', ')}`);
     if (value === null) throw new TypeError(`${name}.${key} must not be null (leave it out for the default)`);
   }
+}
+
+/** The index options checked, with their defaults filled in ('euclidean' is 'l2'). */
+export function checkIndexOptions(options: HNSWIndexOptions): Required<Omit<HNSWIndexOptions, 'maxElements' | 'metric'>> & { metric: HNSWMetric; maxElements?: number } {
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+  checkKeys('options', options, INDEX_OPTION_KEYS);
+  const { dimensions = 384, M = 16, efConstruction = 200, efSearch = 100, metric = 'cosine', maxElements, seed = 42, traversal = 'int8' } = options;
+  validateIntegerIn('options.dimensions', dimensions, 1, MAX_DIM);
+  validateIntegerIn('options.M', M, 2, MAX_M);
+  validateIntegerIn('options.efConstruction', efConstruction, 1, MAX_EF);
+  validateIntegerIn('options.efSearch', efSearch, 1, MAX_EF);
+  const m = metric === 'euclidean' ? 'l2' : metric;
+  if (!(m in METRIC_CODE)) throw new RangeError(`options.metric must be 'cosine', 'ip' or 'l2' ('euclidean'), got ${describe(metric)}`);
+  if (maxElements !== undefined) validateIntegerIn('options.maxElements', maxElements, 1, MAX_SLOTS);
+  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) {
+    throw new RangeError(`options.seed must be a non-negative safe integer, got ${describe(seed)}`);
+  }
+  if (traversal !== 'int8' && traversal !== 'float32') throw new RangeError(`options.traversal must be 'int8' or 'float32', got ${describe(traversal)}`);
+  return { dimensions, M, efConstruction, efSearch, metric: m as HNSWMetric, maxElements, seed, traversal };
+}
+
+/** search options: an object with only the known keys, ef (when given) an integer in range. */
+export function checkSearchOptions(options: unknown, known: readonly string[]): asserts options is HNSWSearchOptions<unknown> {
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
+  checkKeys('options', options, known);
+  const ef = (options as HNSWSearchOptions).ef;
+  if (ef !== undefined) validateIntegerIn('options.ef', ef, 1, MAX_EF);
 }
 
 export function validateKey(name: string, key: unknown): asserts key is HNSWKey {
@@ -147,7 +174,13 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-/** score and distance of a C distance d (see js/hnsw.ts for what they mean per metric). */
+/**
+ * A result's score and distance from the C distance d, for query q and
+ * stored x (results come best first, ties by the lower slot):
+ *   cosine   distance = 1 - cos(q, x)   score = cos(q, x)
+ *   ip       distance = 1 - dot(q, x)   score = dot(q, x)
+ *   l2       distance = |q - x|         score = 1 / (1 + |q - x|)
+ */
 export function scoreOf(metric: HNSWMetric, d: number): { score: number; distance: number } {
   if (metric === 'l2') {
     const distance = Math.sqrt(Math.max(0, d));
@@ -158,4 +191,20 @@ export function scoreOf(metric: HNSWMetric, d: number): { score: number; distanc
     return { score, distance: 1 - score };
   }
   return { score: 1 - d, distance: d };
+}
+
+/** Recall@k of `search` against `exact` over `samples`: a result counts when it is as close as the exact k-th (ties are equally right). */
+export function sampledRecall(
+  samples: readonly Float32Array[], k: number,
+  search: (v: Float32Array, k: number) => { distance: number }[], exact: (v: Float32Array, k: number) => { distance: number }[],
+): number {
+  let hits = 0;
+  let total = 0;
+  for (const v of samples) {
+    const want = exact(v, k);
+    const worst = want[want.length - 1].distance;
+    for (const r of search(v, k)) if (r.distance <= worst + 1e-6) hits++;
+    total += want.length;
+  }
+  return Math.min(1, hits / total);
 }

@@ -3,19 +3,12 @@
  * createHNSWIndex and HNSWIndex, with the names agentic-qe's coverage code
  * uses (insert / batchInsert / search / delete / getStats / clear, and the
  * kernel's IHnswIndexProvider add / remove / size / dimensions / recall).
- *
  * The graph lives in C (csrc/search/hnsw.c) behind an opaque handle; this
  * file keeps what JavaScript owns: the caller's keys and metadata, mapped to
  * the C slots, and the checks. Keys are strings or numbers; inserting a key
- * again replaces its vector (and metadata). Every call is synchronous and
- * runs on the calling thread; `await index.insert(...)` works as well, for
- * callers written against the asynchronous interface.
- *
- * What a result means, for query q and stored x (best first, ties by the
- * lower slot):
- *   cosine   distance = 1 - cos(q, x)   score = cos(q, x)
- *   ip       distance = 1 - dot(q, x)   score = dot(q, x)
- *   l2       distance = |q - x|         score = 1 / (1 + |q - x|)
+ * again replaces its vector (and metadata). Calls are synchronous (`await
+ * index.insert(...)` works too); searchBatch may use the module's worker
+ * pool. What a result's score and distance mean: scoreOf in hnsw-types.ts.
  */
 import { loadQEModule, QE_STATUS, type HNSWEntries, type QEModule } from './module';
 import type { ModuleLoadOptions } from '../types';
@@ -24,15 +17,15 @@ import { realArray } from './input';
 import { describe, validatePositiveInteger } from './validate';
 import { filterBits, makeFilter, type HNSWFilter } from './hnsw-filter';
 import { HNSWFileError, loadIndex, saveIndex } from './hnsw-file';
+import { checkBatch, searchMany } from './hnsw-batch';
 import {
-  checkKeys, hnswStatus, INDEX_OPTION_KEYS, MAX_DIM, scoreOf, MAX_EF, MAX_M, MAX_SLOTS, METRIC_CODE, percentile, toVector, validateIntegerIn, validateKey,
+  checkIndexOptions, checkSearchOptions, hnswStatus, sampledRecall, scoreOf, MAX_EF, MAX_SLOTS, METRIC_CODE, percentile, toVector, validateIntegerIn, validateKey,
   type HNSWIndexOptions, type HNSWIndexStats, type HNSWInsertItem, type HNSWKey, type HNSWMetric,
   type HNSWSearchOptions, type HNSWSearchResult, type HNSWTraversal,
 } from './hnsw-types';
 
-export type {
-  HNSWFilterInput, HNSWIndexOptions, HNSWIndexStats, HNSWInsertItem, HNSWKey, HNSWMetric, HNSWSearchOptions, HNSWSearchResult, HNSWTraversal,
-} from './hnsw-types';
+export type { HNSWFilterInput, HNSWIndexOptions, HNSWIndexStats, HNSWInsertItem, HNSWKey, HNSWMetric } from './hnsw-types';
+export type { HNSWSearchOptions, HNSWSearchResult, HNSWTraversal } from './hnsw-types';
 export { HNSWFilter } from './hnsw-filter';
 export { HNSWFileError, type HNSWFileErrorCode } from './hnsw-file';
 
@@ -62,31 +55,18 @@ export class HNSWIndex<M = unknown> {
   private deletes = 0;
   private recallEstimate: { at: number; value: number } | null = null;
 
-  /** Use createHNSWIndex. */
-  constructor(private readonly module: QEModule, options: HNSWIndexOptions = {}) {
+  /** Use createHNSWIndex. threads: how many searchBatch may use (of the module's pool). */
+  constructor(private readonly module: QEModule, options: HNSWIndexOptions = {}, private readonly threads = 1) {
     if (module === null || typeof module !== 'object' || typeof (module as Partial<QEModule>).hnswEntries !== 'function') {
       throw new TypeError(`module must be a loaded qe-flash module (use createHNSWIndex, or QEFlashAttention.createHNSWIndex), got ${describe(module)}`);
     }
-    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
-    checkKeys('options', options, INDEX_OPTION_KEYS);
-    const { dimensions = 384, M = 16, efConstruction = 200, efSearch = 100, metric = 'cosine', maxElements, seed = 42, traversal = 'int8' } = options;
-    validateIntegerIn('options.dimensions', dimensions, 1, MAX_DIM);
-    validateIntegerIn('options.M', M, 2, MAX_M);
-    validateIntegerIn('options.efConstruction', efConstruction, 1, MAX_EF);
-    validateIntegerIn('options.efSearch', efSearch, 1, MAX_EF);
-    const m = metric === 'euclidean' ? 'l2' : metric;
-    if (!(m in METRIC_CODE)) throw new RangeError(`options.metric must be 'cosine', 'ip' or 'l2' ('euclidean'), got ${describe(metric)}`);
-    if (maxElements !== undefined) validateIntegerIn('options.maxElements', maxElements, 1, MAX_SLOTS);
-    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) {
-      throw new RangeError(`options.seed must be a non-negative safe integer, got ${describe(seed)}`);
-    }
-    if (traversal !== 'int8' && traversal !== 'float32') throw new RangeError(`options.traversal must be 'int8' or 'float32', got ${describe(traversal)}`);
+    const { dimensions, M, efConstruction, efSearch, metric, maxElements, seed, traversal } = checkIndexOptions(options);
     this.traversalMode = traversal;
     this.dim = dimensions;
     this.M = M;
     this.efConstruction = efConstruction;
     this.efSearch = efSearch;
-    this.metric = m as HNSWMetric;
+    this.metric = metric;
     this.maxElements = maxElements ?? MAX_SLOTS;
     this.seed = seed;
     this.x = module.hnswEntries();
@@ -305,11 +285,9 @@ export class HNSWIndex<M = unknown> {
     const h = this.live();
     const q = toVector('query', query, this.dim);
     validatePositiveInteger('k', k);
-    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`);
-    checkKeys('options', options, exact ? ['filter'] : ['ef', 'filter']);
+    checkSearchOptions(options, exact ? ['filter'] : ['ef', 'filter']);
     const ef = options.ef ?? 0;
-    if (options.ef !== undefined) validateIntegerIn('options.ef', options.ef, 1, MAX_EF);
-    const bits = options.filter !== undefined ? filterBits<M>({ index: this, slotKey: this.slotKey, slotMeta: this.slotMeta, keySlot: this.keySlot, generation: this.generation }, options.filter) : null;
+    const bits = options.filter !== undefined ? this.bitsFor(options.filter) : null;
     const size = this.keySlot.size;
     if (size === 0) return [];
     const kk = Math.min(k, size);
@@ -328,20 +306,47 @@ export class HNSWIndex<M = unknown> {
     // k and ef were checked above: what is left is a query whose norm float cannot hold.
     if (status === QE_STATUS.ERR_ARGUMENT) throw new RangeError(`query has a norm beyond the float32 range (${this.metric === 'cosine' ? '|query|' : '|query|^2'} above 3.4e38)`);
     hnswStatus(status, 'qe_hnsw_index_search');
-    const i32 = this.module.i32();
-    const f32 = this.module.f32();
-    const n = i32[pCount >>> 2];
+    const out = this.results(this.module.i32(), this.module.f32(), pSlots >>> 2, pDist >>> 2, this.module.i32()[pCount >>> 2]);
+    this.recordLatency(performance.now() - start);
+    return out;
+  }
+
+  /**
+   * search() for many queries in one call: [results of queries[0], ...]. In
+   * a threaded module (loadOptions.threads > 1) the queries run on its
+   * worker pool, each thread on its own working memory over the same graph;
+   * the results are search()'s, bit for bit, either way.
+   */
+  searchBatch(queries: readonly (Float32Array | readonly number[])[], k: number, options: HNSWSearchOptions<M> = {}): HNSWSearchResult<M>[][] {
+    const h = this.live();
+    const qs = checkBatch(queries, k, options, this.dim);
+    const bits = options.filter !== undefined ? this.bitsFor(options.filter) : null;
+    if (this.keySlot.size === 0 || qs.length === 0) return qs.map(() => []);
+    const kk = Math.min(k, this.keySlot.size);
+    const ef = options.ef ?? 0;
+    const raw = searchMany(this.module, this.x, h, qs, this.dim, kk, ef, bits, this.threads, Math.max(ef || this.efSearch, kk), this.M);
+    return qs.map((_, i) => {
+      const n = raw.counts[i];
+      if (n === QE_STATUS.ERR_ARGUMENT) throw new RangeError(`queries[${i}] has a norm beyond the float32 range`);
+      hnswStatus(Math.min(0, n), 'qe_hnsw_index_search');
+      return this.results(raw.slots, raw.distances, i * kk, i * kk, n);
+    });
+  }
+
+  private bitsFor(filter: NonNullable<HNSWSearchOptions<M>['filter']>): Uint8Array {
+    return filterBits<M>({ index: this, slotKey: this.slotKey, slotMeta: this.slotMeta, keySlot: this.keySlot, generation: this.generation }, filter);
+  }
+
+  /** n results from slots[s..] and C distances dist[d..]. */
+  private results(slots: ArrayLike<number>, dist: ArrayLike<number>, s: number, d: number, n: number): HNSWSearchResult<M>[] {
     const out: HNSWSearchResult<M>[] = new Array(n);
     for (let j = 0; j < n; j++) {
-      const slot = i32[(pSlots >>> 2) + j];
-      const d = f32[(pDist >>> 2) + j];
-      const key = this.slotKey[slot] as HNSWKey;
-      const r: HNSWSearchResult<M> = { key, id: key, ...scoreOf(this.metric, d) };
-      const meta = this.slotMeta[slot];
+      const key = this.slotKey[slots[s + j]] as HNSWKey;
+      const r: HNSWSearchResult<M> = { key, id: key, ...scoreOf(this.metric, dist[d + j]) };
+      const meta = this.slotMeta[slots[s + j]];
       if (meta !== undefined) r.metadata = meta;
       out[j] = r;
     }
-    this.recordLatency(performance.now() - start);
     return out;
   }
 
@@ -362,24 +367,11 @@ export class HNSWIndex<M = unknown> {
     if (size === 0) return 1;
     if (this.recallEstimate && this.recallEstimate.at === this.generation) return this.recallEstimate.value;
     const keys = [...this.keySlot.keys()];
-    const samples = Math.min(32, size);
-    const k = Math.min(10, size);
-    let hits = 0;
-    let total = 0;
+    const samples = Array.from({ length: Math.min(32, size) }, (_, i) => this.vectorOf(this.keySlot.get(keys[Math.floor((i * size) / Math.min(32, size))]) as number));
     const saved = { latencies: this.latencies.slice(), count: this.latencyCount };
-    for (let i = 0; i < samples; i++) {
-      const slot = this.keySlot.get(keys[Math.floor((i * size) / samples)]) as number;
-      const v = this.vectorOf(slot);
-      const approx = this.search(v, k);
-      const exact = this.searchExact(v, k);
-      const worst = exact[exact.length - 1].distance;
-      // A result counts when it is as close as the exact k-th (ties are equally right).
-      for (const r of approx) if (r.distance <= worst + 1e-6) hits++;
-      total += exact.length;
-    }
+    const value = sampledRecall(samples, Math.min(10, size), (v, k) => this.search(v, k), (v, k) => this.searchExact(v, k));
     this.latencies = saved.latencies;
     this.latencyCount = saved.count;
-    const value = Math.min(1, hits / total);
     this.recallEstimate = { at: this.generation, value };
     return value;
   }
@@ -503,5 +495,5 @@ export class HNSWIndex<M = unknown> {
  */
 export async function createHNSWIndex<M = unknown>(options: HNSWIndexOptions = {}, loadOptions: ModuleLoadOptions = {}): Promise<HNSWIndex<M>> {
   const module = await loadQEModule(loadOptions, 'loadOptions');
-  return new HNSWIndex<M>(module, options);
+  return new HNSWIndex<M>(module, options, loadOptions?.threads ?? 1);
 }

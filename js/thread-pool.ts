@@ -328,6 +328,21 @@ export class ThreadPool {
   }
 
   /**
+   * A job made by `create(participants)` (a qe_*_job_create entry; 0 when it
+   * cannot be made) run on up to `threads` threads. Returns the threads it
+   * ran on, or 0 when it did not run (too small to split, no worker ready,
+   * or no job), and the caller then does the work on its own thread. Used
+   * by js/hnsw-batch.ts (searchBatch).
+   */
+  runTasks(threads: number, flops: number, what: string, create: (participants: number) => number): number {
+    const helpers = this.helpersFor(threads, flops);
+    if (helpers.length === 0) return 0;
+    const job = create(helpers.length + 1) >>> 0;
+    if (job === 0) return 0;
+    return runJob(this.host, job, helpers, what, flops);
+  }
+
+  /**
    * A search job of about `flops` operations on up to `threads` threads:
    * `create(workers)` makes the job (0 when it cannot: `single` then runs
    * the same search on this thread), and qe_search_job_merge writes the

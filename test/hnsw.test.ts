@@ -11,6 +11,7 @@ import { createQEFlashAttention } from '../js/flash-attention';
 import { HNSWFileError, HNSWIndex, createHNSWIndex, type HNSWMetric } from '../js/hnsw';
 import type { QEModule } from '../js/module';
 import { loadModule, MODULE_KINDS } from './helpers';
+import { recordThreadJobStats, terminateThreadPools } from '../js/threads';
 import { gaussianMixture, referenceDistance, referenceKnn, rng } from './reference';
 
 /** Recall@k counting a result right when it is as close as the exact k-th (ties are equally right). */
@@ -287,6 +288,38 @@ describe('HNSW index: every metric on every build agrees with float64', () => {
       });
     }
   }
+});
+
+describe('HNSW index: searchBatch, on the worker pool and on one thread', () => {
+  afterAll(() => terminateThreadPools());
+
+  it('gives search()\'s results for every query, bit for bit, split across the pool (threads 2) and on one thread', async () => {
+    const data = gaussianMixture(3000, 24, 30, 0.4, 5);
+    const queries = data.more(37);
+    const filter = (key: unknown) => (key as number) % 3 !== 1;
+    for (const [load, pooled] of [[{ threads: 2 }, true], [{ module: 'simd' as const }, false]] as const) {
+      const index = await createHNSWIndex({ dimensions: 24, M: 8, efConstruction: 64, seed: 3 }, load);
+      index.batchInsert(data.points.map((vector, key) => ({ key, vector })));
+      for (const options of [{}, { ef: 40 }, { ef: 12, filter }]) {
+        const one = queries.map((q) => index.search(q, 9, options));
+        recordThreadJobStats(true);
+        const many = index.searchBatch(queries, 9, options);
+        const jobs = recordThreadJobStats(false);
+        expect(many).toEqual(one);
+        // On the pool when the module has one (and workers are ready): one job, split in tasks.
+        if (pooled && jobs.length > 0) expect(jobs[0].tasks).toBeGreaterThanOrEqual(2);
+        if (!pooled) expect(jobs).toEqual([]);
+      }
+      expect(index.searchBatch([], 3)).toEqual([]);
+      expect(index.searchBatch([queries[0]], 50000)[0]).toEqual(index.search(queries[0], 50000));
+      expect(() => index.searchBatch(queries[0] as unknown as Float32Array[], 3)).toThrow(TypeError);
+      expect(() => index.searchBatch([queries[0], new Float32Array(5)], 3)).toThrow(/queries\[1\] has length 5/);
+      expect(() => index.searchBatch(queries, 0)).toThrow(/k/);
+      expect(() => index.searchBatch(queries, 3, { ef: 0 })).toThrow(/options\.ef/);
+      index.dispose();
+      expect(() => index.searchBatch(queries, 3)).toThrow(/disposed/);
+    }
+  });
 });
 
 describe('HNSW index: arguments, stats and the coverage workload', () => {

@@ -83,14 +83,16 @@ struct qe_hnsw {
   float *query;         /* the query, padded (and normalized for cosine) */
   /* Quantized traversal (QE_HNSW_TRAVERSAL_INT8): each vector also as int8
    * codes x ~ scale * code (per-vector scale max|x| / 127), code_stride bytes
-   * a slot (dim rounded up to 16); searches walk the graph on these and
-   * re-rank their ef results exactly in float32. */
+   * (dim rounded up to 16) after a 16-byte code_head, one row of code_row
+   * bytes a slot, so a distance reads one place. The query is coded in 7
+   * bits, offset by 64 to [1, 127] (relaxed SIMD's i8 x i7 dot product);
+   * the head's code sum takes the offset back out. Searches walk the graph
+   * on these and re-rank their ef results exactly in float32. */
   int traversal;
   uint32_t code_stride;
-  int8_t *codes;
-  float *code_scale;
-  float *sq_norm;       /* |x|^2 per slot (for L2 on codes) */
-  int16_t *query_codes;
+  size_t code_row;
+  unsigned char *codes;
+  uint8_t *query_codes;
   float query_scale, query_sq_norm;
   int busy;
 };
@@ -118,38 +120,55 @@ static inline float distance(const qe_hnsw *h, const float *a, const float *b) {
   return 1.0f - qe_f32_dot(h->dim_pad, a, b);
 }
 
-/* x ~ *scale * code[i], code in [-127, 127]; the tail up to code_stride is 0. */
-static float quantize(const qe_hnsw *h, const float *x, int8_t *code16, int16_t *code32) {
+typedef struct {
+  float scale;   /* x ~ scale * code */
+  int32_t sum;   /* sum of the codes */
+  float sq_norm; /* |x|^2 (for L2 on codes) */
+  int32_t pad;
+} code_head;
+
+static inline code_head *head_of(const qe_hnsw *h, uint32_t s) {
+  return (code_head *)(h->codes + (size_t)s * h->code_row);
+}
+
+/* x ~ scale * code[i], code in [-top, top]; the tail up to code_stride is 0. Returns scale. */
+static float quantize(const qe_hnsw *h, const float *x, float top, int8_t *code) {
   float m = 0.0f;
   for (uint32_t i = 0; i < h->p.dim; i++) {
     const float a = x[i] < 0 ? -x[i] : x[i];
     if (a > m) m = a;
   }
-  float scale = m > 0.0f ? m / 127.0f : 1.0f;
+  float scale = m > 0.0f ? m / top : 1.0f;
   float inv = 1.0f / scale;
   /* Elements so tiny that 127 / max overflows: all codes 0 (distance 1 - 0). */
   const int tiny = !(inv <= FLT_MAX);
   if (tiny) scale = 1.0f, inv = 0.0f;
   for (uint32_t i = 0; i < h->code_stride; i++) {
     float c = i < h->p.dim && !tiny ? __builtin_rintf(x[i] * inv) : 0.0f;
-    c = c > 127.0f ? 127.0f : c < -127.0f ? -127.0f : c;
-    if (code16) code16[i] = (int8_t)c;
-    if (code32) code32[i] = (int16_t)c;
+    c = c > top ? top : c < -top ? -top : c;
+    code[i] = (int8_t)c;
   }
   return scale;
 }
 
 static void store_codes(qe_hnsw *h, uint32_t s) {
   const float *v = vec_of(h, s);
-  h->code_scale[s] = quantize(h, v, h->codes + (size_t)s * h->code_stride, NULL);
-  h->sq_norm[s] = qe_f32_dot(h->dim_pad, v, v);
+  code_head *head = head_of(h, s);
+  int8_t *code = (int8_t *)(head + 1);
+  head->scale = quantize(h, v, 127.0f, code);
+  int32_t sum = 0;
+  for (uint32_t i = 0; i < h->code_stride; i++) sum += code[i];
+  head->sum = sum;
+  head->sq_norm = qe_f32_dot(h->dim_pad, v, v);
+  head->pad = 0;
 }
 
 /* The traversal distance from the quantized query to slot s. */
 static inline float code_distance(const qe_hnsw *h, uint32_t s) {
-  const float dot = (float)qe_i8_i16_dot(h->code_stride, h->codes + (size_t)s * h->code_stride, h->query_codes) *
-                    (h->code_scale[s] * h->query_scale);
-  if (h->p.metric == QE_HNSW_L2) return h->query_sq_norm + h->sq_norm[s] - 2.0f * dot;
+  const code_head *head = head_of(h, s);
+  const int32_t raw = qe_i8_u7_dot(h->code_stride, (const int8_t *)(head + 1), h->query_codes) - 64 * head->sum;
+  const float dot = (float)raw * (head->scale * h->query_scale);
+  if (h->p.metric == QE_HNSW_L2) return h->query_sq_norm + head->sq_norm - 2.0f * dot;
   return 1.0f - dot;
 }
 
@@ -194,12 +213,10 @@ static int reserve(qe_hnsw *h, uint32_t capacity) {
   uint32_t *free_slots = malloc((size_t)capacity * sizeof *free_slots);
   pair *cand = malloc(((size_t)capacity + 1) * sizeof *cand);
   pair *res = malloc(((size_t)capacity + 1) * sizeof *res);
-  int8_t *codes = aligned_alloc(16, (size_t)capacity * h->code_stride);
-  float *code_scale = malloc((size_t)capacity * sizeof *code_scale);
-  float *sq_norm = malloc((size_t)capacity * sizeof *sq_norm);
-  if (!level0 || !levels || !upper || !visited || !free_slots || !cand || !res || !codes || !code_scale || !sq_norm) {
+  unsigned char *codes = aligned_alloc(16, (size_t)capacity * h->code_row);
+  if (!level0 || !levels || !upper || !visited || !free_slots || !cand || !res || !codes) {
     free(level0), free(levels), free(upper), free(visited), free(free_slots), free(cand), free(res);
-    free(codes), free(code_scale), free(sq_norm);
+    free(codes);
     return QE_ERR_NO_MEMORY;
   }
   if (h->capacity) {
@@ -207,16 +224,14 @@ static int reserve(qe_hnsw *h, uint32_t capacity) {
     memcpy(levels, h->levels, h->slots);
     memcpy(upper, h->upper, (size_t)h->slots * sizeof *upper);
     memcpy(free_slots, h->free_slots, (size_t)h->free_count * sizeof *free_slots);
-    memcpy(codes, h->codes, (size_t)h->slots * h->code_stride);
-    memcpy(code_scale, h->code_scale, (size_t)h->slots * sizeof *code_scale);
-    memcpy(sq_norm, h->sq_norm, (size_t)h->slots * sizeof *sq_norm);
+    memcpy(codes, h->codes, (size_t)h->slots * h->code_row);
   }
   /* Fresh visited marks: epoch 0 is never current. */
   memset(visited, 0, (size_t)capacity * sizeof *visited);
   h->epoch = 0;
   free(h->level0), free(h->levels), free(h->upper), free(h->visited), free(h->free_slots), free(h->cand), free(h->res);
-  free(h->codes), free(h->code_scale), free(h->sq_norm);
-  h->codes = codes, h->code_scale = code_scale, h->sq_norm = sq_norm;
+  free(h->codes);
+  h->codes = codes;
   h->level0 = level0, h->levels = levels, h->upper = upper, h->visited = visited;
   h->free_slots = free_slots, h->cand = cand, h->res = res;
   h->capacity = capacity;
@@ -233,6 +248,7 @@ int qe_hnsw_create(const qe_hnsw_params *params, uint32_t capacity, qe_hnsw **ou
   h->M0 = 2 * params->M;
   h->dim_pad = (params->dim + 3u) & ~3u;
   h->code_stride = (params->dim + 15u) & ~15u;
+  h->code_row = sizeof(code_head) + h->code_stride;
   h->traversal = QE_HNSW_TRAVERSAL_INT8;
   h->vec_offset = ((size_t)(1 + h->M0) * 4 + 15) & ~(size_t)15;
   h->node_bytes = h->vec_offset + (size_t)h->dim_pad * 4;
@@ -243,7 +259,7 @@ int qe_hnsw_create(const qe_hnsw_params *params, uint32_t capacity, qe_hnsw **ou
   h->sorted = malloc((size_t)h->scratch_len * sizeof *h->sorted);
   h->selected = malloc((size_t)h->scratch_len * sizeof *h->selected);
   h->query = aligned_alloc(16, (size_t)h->dim_pad * 4);
-  h->query_codes = aligned_alloc(16, (size_t)h->code_stride * 2);
+  h->query_codes = aligned_alloc(16, (size_t)h->code_stride);
   if (!h->sorted || !h->selected || !h->query || !h->query_codes || reserve(h, capacity ? capacity : 16) != QE_OK) {
     qe_hnsw_destroy(h);
     return QE_ERR_NO_MEMORY;
@@ -258,7 +274,7 @@ void qe_hnsw_destroy(qe_hnsw *h) {
     for (uint32_t s = 0; s < h->slots; s++) free(h->upper[s]);
   free(h->level0), free(h->levels), free(h->upper), free(h->visited), free(h->free_slots);
   free(h->cand), free(h->res), free(h->sorted), free(h->selected), free(h->query);
-  free(h->codes), free(h->code_scale), free(h->sq_norm), free(h->query_codes);
+  free(h->codes), free(h->query_codes);
   free(h);
 }
 
@@ -651,7 +667,8 @@ static int32_t search_entry(qe_hnsw *h, const float *query, uint32_t k, uint32_t
   if (exact) {
     scan_exact(h, q, k < h->count ? k : h->count, allow);
   } else if (h->traversal == QE_HNSW_TRAVERSAL_INT8) {
-    h->query_scale = quantize(h, q, NULL, h->query_codes);
+    h->query_scale = quantize(h, q, 63.0f, (int8_t *)h->query_codes);
+    for (uint32_t i = 0; i < h->code_stride; i++) h->query_codes[i] = (uint8_t)((int8_t)h->query_codes[i] + 64);
     h->query_sq_norm = qe_f32_dot(h->dim_pad, q, q);
     uint32_t ep = h->entry;
     float ep_d = code_distance(h, ep);
@@ -691,6 +708,49 @@ int32_t qe_hnsw_search_exact(qe_hnsw *h, const float *query, uint32_t k, const u
   return search_entry(h, query, k, 0, allow, slots, distances, 1);
 }
 
+/* Bytes a search needs of its own: the handle's fields, then the scratch a search writes. */
+static size_t scratch_layout(const qe_hnsw *h, size_t *visited, size_t *heap, size_t *query, size_t *codes) {
+  const size_t a = (sizeof(qe_hnsw) + 15) & ~(size_t)15;
+  *visited = a;
+  *heap = *visited + (((size_t)h->capacity * sizeof(uint16_t) + 15) & ~(size_t)15);
+  *query = *heap + 2 * (((size_t)h->capacity + 1) * sizeof(pair));
+  *codes = *query + (size_t)h->dim_pad * 4;
+  return *codes + h->code_stride;
+}
+
+size_t qe_hnsw_search_scratch_bytes(const qe_hnsw *h) {
+  size_t v, hp, q, c;
+  return h ? scratch_layout(h, &v, &hp, &q, &c) : 0;
+}
+
+int32_t qe_hnsw_search_many(const qe_hnsw *h, void *scratch, const float *queries, uint32_t nq, uint32_t k,
+                            uint32_t ef, const uint8_t *allow, int exact, uint32_t *slots, float *distances,
+                            int32_t *counts) {
+  if (!h || !scratch || !queries || !slots || !distances || !counts) return QE_ERR_NULL;
+  if (__atomic_load_n(&h->busy, __ATOMIC_ACQUIRE)) return QE_HNSW_ERR_BUSY;
+  /* A view of the index with its own working memory: searches only read the
+   * graph, vectors and codes, which nothing writes while a batch runs. */
+  size_t v, hp, q, c;
+  scratch_layout(h, &v, &hp, &q, &c);
+  unsigned char *base = scratch;
+  qe_hnsw *view = (qe_hnsw *)base;
+  *view = *h;
+  view->busy = 0;
+  view->visited = (uint16_t *)(base + v);
+  view->cand = (pair *)(base + hp);
+  view->res = view->cand + h->capacity + 1;
+  view->query = (float *)(base + q);
+  view->query_codes = base + c;
+  memset(view->visited, 0, (size_t)h->capacity * sizeof(uint16_t));
+  view->epoch = 0;
+  const size_t dim = h->p.dim;
+  for (uint32_t i = 0; i < nq; i++) {
+    counts[i] = search_entry(view, queries + i * dim, k, ef, allow, slots + (size_t)i * k, distances + (size_t)i * k,
+                             exact);
+  }
+  return QE_OK;
+}
+
 int qe_hnsw_set_traversal(qe_hnsw *h, int traversal) {
   if (!h) return QE_ERR_NULL;
   if (traversal != QE_HNSW_TRAVERSAL_FLOAT32 && traversal != QE_HNSW_TRAVERSAL_INT8) return QE_ERR_ARGUMENT;
@@ -716,9 +776,9 @@ int32_t qe_hnsw_max_level(const qe_hnsw *h) { return h ? h->max_level : -1; }
 
 size_t qe_hnsw_memory_bytes(const qe_hnsw *h) {
   if (!h) return 0;
-  const size_t per_slot = h->node_bytes + 1 + sizeof(uint32_t *) + 2 + 4 + 2 * sizeof(pair) + h->code_stride + 8;
+  const size_t per_slot = h->node_bytes + 1 + sizeof(uint32_t *) + 2 + 4 + 2 * sizeof(pair) + h->code_row;
   return sizeof *h + (size_t)h->capacity * per_slot + h->upper_bytes + 2 * (size_t)h->scratch_len * sizeof(pair) +
-         (size_t)h->dim_pad * 4 + (size_t)h->code_stride * 2;
+         (size_t)h->dim_pad * 4 + (size_t)h->code_stride;
 }
 
 int qe_hnsw_vector(const qe_hnsw *h, uint32_t slot, float *out) {

@@ -101,6 +101,20 @@ int32_t qe_hnsw_search(qe_hnsw *h, const float *query, uint32_t k, uint32_t ef, 
 int32_t qe_hnsw_search_exact(qe_hnsw *h, const float *query, uint32_t k, const uint8_t *allow,
                              uint32_t *slots, float *distances);
 
+/*
+ * Searches from several threads at once: qe_hnsw_search_many runs nq
+ * searches (queries dim apart; results k apart; counts[i] is search i's
+ * count or status) as qe_hnsw_search / qe_hnsw_search_exact would, on its
+ * own working memory `scratch` (qe_hnsw_search_scratch_bytes, 16-aligned),
+ * reading the index only. So any number of threads may run it on one index
+ * at once, each with its own scratch, as long as nothing writes the index
+ * meanwhile (QE_HNSW_ERR_BUSY when a writer holds it as it starts).
+ */
+size_t qe_hnsw_search_scratch_bytes(const qe_hnsw *h);
+int32_t qe_hnsw_search_many(const qe_hnsw *h, void *scratch, const float *queries, uint32_t nq, uint32_t k,
+                            uint32_t ef, const uint8_t *allow, int exact, uint32_t *slots, float *distances,
+                            int32_t *counts);
+
 int qe_hnsw_set_ef_search(qe_hnsw *h, uint32_t ef);
 
 /* How searches walk the graph: on the float32 vectors, or on int8 codes of

@@ -123,6 +123,35 @@ float qe_f32_l2_squared(size_t dim, const float *a, const float *b) {
   return s;
 }
 
+int32_t qe_i8_u7_dot(size_t n, const int8_t *a, const uint8_t *b) {
+#if QE_SIMD_LANES_NATIVE
+  v128_t acc0 = wasm_i32x4_splat(0), acc1 = acc0;
+#  if defined(__wasm_relaxed_simd__)
+  /* One instruction per 16 pairs (x86: pmaddubsw + pmaddwd); b < 128, so the
+   * result is the same exact integer on every engine. */
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(a + i), wasm_v128_load(b + i), acc0);
+    acc1 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(a + i + 16), wasm_v128_load(b + i + 16), acc1);
+  }
+  if (i < n) acc0 = wasm_i32x4_relaxed_dot_i8x16_i7x16_add(wasm_v128_load(a + i), wasm_v128_load(b + i), acc0);
+#  else
+  for (size_t i = 0; i < n; i += 16) {
+    const v128_t x = wasm_v128_load(a + i), y = wasm_v128_load(b + i);
+    acc0 = wasm_i32x4_add(acc0, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(x), wasm_u16x8_extend_low_u8x16(y)));
+    acc1 = wasm_i32x4_add(acc1, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(x), wasm_u16x8_extend_high_u8x16(y)));
+  }
+#  endif
+  const v128_t acc = wasm_i32x4_add(acc0, acc1);
+  return wasm_i32x4_extract_lane(acc, 0) + wasm_i32x4_extract_lane(acc, 1) + wasm_i32x4_extract_lane(acc, 2) +
+         wasm_i32x4_extract_lane(acc, 3);
+#else
+  int32_t s = 0;
+  for (size_t i = 0; i < n; i++) s += (int32_t)a[i] * b[i];
+  return s;
+#endif
+}
+
 int32_t qe_i8_i16_dot(size_t n, const int8_t *a, const int16_t *b) {
 #if QE_SIMD_LANES_NATIVE
   v128_t acc0 = wasm_i32x4_splat(0), acc1 = acc0;

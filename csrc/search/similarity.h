@@ -57,6 +57,10 @@ float qe_f32_l2_squared(size_t dim, const float *a, const float *b);
  * int32: the quantized traversal of the HNSW index. |a|, |b| <= 127 keeps the
  * sum exact up to n = 2^17. */
 int32_t qe_i8_i16_dot(size_t n, const int8_t *a, const int16_t *b);
+/* The same for int8 a and b in [0, 127] (7 bits: what relaxed SIMD's
+ * i8 x i7 dot product takes exactly, one instruction per 16 pairs); the
+ * HNSW traversal's kernel. */
+int32_t qe_i8_u7_dot(size_t n, const int8_t *a, const uint8_t *b);
 
 /* out = q * inv (dim floats): the unit query qe_f32_cosine_topk scores with. */
 void qe_f32_unit_query(size_t dim, const float *q, float inv, float *out);

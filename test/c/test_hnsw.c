@@ -3,6 +3,8 @@
  * brute force: recall, removal and reuse, persistence and a table of
  * corrupt files, filters, and bad arguments. Run under ASan and UBSan.
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +135,85 @@ QE_TEST(hnsw_int8_dot_kernel) {
     for (size_t i = 0; i < n; i++) want += (int64_t)a[i] * b[i];
     QE_CHECK(qe_i8_i16_dot(n, a, b) == want, "n %zu: %d vs %lld", n, qe_i8_i16_dot(n, a, b), (long long)want);
   }
+}
+
+QE_TEST(hnsw_u7_dot_kernel) {
+  /* The traversal's kernel (relaxed SIMD's i8 x i7 dot in that build) against a plain loop. */
+  int8_t a[272];
+  uint8_t b[272];
+  for (size_t n = 16; n <= 272; n += 16) {
+    for (size_t i = 0; i < n; i++) {
+      a[i] = (int8_t)(i % 7 == 0 ? -127 : i % 5 == 0 ? 127 : (int)qe_rng_uniform(-127.0f, 128.0f));
+      b[i] = (uint8_t)(i % 3 == 0 ? 127 : i % 11 == 0 ? 0 : (int)qe_rng_uniform(0.0f, 128.0f));
+    }
+    int64_t want = 0;
+    for (size_t i = 0; i < n; i++) want += (int64_t)a[i] * b[i];
+    QE_CHECK(qe_i8_u7_dot(n, a, b) == want, "n %zu: %d vs %lld", n, qe_i8_u7_dot(n, a, b), (long long)want);
+  }
+}
+
+static void *hnsw_participant(void *arg) {
+  void **a = arg;
+  *(int32_t *)a[2] = qe_job_work((qe_job *)a[0], (int32_t)(intptr_t)a[1]);
+  return NULL;
+}
+
+/* The batch search job, split over 1 to 5 participants (in turn, or on
+ * threads), gives qe_hnsw_index_search's results bit for bit: walked, with a
+ * filter, and exact. */
+QE_TEST(hnsw_search_job_matches_single) {
+  const size_t n = 2000, dim = 37, nq = 23, k = 7;
+  qe_rng_seed(77);
+  float *x = clustered(n, dim, 20, 0.3f);
+  float *q = clustered(nq, dim, 20, 0.3f);
+  qe_hnsw *h = build(x, n, dim, QE_HNSW_COSINE, 8, 3);
+  uint8_t allow[(2000 + 7) / 8];
+  for (size_t i = 0; i < sizeof allow; i++) allow[i] = (uint8_t)(i * 37 + 11);
+  uint32_t *ws = malloc(nq * k * 4), *gs = malloc(nq * k * 4);
+  float *wd = malloc(nq * k * 4), *gd = malloc(nq * k * 4);
+  if (!ws || !gs || !wd || !gd) abort();
+  int32_t wc[23], gc[23];
+  for (int mode = 0; mode < 3; mode++) {
+    const uint8_t *filter = mode == 1 ? allow : NULL;
+    QE_CHECK(qe_hnsw_index_search(h, q, (int32_t)nq, (int32_t)k, 24, filter, mode == 2, ws, wd, wc) == QE_OK, "single");
+    static const int32_t worker_counts[] = {1, 2, 3, 5};
+    for (size_t w = 0; w < 4; w++) {
+      for (int threaded = 0; threaded < 2; threaded++) {
+        const int32_t workers = worker_counts[w];
+        memset(gs, 0x55, nq * k * 4), memset(gd, 0x55, nq * k * 4), memset(gc, 0x55, sizeof gc);
+        qe_job *job = qe_hnsw_index_search_job_create(h, q, (int32_t)nq, (int32_t)k, 24, filter, mode == 2, gs, gd, gc, workers);
+        QE_CHECK(job != NULL, "create with %d workers", workers);
+        if (!job) continue;
+        int32_t ran[8] = {0};
+        if (threaded) {
+          pthread_t t[8];
+          void *args[8][3];
+          for (int32_t p = 1; p < workers; p++) {
+            args[p][0] = job, args[p][1] = (void *)(intptr_t)p, args[p][2] = &ran[p];
+            if (pthread_create(&t[p], NULL, hnsw_participant, args[p]) != 0) abort();
+          }
+          ran[0] = qe_job_work(job, 0);
+          for (int32_t p = 1; p < workers; p++) pthread_join(t[p], NULL);
+        } else {
+          for (int32_t p = 0; p < workers; p++) ran[p] = qe_job_work(job, p);
+        }
+        int32_t total = 0;
+        for (int32_t p = 0; p < workers; p++) total += ran[p];
+        QE_CHECK(total == qe_job_task_count(job), "tasks run %d of %d", total, qe_job_task_count(job));
+        QE_CHECK(qe_job_destroy(job) == QE_OK, "destroy");
+        QE_CHECK(memcmp(wc, gc, sizeof wc) == 0, "mode %d, %d workers: counts", mode, workers);
+        for (size_t i = 0; i < nq; i++) {
+          QE_CHECK(memcmp(ws + i * k, gs + i * k, (size_t)wc[i] * 4) == 0 && memcmp(wd + i * k, gd + i * k, (size_t)wc[i] * 4) == 0,
+                   "mode %d, %d workers, query %zu: results", mode, workers, i);
+        }
+      }
+    }
+  }
+  QE_CHECK(qe_hnsw_index_search_job_create(h, q, 0, (int32_t)k, 0, NULL, 0, gs, gd, gc, 2) == NULL, "nq 0");
+  QE_CHECK(qe_hnsw_index_search_job_create(h, q, (int32_t)nq, (int32_t)k, 0, NULL, 0, gs, gd, gc, 0) == NULL, "workers 0");
+  QE_CHECK(qe_hnsw_index_search_job_create(NULL, q, (int32_t)nq, (int32_t)k, 0, NULL, 0, gs, gd, gc, 2) == NULL, "no index");
+  qe_hnsw_destroy(h);
+  free(x), free(q), free(ws), free(gs), free(wd), free(gd);
 }
 
 QE_TEST(hnsw_recall_clustered_every_metric) {
@@ -529,7 +610,7 @@ QE_TEST(hnsw_bad_arguments) {
   }
 }
 
-QE_SUITE(qe_suite_hnsw, "hnsw", QE_CASE(hnsw_crc32c_known_answers), QE_CASE(hnsw_int8_dot_kernel), QE_CASE(hnsw_recall_clustered_every_metric),
+QE_SUITE(qe_suite_hnsw, "hnsw", QE_CASE(hnsw_crc32c_known_answers), QE_CASE(hnsw_int8_dot_kernel), QE_CASE(hnsw_u7_dot_kernel), QE_CASE(hnsw_search_job_matches_single), QE_CASE(hnsw_recall_clustered_every_metric),
          QE_CASE(hnsw_dim_one_and_duplicates), QE_CASE(hnsw_remove_and_reuse),
          QE_CASE(hnsw_save_load_identical_and_deterministic), QE_CASE(hnsw_corrupt_files_table),
          QE_CASE(hnsw_filtered_search), QE_CASE(hnsw_bad_arguments));
