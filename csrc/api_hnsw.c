@@ -1,13 +1,22 @@
 /*
  * The exported entries of the HNSW index: argument checks in JavaScript's
  * integer types, then csrc/search/hnsw.c, which checks again and owns the
- * graph. No arena: the index holds its own working memory.
+ * graph. No arena: the index holds its own working memory. Every entry
+ * taking an index first checks its handle header (runtime/handle.h): a
+ * NULL is QE_ERR_NULL; a destroyed, foreign, corrupt or misaligned pointer
+ * is QE_ERR_HANDLE, never a read of garbage.
  */
 #include "api_hnsw.h"
 
 #include <stdint.h>
 
 #include "api_internal.h"
+
+#define RETURN_UNLESS_LIVE(h)                     \
+  do {                                            \
+    const int live_ = qe_hnsw_check(h);           \
+    if (live_ != QE_OK) return live_;             \
+  } while (0)
 
 int qe_hnsw_index_create(int32_t dim, int32_t metric, int32_t M, int32_t ef_construction, int32_t ef_search,
                          uint32_t seed_lo, uint32_t seed_hi, int32_t capacity, qe_hnsw **out) {
@@ -21,12 +30,15 @@ int qe_hnsw_index_create(int32_t dim, int32_t metric, int32_t M, int32_t ef_cons
 }
 
 int qe_hnsw_index_destroy(qe_hnsw *h) {
+  if (!h) return QE_OK; /* as free(NULL), and qe_corpus_destroy */
+  RETURN_UNLESS_LIVE(h);
   /* A handle in use by a call on another thread is not freed under it. */
   return qe_hnsw_try_destroy(h);
 }
 
 int qe_hnsw_index_add(qe_hnsw *h, const float *vectors, int32_t count, uint32_t *slots, int32_t *added) {
-  if (!h || !vectors || !slots || !added) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(h);
+  if (!vectors || !slots || !added) return QE_ERR_NULL;
   *added = 0;
   if (count < 1) return QE_ERR_ARGUMENT;
   const size_t dim = qe_hnsw_dim(h);
@@ -39,14 +51,15 @@ int qe_hnsw_index_add(qe_hnsw *h, const float *vectors, int32_t count, uint32_t 
 }
 
 int qe_hnsw_index_remove(qe_hnsw *h, int32_t slot) {
-  if (!h) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(h);
   if (slot < 0) return QE_ERR_INDEX;
   return qe_hnsw_remove(h, (uint32_t)slot);
 }
 
 int qe_hnsw_index_search(qe_hnsw *h, const float *queries, int32_t nq, int32_t k, int32_t ef, const uint8_t *allow,
                          int32_t exact, uint32_t *out_slots, float *out_distances, int32_t *out_counts) {
-  if (!h || !queries || !out_slots || !out_distances || !out_counts) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(h);
+  if (!queries || !out_slots || !out_distances || !out_counts) return QE_ERR_NULL;
   if (nq < 1 || k < 1 || ef < 0 || (int64_t)nq * k > INT32_MAX) return QE_ERR_ARGUMENT;
   const size_t dim = qe_hnsw_dim(h);
   for (int32_t i = 0; i < nq; i++) {
@@ -86,7 +99,7 @@ static void hnsw_batch_task(const void *ctx, size_t task, unsigned char *ws) {
 qe_job *qe_hnsw_index_search_job_create(qe_hnsw *h, const float *queries, int32_t nq, int32_t k, int32_t ef,
                                   const uint8_t *allow, int32_t exact, uint32_t *out_slots, float *out_distances,
                                   int32_t *out_counts, int32_t workers) {
-  if (!h || !queries || !out_slots || !out_distances || !out_counts) return NULL;
+  if (qe_hnsw_check(h) != QE_OK || !queries || !out_slots || !out_distances || !out_counts) return NULL;
   if (nq < 1 || k < 1 || ef < 0 || ef > (int32_t)QE_HNSW_MAX_EF || (int64_t)nq * k > INT32_MAX) return NULL;
   if (workers < 1 || workers > QE_JOB_MAX_WORKERS) return NULL;
   /* About four ranges per participant, so one held up costs little; each
@@ -101,33 +114,51 @@ qe_job *qe_hnsw_index_search_job_create(qe_hnsw *h, const float *queries, int32_
 }
 
 int qe_hnsw_index_set_ef_search(qe_hnsw *h, int32_t ef) {
-  if (!h) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(h);
   return ef < 1 ? QE_ERR_ARGUMENT : qe_hnsw_set_ef_search(h, (uint32_t)ef);
 }
 
-int qe_hnsw_index_set_traversal(qe_hnsw *h, int32_t traversal) { return qe_hnsw_set_traversal(h, traversal); }
+int qe_hnsw_index_set_traversal(qe_hnsw *h, int32_t traversal) {
+  RETURN_UNLESS_LIVE(h);
+  return qe_hnsw_set_traversal(h, traversal);
+}
 
-int32_t qe_hnsw_index_count(const qe_hnsw *h) { return (int32_t)qe_hnsw_count(h); }
-int32_t qe_hnsw_index_slot_count(const qe_hnsw *h) { return (int32_t)qe_hnsw_slot_count(h); }
-int32_t qe_hnsw_index_max_level(const qe_hnsw *h) { return qe_hnsw_max_level(h); }
+/* Counts and the top level; a bad handle's status (negative) instead. */
+int32_t qe_hnsw_index_count(const qe_hnsw *h) {
+  RETURN_UNLESS_LIVE(h);
+  return (int32_t)qe_hnsw_count(h);
+}
+int32_t qe_hnsw_index_slot_count(const qe_hnsw *h) {
+  RETURN_UNLESS_LIVE(h);
+  return (int32_t)qe_hnsw_slot_count(h);
+}
+int32_t qe_hnsw_index_max_level(const qe_hnsw *h) {
+  RETURN_UNLESS_LIVE(h);
+  return qe_hnsw_max_level(h);
+}
 
+/* 0 for a bad handle (a byte count has no room for a status). */
 uint32_t qe_hnsw_index_memory_bytes(const qe_hnsw *h) {
+  if (qe_hnsw_check(h) != QE_OK) return 0;
   const size_t b = qe_hnsw_memory_bytes(h);
   return b > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)b;
 }
 
 int qe_hnsw_index_vector(const qe_hnsw *h, int32_t slot, float *out) {
+  RETURN_UNLESS_LIVE(h);
   if (slot < 0) return QE_ERR_INDEX;
   return qe_hnsw_vector(h, (uint32_t)slot, out);
 }
 
 int32_t qe_hnsw_index_links(const qe_hnsw *h, int32_t slot, int32_t level, uint32_t *out) {
+  RETURN_UNLESS_LIVE(h);
   if (slot < 0) return QE_ERR_INDEX;
   return qe_hnsw_links(h, (uint32_t)slot, level, out);
 }
 
 int qe_hnsw_index_save_size(const qe_hnsw *h, int32_t user_bytes, uint32_t *size) {
-  if (!h || !size) return QE_ERR_NULL;
+  RETURN_UNLESS_LIVE(h);
+  if (!size) return QE_ERR_NULL;
   if (user_bytes < 0) return QE_ERR_ARGUMENT;
   size_t total = 0;
   const int status = qe_hnsw_save_size(h, (size_t)user_bytes, &total);
@@ -138,6 +169,7 @@ int qe_hnsw_index_save_size(const qe_hnsw *h, int32_t user_bytes, uint32_t *size
 }
 
 int qe_hnsw_index_save(qe_hnsw *h, const uint8_t *user, int32_t user_bytes, uint8_t *out, uint32_t size) {
+  RETURN_UNLESS_LIVE(h);
   if (user_bytes < 0) return QE_ERR_ARGUMENT;
   return qe_hnsw_save(h, user, (size_t)user_bytes, out, size);
 }

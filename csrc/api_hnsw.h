@@ -4,7 +4,12 @@
  * opaque handle: create, use, destroy. Status codes are qe_api.h's plus
  * search/hnsw.h's QE_HNSW_ERR_* (-20 to -28). Pointers are byte offsets into
  * module memory; an index is used by one thread at a time (a second caller
- * gets QE_HNSW_ERR_BUSY).
+ * gets QE_HNSW_ERR_BUSY). The index starts with a qe_handle header
+ * (runtime/handle.h): every entry taking one returns QE_ERR_NULL for NULL
+ * (destroy: QE_OK, a no-op)
+ * and QE_ERR_HANDLE for a destroyed, foreign, corrupt or misaligned pointer
+ * (the counts and top level return that status; memory_bytes returns 0;
+ * search_job_create returns NULL).
  */
 #ifndef QE_API_HNSW_H
 #define QE_API_HNSW_H

@@ -41,6 +41,7 @@
 
 #include "adapt/crc32c.h"
 #include "qe_api.h"
+#include "runtime/handle.h"
 #include "search/similarity.h"
 
 #define NONE 0xFFFFFFFFu
@@ -53,7 +54,11 @@ typedef struct {
   uint32_t id;
 } pair;
 
+/* Layout version of struct qe_hnsw (qe_handle_check compares it). */
+#define QE_HNSW_LAYOUT 1u
+
 struct qe_hnsw {
+  qe_handle h; /* first: the handle header (runtime/handle.h) */
   qe_hnsw_params p;
   uint32_t M0;         /* Mmax0 = 2M */
   uint32_t dim_pad;    /* dim rounded up to 4 */
@@ -242,7 +247,7 @@ int qe_hnsw_create(const qe_hnsw_params *params, uint32_t capacity, qe_hnsw **ou
   if (!params || !out) return QE_ERR_NULL;
   *out = NULL;
   if (!params_ok(params) || capacity > QE_HNSW_MAX_SLOTS) return QE_ERR_ARGUMENT;
-  qe_hnsw *h = calloc(1, sizeof *h);
+  qe_hnsw *h = qe_handle_new(QE_HANDLE_HNSW, QE_HNSW_LAYOUT, sizeof *h);
   if (!h) return QE_ERR_NO_MEMORY;
   h->p = *params;
   h->M0 = 2 * params->M;
@@ -275,8 +280,10 @@ void qe_hnsw_destroy(qe_hnsw *h) {
   free(h->level0), free(h->levels), free(h->upper), free(h->visited), free(h->free_slots);
   free(h->cand), free(h->res), free(h->sorted), free(h->selected), free(h->query);
   free(h->codes), free(h->query_codes);
-  free(h);
+  qe_handle_free(h);
 }
+
+int qe_hnsw_check(const qe_hnsw *h) { return qe_handle_check(h, QE_HANDLE_HNSW, QE_HNSW_LAYOUT, sizeof *h); }
 
 int qe_hnsw_try_destroy(qe_hnsw *h) {
   if (!h) return QE_OK;
@@ -736,6 +743,7 @@ int32_t qe_hnsw_search_many(const qe_hnsw *h, void *scratch, const float *querie
   qe_hnsw *view = (qe_hnsw *)base;
   *view = *h;
   view->busy = 0;
+  view->h.magic = QE_HANDLE_DEAD; /* a working copy, never a handle */
   view->visited = (uint16_t *)(base + v);
   view->cand = (pair *)(base + hp);
   view->res = view->cand + h->capacity + 1;

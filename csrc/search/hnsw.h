@@ -70,6 +70,10 @@ int qe_hnsw_create(const qe_hnsw_params *params, uint32_t capacity, qe_hnsw **ou
 void qe_hnsw_destroy(qe_hnsw *h);
 /* As qe_hnsw_destroy, unless a call is using the index: QE_HNSW_ERR_BUSY. */
 int qe_hnsw_try_destroy(qe_hnsw *h);
+/* QE_OK for a live index (the qe_handle header: kind, layout version,
+ * size); QE_ERR_NULL or QE_ERR_HANDLE (destroyed, foreign, corrupt or
+ * misaligned) otherwise. The exported entries (csrc/api_hnsw.c) call it. */
+int qe_hnsw_check(const qe_hnsw *h);
 
 /* Inserts a vector of dim floats (finite; checked); its slot goes to *slot.
  * QE_ERR_ARGUMENT for a non-finite element, or a norm beyond float range

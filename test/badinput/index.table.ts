@@ -316,6 +316,29 @@ export const INDEX_TABLE: Table = {
     ],
     good: goodHnsw,
   },
+  'HNSWIndex#searchBatch': {
+    rows: [
+      ...hnswVectorRows('queries[1]', (x) => ctx.hnsw.searchBatch([query, x as Float32Array], 4)),
+      { bad: 'queries null', call: () => ctx.hnsw.searchBatch(null as never, 3), error: TypeError, arg: 'queries' },
+      { bad: 'queries a number', call: () => ctx.hnsw.searchBatch(3 as never, 3), error: TypeError, arg: 'queries' },
+      { bad: 'queries a flat Float32Array', call: () => ctx.hnsw.searchBatch(query as never, 3), error: TypeError, arg: 'queries' },
+      { bad: 'queries holding null', call: () => ctx.hnsw.searchBatch([query, null] as never, 3), error: TypeError, arg: 'queries[1]' },
+      ...sizeRows('k', (x) => ctx.hnsw.searchBatch([query], x as number)),
+      ...optionsRows('options', (x) => ctx.hnsw.searchBatch([query], 3, x as never), true),
+      ...sizeRows('options.ef', (x) => ctx.hnsw.searchBatch([query], 3, { ef: x as number })),
+      { bad: 'options.filter a number', call: () => ctx.hnsw.searchBatch([query], 3, { filter: 3 } as never), error: TypeError, arg: 'options.filter' },
+      disposedH((h) => h.searchBatch([query], 1)),
+    ],
+    good: () => {
+      goodHnsw();
+      const qs = [query, corpus[5], Array.from(corpus[7])];
+      const got = ctx.hnsw.searchBatch(qs, 4, { ef: 64 });
+      expect(got).toEqual(qs.map((q) => ctx.hnsw.search(q, 4, { ef: 64 })));
+      expect(got[0].map((r) => r.key)).toEqual(referenceKnn('cosine', query, corpus, 4).map((r) => r.index));
+      expect(ctx.hnsw.searchBatch([], 3)).toEqual([]);
+      expect(ctx.hnsw.searchBatch([query], 1000).length && ctx.hnsw.searchBatch([query], 1000)[0].length).toBe(corpus.length);
+    },
+  },
   'HNSWIndex#searchExact': {
     rows: [
       { bad: 'query short', call: () => ctx.hnsw.searchExact(query.slice(1), 3), error: RangeError, arg: 'query' },

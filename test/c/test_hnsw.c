@@ -11,6 +11,7 @@
 #include "api_hnsw.h"
 #include "adapt/crc32c.h"
 #include "qe_test.h"
+#include "runtime/handle.h"
 #include "search/hnsw.h"
 #include "search/similarity.h"
 
@@ -610,7 +611,48 @@ QE_TEST(hnsw_bad_arguments) {
   }
 }
 
-QE_SUITE(qe_suite_hnsw, "hnsw", QE_CASE(hnsw_crc32c_known_answers), QE_CASE(hnsw_int8_dot_kernel), QE_CASE(hnsw_u7_dot_kernel), QE_CASE(hnsw_search_job_matches_single), QE_CASE(hnsw_recall_clustered_every_metric),
+QE_TEST(hnsw_handles_refuse_null_wrong_corrupt_and_misaligned) {
+  qe_hnsw *h = NULL;
+  QE_CHECK(qe_hnsw_index_create(4, QE_HNSW_L2, 4, 16, 16, 1, 0, 0, &h) == QE_OK, "create");
+  const float v[8] = {1, 0, 0, 0, 0, 1, 0, 0};
+  uint32_t slots[2];
+  int32_t added = 0, counts[1];
+  float dist[2];
+  QE_CHECK(qe_hnsw_index_add(h, v, 2, slots, &added) == QE_OK && added == 2, "add");
+  /* NULL */
+  QE_CHECK(qe_hnsw_index_add(NULL, v, 1, slots, &added) == QE_ERR_NULL, "add NULL");
+  QE_CHECK(qe_hnsw_index_count(NULL) == QE_ERR_NULL && qe_hnsw_index_max_level(NULL) == QE_ERR_NULL, "count NULL");
+  QE_CHECK(qe_hnsw_index_save_size(NULL, 0, slots) == QE_ERR_NULL && qe_hnsw_index_memory_bytes(NULL) == 0, "save_size NULL");
+  /* Another kind of object of the same size, and a misaligned pointer into a live index. */
+  void *other = qe_handle_new(QE_HANDLE_CORPUS, 1, 64);
+  QE_CHECK(other != NULL, "other");
+  QE_CHECK(qe_hnsw_index_count(other) == QE_ERR_HANDLE && qe_hnsw_index_set_ef_search(other, 8) == QE_ERR_HANDLE, "another kind");
+  QE_CHECK(qe_hnsw_index_destroy(other) == QE_ERR_HANDLE, "another kind not destroyed");
+  QE_CHECK(qe_handle_check(other, QE_HANDLE_CORPUS, 1, 64) == QE_OK, "still alive as what it is");
+  qe_handle_free(other);
+  qe_hnsw *off = (qe_hnsw *)((char *)h + 4);
+  QE_CHECK(qe_hnsw_index_search(off, v, 1, 1, 0, NULL, 0, slots, dist, counts) == QE_ERR_HANDLE, "misaligned search");
+  QE_CHECK(qe_hnsw_index_search_job_create(off, v, 1, 1, 0, NULL, 0, slots, dist, counts, 2) == NULL, "misaligned job");
+  QE_CHECK(qe_hnsw_index_remove(off, 0) == QE_ERR_HANDLE && qe_hnsw_index_destroy(off) == QE_ERR_HANDLE, "misaligned remove/destroy");
+  /* A corrupt header (kind, layout version, magic) is refused; repaired, the index answers as before. */
+  qe_handle *hd = (qe_handle *)h;
+  const uint32_t fields[3] = {hd->type, hd->version, hd->magic};
+  for (int f = 0; f < 3; f++) {
+    uint32_t *field = f == 0 ? &hd->type : f == 1 ? &hd->version : &hd->magic;
+    *field ^= 1;
+    uint32_t size = 0;
+    float out[4];
+    QE_CHECK(qe_hnsw_index_count(h) == QE_ERR_HANDLE && qe_hnsw_index_save_size(h, 0, &size) == QE_ERR_HANDLE, "corrupt count/save_size");
+    QE_CHECK(qe_hnsw_index_vector(h, 0, out) == QE_ERR_HANDLE && qe_hnsw_index_set_traversal(h, 1) == QE_ERR_HANDLE, "corrupt vector/traversal");
+    QE_CHECK(qe_hnsw_index_destroy(h) == QE_ERR_HANDLE, "corrupt: not destroyed");
+    *field = fields[f];
+  }
+  QE_CHECK(qe_hnsw_index_count(h) == 2, "repaired");
+  QE_CHECK(qe_hnsw_index_search(h, v + 4, 1, 1, 0, NULL, 0, slots, dist, counts) == QE_OK && counts[0] == 1 && slots[0] == 1, "repaired search");
+  QE_CHECK(qe_hnsw_index_destroy(h) == QE_OK, "destroy");
+}
+
+QE_SUITE(qe_suite_hnsw, "hnsw", QE_CASE(hnsw_handles_refuse_null_wrong_corrupt_and_misaligned), QE_CASE(hnsw_crc32c_known_answers), QE_CASE(hnsw_int8_dot_kernel), QE_CASE(hnsw_u7_dot_kernel), QE_CASE(hnsw_search_job_matches_single), QE_CASE(hnsw_recall_clustered_every_metric),
          QE_CASE(hnsw_dim_one_and_duplicates), QE_CASE(hnsw_remove_and_reuse),
          QE_CASE(hnsw_save_load_identical_and_deterministic), QE_CASE(hnsw_corrupt_files_table),
          QE_CASE(hnsw_filtered_search), QE_CASE(hnsw_bad_arguments));
