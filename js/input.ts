@@ -74,11 +74,22 @@ export function typedArrayKind(value: unknown): TypedArrayKind | undefined {
 /** True for a SharedArrayBuffer of any realm. */
 function isShared(buffer: unknown): boolean {
   if (sabByteLength === undefined) return false;
+  // The usual cases answer without an exception (each thrown one costs
+  // microseconds, more than a small call's work): an ArrayBuffer or a
+  // SharedArrayBuffer of this realm, told apart by the intrinsic getter of
+  // the kind its prototype claims (a prototype swapped by hand makes that
+  // getter throw, and the answer is the other kind).
+  let claimed: typeof abByteLength | null = null;
   try {
-    sabByteLength.call(buffer);
-    return true;
+    claimed = buffer instanceof ArrayBuffer ? abByteLength : buffer instanceof SharedArrayBuffer ? sabByteLength : null;
   } catch {
-    return false;
+    // A Proxy somewhere in its prototype chain: ask without a claim.
+  }
+  try {
+    (claimed ?? sabByteLength).call(buffer);
+    return claimed !== abByteLength;
+  } catch {
+    return claimed === abByteLength;
   }
 }
 

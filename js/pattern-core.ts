@@ -21,7 +21,7 @@ import {
   type PatternAdapterOptions,
   type Vector,
 } from './pattern-types';
-import { realList } from './input';
+import { realLength, realList } from './input';
 import { assertWorkloadType } from './config';
 import { anyNonFinite, describe } from './validate';
 
@@ -51,6 +51,8 @@ export class PatternAdapterCore {
   protected readonly xBuf: Resident;
   protected readonly yBuf: Resident;
   protected keysBuf: Resident;
+  /** Float32Arrays of the learning step under way whose finiteness C checks (see checkVector). */
+  protected deferred: [string, Float32Array][] | null = null;
   protected readonly small: number;
   protected idxPtr = 0;
   protected scorePtr = 0;
@@ -191,34 +193,46 @@ export class PatternAdapterCore {
    * a detached buffer change nothing below), checked to be dim finite numbers.
    * Callers copy the returned vector, never x itself.
    */
-  protected checkVector(x: unknown, name: string): Vector {
-    x = realList(name, x);
+  protected checkVector(x: unknown, name: string, defer = false): Vector {
+    // An honest Float32Array of this realm (its real length is dim) is taken
+    // as it is: the copy reads its real elements, and C checks them again in
+    // module memory after the copy (shared memory written meanwhile included).
+    if (!(x instanceof Float32Array && realLength(x) === this.dim && x.length === this.dim)) x = realList(name, x);
     if (x === null || typeof x !== 'object' || !(x instanceof Float32Array || Array.isArray(x)) || (x as Vector).length !== this.dim) {
       throw vectorError(name, x, this.dim);
+    }
+    // A learning step's Float32Arrays are checked by C after the copy, in
+    // module memory; only when it refuses them are they scanned here, to
+    // name the culprit (argumentError). Elsewhere they are named up front.
+    if (defer && x instanceof Float32Array) {
+      (this.deferred ??= []).push([name, x]);
+      return x;
     }
     // Named here, element by element: C's check after the copy only knows that some vector failed.
     if (x instanceof Float32Array ? anyNonFinite(x) : (x as unknown[]).some((v) => typeof v !== 'number' || !Number.isFinite(v))) throw nonFiniteError(name, x as Vector);
     return x as Vector;
   }
 
-  protected loadQuery(x: unknown, name: string): void {
-    this.xBuf.get().set(this.checkVector(x, name));
+  protected loadQuery(x: unknown, name: string, defer = false): void {
+    this.xBuf.get().set(this.checkVector(x, name, defer));
   }
 
-  protected negativeList(negatives: unknown, name: string): Vector[] {
+  protected negativeList(negatives: unknown, name: string, defer = false): Vector[] {
     negatives = realList(name, negatives);
     if (negatives instanceof Float32Array) {
       if (negatives.length % this.dim !== 0) throw new RangeError(`${name}: a flat Float32Array must hold whole vectors of ${this.dim}, got ${negatives.length} elements`);
+      if (defer) (this.deferred ??= []).push([name, negatives]);
+      else if (anyNonFinite(negatives)) throw nonFiniteError(name, negatives);
       const out: Vector[] = [];
       for (let i = 0; i < negatives.length; i += this.dim) out.push(negatives.subarray(i, i + this.dim));
       return out;
     }
     if (!Array.isArray(negatives)) throw new TypeError(`${name} must be an array of vectors or a flat Float32Array, got ${describe(negatives)}`);
-    return negatives.map((v, i) => this.checkVector(v, `${name}[${i}]`));
+    return negatives.map((v, i) => this.checkVector(v, `${name}[${i}]`, defer));
   }
 
   /** keys = [positive, ...negatives] into the resident keys buffer; returns their count. */
-  protected loadKeys(positive: unknown, negatives: readonly Vector[], name: string): number {
+  protected loadKeys(positive: unknown, negatives: readonly Vector[], name: string, defer = false): number {
     const nkeys = negatives.length + 1;
     if (nkeys > 4096) throw new RangeError(`${name}: at most 4095 negatives, got ${negatives.length}`);
     this.ensureKeys(nkeys);
@@ -228,7 +242,7 @@ export class PatternAdapterCore {
       const row = this.rowOf(positive, `${name}.positive`);
       checkStatus(this.x.qe_cache_row_embedding(this.cache, row, this.keysBuf.ptr), 'qe_cache_row_embedding');
     } else {
-      keys.set(this.checkVector(positive, `${name}.positive`), 0);
+      keys.set(this.checkVector(positive, `${name}.positive`, defer), 0);
     }
     for (let i = 0; i < negatives.length; i++) this.keysBuf.get().set(negatives[i], (i + 1) * d);
     return nkeys;
@@ -339,7 +353,10 @@ export class PatternAdapterCore {
 
 
   protected argumentError(status: number, name: string, entry: string): Error {
+    const deferred = this.deferred;
+    this.deferred = null;
     if (status === QE_STATUS.ERR_ARGUMENT) {
+      for (const [what, v] of deferred ?? []) if (anyNonFinite(v)) return nonFiniteError(what, v);
       return new RangeError(`${name}: a vector has NaN or infinity, the query is a zero vector, or the adapted query overflows float32`);
     }
     return this.fail(status, entry);

@@ -159,21 +159,30 @@ export class PatternLearner extends PatternStore {
 
   protected accumulate(example: AdaptExample, name = 'example'): number {
     this.live();
+    this.deferred = null;
+    try {
+      return this.accumulateChecked(example, name);
+    } finally {
+      this.deferred = null;
+    }
+  }
+
+  private accumulateChecked(example: AdaptExample, name: string): number {
     if (example === null || typeof example !== 'object') throw new TypeError(`${name} must be an object, got ${describe(example)}`);
     let loss: number;
     if ('anchor' in example) {
-      this.loadQuery(example.anchor, `${name}.anchor`);
+      this.loadQuery(example.anchor, `${name}.anchor`, true);
       if (example.negatives === undefined && (typeof example.positive === 'string' || this.rowIds.length > 0)) {
         loss = this.cacheAdapt(name, example.positive, 1);
       } else {
-        const negatives = example.negatives === undefined ? [] : this.negativeList(example.negatives, `${name}.negatives`);
-        const nkeys = this.loadKeys(example.positive, negatives, name);
+        const negatives = example.negatives === undefined ? [] : this.negativeList(example.negatives, `${name}.negatives`, true);
+        const nkeys = this.loadKeys(example.positive, negatives, name, true);
         loss = this.keysAdapt(nkeys, 1, name);
       }
     } else if ('query' in example) {
       const reward = example.reward;
       if (typeof reward !== 'number' || !Number.isFinite(reward)) throw new TypeError(`${name}.reward must be a finite number, got ${describe(reward)}`);
-      this.loadQuery(example.query, `${name}.query`);
+      this.loadQuery(example.query, `${name}.query`, true);
       if (example.result !== undefined && typeof example.result !== 'string') throw new TypeError(`${name}.result must be a pattern id (string), got ${describe(example.result)}`);
       if (example.result === undefined && this.rowIds.length === 0) {
         throw new RangeError(`${name}: a reward needs the result it judges: give result (a pattern id), or store patterns first`);
