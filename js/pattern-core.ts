@@ -21,7 +21,7 @@ import {
   type PatternAdapterOptions,
   type Vector,
 } from './pattern-types';
-import { realLength, realList } from './input';
+import { realLength, realList, snapshotList } from './input';
 import { assertWorkloadType } from './config';
 import { anyNonFinite, describe } from './validate';
 
@@ -218,7 +218,9 @@ export class PatternAdapterCore {
   }
 
   protected negativeList(negatives: unknown, name: string, defer = false): Vector[] {
-    negatives = realList(name, negatives);
+    // A list is read once (snapshotList); each vector then goes through
+    // checkVector, which reads it as it really is.
+    negatives = Array.isArray(negatives) ? snapshotList(name, negatives) : realList(name, negatives);
     if (negatives instanceof Float32Array) {
       if (negatives.length % this.dim !== 0) throw new RangeError(`${name}: a flat Float32Array must hold whole vectors of ${this.dim}, got ${negatives.length} elements`);
       if (defer) (this.deferred ??= []).push([name, negatives]);
