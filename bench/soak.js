@@ -4,8 +4,10 @@
  * `make soak`: 100,000 mixed calls on one module, as a long-lived agent makes
  * them (attention small and threaded, resident-index search and searchBatch,
  * index add and remove, code embedding from text and from tokens, one-shot
- * similarity, defect matching, the backend's kernels, and bad calls that
- * must fail cleanly), asserting that module memory stays flat within one
+ * similarity, defect matching, the backend's kernels, the pattern adapter
+ * (apply, learning steps, storing, removing and finding patterns), an HNSW
+ * index under churn (delete the oldest key, insert one, search), and bad
+ * calls that must fail cleanly), asserting that module memory stays flat within one
  * 64 KiB page after the warm-up, that no allocation outlives its call, and
  * that sampled answers stay right (float64 references). Prints module
  * memory, live allocations and RSS at checkpoints; exits non-zero on any
@@ -108,6 +110,16 @@ async function main() {
     stored.set(id, v);
     order.push(id);
   }
+  // The pattern adapter (apply, learning steps, the cache) and an HNSW index
+  // (insert, search, delete) on the same module, so their memory counts too.
+  const adapter = await api.createPatternAdapter('pattern-adaptation', { dim, patternCacheSize: 64, module: { threads: THREADS } });
+  const hnsw = await api.createHNSWIndex({ dimensions: dim, M: 8, efConstruction: 32, maxElements: 64, seed: 3 }, { threads: THREADS });
+  const hnswKeys = [];
+  for (let i = 0; i < 48; i++) {
+    hnsw.insert(`h${i}`, uniform(dim, 7000 + i));
+    hnswKeys.push(`h${i}`);
+  }
+  let hnswNext = 48;
   const corpusList = Array.from({ length: 40 }, (_, i) => uniform(dim, 9000 + i));
   const patterns = Array.from({ length: 12 }, (_, i) => ({ name: `p${i}`, embedding: uniform(dim, 9500 + i) }));
 
@@ -122,7 +134,7 @@ async function main() {
   const t0 = performance.now();
 
   for (let call = 0; call < CALLS; call++) {
-    const op = call % 12;
+    const op = call % 14;
     counts[op] = (counts[op] ?? 0) + 1;
     const check = call % 997 < 12; // about one call in 80 is checked against a reference
     seed++;
@@ -253,6 +265,30 @@ async function main() {
           }
           break;
         }
+        case 12: {
+          const x = uniform(dim, seed);
+          const y = adapter.apply(x);
+          if (y.length !== dim || !y.every(Number.isFinite)) fail(`call ${call}: adapter apply`);
+          const loss = adapter.adapt({ anchor: x, positive: uniform(dim, seed + 1), negatives: [uniform(dim, seed + 2), uniform(dim, seed + 3)] });
+          if (!Number.isFinite(loss)) fail(`call ${call}: adapt loss ${loss}`);
+          adapter.storePattern({ id: `p${call % 100}`, embedding: uniform(dim, seed + 4), quality: (call % 10) / 10 });
+          if (call % 5 === 0) adapter.removePattern(`p${(call + 50) % 100}`);
+          const found = adapter.findPatterns(x, 3);
+          if (found.length > 3 || found.some((r, i) => i > 0 && r.score > found[i - 1].score)) fail(`call ${call}: findPatterns order`);
+          break;
+        }
+        case 13: {
+          // Churn: one key out (oldest), one in; then a search.
+          const gone = hnswKeys.shift();
+          hnsw.delete(gone);
+          const key = `h${hnswNext++}`;
+          hnsw.insert(key, uniform(dim, seed));
+          hnswKeys.push(key);
+          const res = hnsw.search(uniform(dim, seed + 1), 5);
+          if (res.length !== 5 || res.some((r) => r.key === gone)) fail(`call ${call}: HNSW search after churn`);
+          if (hnsw.size() !== 48) fail(`call ${call}: HNSW size ${hnsw.size()}`);
+          break;
+        }
         default:
           break;
       }
@@ -291,6 +327,8 @@ async function main() {
   }
   index.dispose();
   fa.dispose();
+  adapter.dispose();
+  hnsw.dispose();
   // What stays is the code embedding's resident feature table (one per
   // module, by design); releaseFeatureTables frees it.
   releaseFeatureTables(module);
