@@ -185,8 +185,10 @@ export function checkInteger(name: string, v: unknown, lo: number, hi: number): 
   return v as number;
 }
 
-export const encoder = new TextEncoder();
-export const decoder = new TextDecoder();
+// Typed by shape, so the published declarations name neither TextEncoder
+// nor TextDecoder: a consumer needs no DOM lib and no @types/node for them.
+export const encoder: { encode(text: string): Uint8Array } = new TextEncoder();
+export const decoder: { decode(bytes: Uint8Array): string } = new TextDecoder();
 
 /** A resident module buffer and its cached view (re-made after memory growth). */
 export class Resident {
