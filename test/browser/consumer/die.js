@@ -5,19 +5,7 @@ import { createQEFlashAttention } from '@agentic-qe/v3/flash-attention';
 import { loadQEModule } from './node_modules/@agentic-qe/v3/dist/esm/browser/js/module.js';
 import { recordThreadJobStats } from './node_modules/@agentic-qe/v3/dist/esm/browser/js/thread-dispatch.js';
 import { TEST_DIE, slotView } from './node_modules/@agentic-qe/v3/dist/esm/browser/js/thread-protocol.js';
-
-function uniform(n, seed) {
-  const out = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
+import { seededUniform as uniform } from './node_modules/@agentic-qe/v3/dist/esm/browser/js/benchmark-measure.js';
 
 async function untilReady(pool) {
   const until = Date.now() + 30000;
