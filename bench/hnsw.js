@@ -97,8 +97,7 @@ async function realCode(api, n, nq, log) {
     flat = new Float32Array(texts.length * dim);
     texts.forEach((t, i) => flat.set(engine.generateCodeEmbeddingSync(t), i * dim));
     engine.dispose();
-    fs.mkdirSync(cacheDir, { recursive: true });
-    fs.writeFileSync(cache, Buffer.from(flat.buffer, flat.byteOffset, flat.byteLength));
+    require('./write-results').writeResultFiles(cacheDir, { [path.basename(cache)]: new Uint8Array(flat.buffer, flat.byteOffset, flat.byteLength) });
   }
   const rows = Array.from({ length: texts.length }, (_, i) => flat.subarray(i * dim, (i + 1) * dim));
   // Every 50th function is held out as a query, so queries come from all packages.
@@ -346,7 +345,7 @@ if (require.main === module) {
   runHnswBenchmark({ quick: args.has('--quick'), log: (l) => console.error(l) }).then((result) => {
     if (args.has('--json')) console.log(JSON.stringify(result, null, 2));
     else console.log(hnswMarkdown(result));
-    if (args.has('--svg')) fs.writeFileSync(path.join(os.tmpdir(), 'qe-hnsw-curve.svg'), hnswCurveSvg(result, 'HNSW recall vs QPS'));
+    if (args.has('--svg')) require('./write-results').writeFileAtomicSync(path.join(os.tmpdir(), 'qe-hnsw-curve.svg'), hnswCurveSvg(result, 'HNSW recall vs QPS'));
     process.exit(0);
   }, (e) => {
     console.error(e && e.stack ? e.stack : e);

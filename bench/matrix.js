@@ -19,7 +19,6 @@
  * (scripts/ensure-node.sh). Node 24 is also the headline run (bench/run.js,
  * started by `make bench` on it); this matrix repeats the key rows elsewhere.
  */
-const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { execFileSync, spawnSync } = require('child_process');
@@ -155,15 +154,8 @@ function markdown(runs) {
 
 /** Rewrites README.md between its matrix markers. */
 function writeReadmeSection(md) {
-  const readmePath = path.join(root, 'README.md');
-  const readme = fs.readFileSync(readmePath, 'utf8');
-  const start = '<!-- matrix:start -->';
-  const end = '<!-- matrix:end -->';
-  const a = readme.indexOf(start);
-  const b = readme.indexOf(end);
-  if (a < 0 || b < a) return;
-  const body = `${start}\n<!-- written by bench/matrix.js from bench/results/matrix.md; do not edit by hand -->\n\n${md}\n${end}`;
-  fs.writeFileSync(readmePath, readme.slice(0, a) + body + readme.slice(b + end.length));
+  const body = `<!-- written by bench/matrix.js from bench/results/matrix.md; do not edit by hand -->\n\n${md}`;
+  require('./write-results').replaceMarkedSection(path.join(root, 'README.md'), '<!-- matrix:start -->', '<!-- matrix:end -->', body);
 }
 
 function drive() {
@@ -190,10 +182,11 @@ function drive() {
     }
   }
   const outDir = path.join(root, 'bench', 'results');
-  fs.mkdirSync(outDir, { recursive: true });
   const md = markdown(runs);
-  fs.writeFileSync(path.join(outDir, 'matrix.json'), JSON.stringify(runs, null, 2) + '\n');
-  fs.writeFileSync(path.join(outDir, 'matrix.md'), `# qe-flash on each Node\n\n${md}`);
+  require('./write-results').writeResultFiles(outDir, {
+    'matrix.json': JSON.stringify(runs, null, 2) + '\n',
+    'matrix.md': `# qe-flash on each Node\n\n${md}`,
+  });
   console.log('\n' + md);
   if (process.argv.includes('--readme')) writeReadmeSection(md);
   const failed = runs.some((r) => !r.result);

@@ -10,7 +10,6 @@
  * Options: --quick (fewer timed runs, no N=16384 row; for a smoke test),
  *          --no-readme (leave README.md alone).
  */
-const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
@@ -25,6 +24,7 @@ const { runOnnxAttentionRows, onnxAttentionMarkdown } = require('./onnx-attentio
 const { runTextEmbeddingBenchmark, textEmbeddingMarkdown } = require('./text-embedding');
 const { runPatternAdaptationBenchmark, patternAdaptationMarkdown, patternAdaptationGoals } = require('./pattern-adaptation');
 const { runHnswBenchmark, hnswMarkdown, hnswCurveSvg } = require('./hnsw');
+const { replaceMarkedSection, writeResultFiles } = require('./write-results');
 
 /** GFLOP/s of our 4x8 register-tiled GEMM at 512 x 512 x 512 on one thread: what SIMD128 reaches here. */
 async function gemmCeiling(backend) {
@@ -107,9 +107,10 @@ async function main() {
   ].join('\n');
 
   const outDir = path.join(root, 'bench', 'results');
-  fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding, patternAdaptation: adaptation, hnsw }, null, 2) + '\n');
-  fs.writeFileSync(path.join(outDir, 'latest.md'), `# qe-flash benchmark\n\n${report}`);
+  writeResultFiles(outDir, {
+    'latest.json': JSON.stringify({ machine, tolerance: bench.CROSS_CHECK_TOLERANCE, results, goals, cliSimilar: similar, textEmbedding, patternAdaptation: adaptation, hnsw }, null, 2) + '\n',
+    'latest.md': `# qe-flash benchmark\n\n${report}`,
+  });
 
   const attention = results.filter((r) => r.kind === 'attention' && r.baseline.status === 'ok');
   const seriesDefs = [
@@ -138,19 +139,11 @@ async function main() {
     curve.replace('<svg ', `<svg y="${sizeOf(svg)}" `),
     '</svg>',
   ].join('\n');
-  fs.writeFileSync(path.join(outDir, 'latest.svg'), combined);
+  writeResultFiles(outDir, { 'latest.svg': combined });
 
   if (!args.has('--no-readme') && !quick) {
-    const readmePath = path.join(root, 'README.md');
-    const readme = fs.readFileSync(readmePath, 'utf8');
-    const start = '<!-- bench:start -->';
-    const end = '<!-- bench:end -->';
-    const a = readme.indexOf(start);
-    const b = readme.indexOf(end);
-    if (a >= 0 && b > a) {
-      const body = `${start}\n<!-- written by bench/run.js from bench/results/latest.md; do not edit by hand -->\n\n${report}\n![benchmark chart](bench/results/latest.svg)\n\n${end}`;
-      fs.writeFileSync(readmePath, readme.slice(0, a) + body + readme.slice(b + end.length));
-    }
+    const body = `<!-- written by bench/run.js from bench/results/latest.md; do not edit by hand -->\n\n${report}\n![benchmark chart](bench/results/latest.svg)\n`;
+    replaceMarkedSection(path.join(root, 'README.md'), '<!-- bench:start -->', '<!-- bench:end -->', body);
   }
 
   console.log('\n' + report);

@@ -177,7 +177,7 @@ export async function writeTextFile(path: string, _text: string): Promise<void> 
 }
 
 /** Writing files: not in a browser. */
-export function writeFileAtomicSync(path: string, _text: string): void {
+export function writeFileAtomicSync(path: string, _data: string | Uint8Array): void {
   throw new Error(`cannot write ${path}: a browser has no file system`);
 }
 

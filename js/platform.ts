@@ -137,38 +137,26 @@ export function describeMachine(): MachineInfo {
   };
 }
 
-/** Writes a text file (Node; the benchmark's Markdown export). */
+/** Writes a text file through a temporary file and a rename (Node; the benchmark's Markdown export). */
 export async function writeTextFile(path: string, text: string): Promise<void> {
-  const fs = await import('node:fs/promises');
-  await fs.writeFile(path, text);
+  writeFileAtomicSync(path, text);
 }
 
-/** Writes a text file through a temporary file and a rename, so a reader never sees half a file (Node). */
-export function writeFileAtomicSync(path: string, text: string): void {
+/**
+ * Every file the package writes goes through here: the data into a
+ * temporary file beside `path` (the same folder, so the rename cannot cross
+ * file systems), fsynced, then renamed over `path`. A reader, or a crash or
+ * power cut mid-write, sees the old file or the new one, never half of one;
+ * on failure the temporary file is removed and `path` is as it was. Node.
+ */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const fs = require('node:fs') as typeof import('node:fs');
-  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  try {
-    fs.writeFileSync(temp, text);
-    fs.renameSync(temp, path);
-  } catch (error) {
-    try {
-      fs.unlinkSync(temp);
-    } catch {
-      // Nothing was written.
-    }
-    throw error;
-  }
-}
-
-/** Writes bytes through a temporary file in the same folder, fsynced, then a rename (Node; saved adapters). */
-export async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const fs = await import('node:fs');
   const temp = `${path}.${process.pid}.${Date.now().toString(36)}.tmp`;
   try {
     const fd = fs.openSync(temp, 'w');
     try {
-      fs.writeSync(fd, bytes);
+      fs.writeFileSync(fd, data);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
@@ -182,4 +170,9 @@ export async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise
     }
     throw error;
   }
+}
+
+/** writeFileAtomicSync for bytes, as a promise (Node; saved indexes and adapters). */
+export async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  writeFileAtomicSync(path, bytes);
 }

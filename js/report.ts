@@ -29,6 +29,7 @@ import { embedSource } from './code-embedding';
 const DEFAULT_THRESHOLD = 0.9;
 const DEFAULT_CLI_DIM = 128;
 import { PathError } from './file-walk';
+import { writeFileAtomicSync } from './platform';
 import { collectSourceFiles, extractTestCases, languageOf, type TestCase } from './test-cases';
 import { loadQEModule, type QEModule } from './module';
 import { createSimilarityIndex } from './similarity';
@@ -405,15 +406,8 @@ export function writeReport(module: QEModule, inputs: readonly string[], out: st
   if (typeof out !== 'string' || out.length === 0) throw new TypeError(`out must be a non-empty string, got ${describe(out)}`);
   const data = buildReportData(module, inputs, options);
   const html = renderReportHtml(data);
-  const tmp = `${out}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(tmp, html);
-    fs.renameSync(tmp, out);
-  } catch (error) {
-    // No torn page and no temporary file left behind.
-    fs.rmSync(tmp, { force: true });
-    throw error;
-  }
+  // No torn page, and no temporary file left behind when the write fails.
+  writeFileAtomicSync(out, html);
   return data;
 }
 

@@ -130,7 +130,7 @@ if (require.main === module) {
     }
   } else if (arg === '') {
     const text = renderTs(api);
-    if (!fs.existsSync(OUT) || fs.readFileSync(OUT, 'utf8') !== text) fs.writeFileSync(OUT, text);
+    require('./replace-file').replaceFileSync(OUT, text);
   } else {
     process.stderr.write(`unknown argument ${arg}\n`);
     process.exit(2);

@@ -10,7 +10,6 @@
  * (Chromium coarsens performance.now to 0.1 ms). Prints medians with min and
  * max, and writes bench/results/browser.json (not committed). Loopback only.
  */
-const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const { onnx } = require('onnx-proto');
@@ -56,8 +55,7 @@ async function main() {
     await server.close();
   }
   const out = path.join(ROOT, 'bench', 'results', 'browser.json');
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, rows }, null, 2));
+  require('../write-results').writeResultFiles(path.dirname(out), { [path.basename(out)]: JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, rows }, null, 2) });
   console.log(`wrote ${path.relative(ROOT, out)}`);
 }
 
