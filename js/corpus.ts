@@ -130,7 +130,10 @@ export class Corpus {
     if (this.handle === 0) return;
     const handle = this.handle;
     this.handle = 0;
-    checkStatus(this.module.exports.qe_corpus_destroy(handle), 'qe_corpus_destroy');
+    // A worker given up at a search's deadline may still read the corpus: its
+    // destroy waits until that worker has ended (a handle it would refuse is refused now).
+    checkStatus(Math.min(0, this.module.exports.qe_corpus_size(handle)), 'qe_corpus_destroy');
+    this.module.releaseAfterWorkers(() => checkStatus(this.module.exports.qe_corpus_destroy(handle), 'qe_corpus_destroy'));
   }
 
   get disposed(): boolean {

@@ -211,7 +211,7 @@ export class HNSWIndex<M = unknown> {
   clear(): void {
     const h = this.live();
     const fresh = this.createHandle(0);
-    hnswStatus(this.x.qe_hnsw_index_destroy(h), 'qe_hnsw_index_destroy');
+    this.retire(h);
     this.handle = fresh;
     this.slotKey = [];
     this.slotMeta = [];
@@ -445,7 +445,7 @@ export class HNSWIndex<M = unknown> {
     const old = this.live();
     const loaded = loadIndex(this.module, this.x, bytes, this.dim, this.metric);
     hnswStatus(this.x.qe_hnsw_index_set_traversal(loaded.handle, this.traversalMode === 'int8' ? 1 : 0), 'qe_hnsw_index_set_traversal');
-    hnswStatus(this.x.qe_hnsw_index_destroy(old), 'qe_hnsw_index_destroy');
+    this.retire(old);
     this.handle = loaded.handle;
     this.slotKey = loaded.keys;
     this.slotMeta = loaded.metadata as (M | undefined)[];
@@ -476,10 +476,22 @@ export class HNSWIndex<M = unknown> {
     }
   }
 
-  /** Frees the module memory the index holds; it cannot be used afterwards. */
+  /**
+   * Destroys a graph this index lets go of (dispose, clear, load). A worker
+   * given up at a searchBatch's deadline may still be walking it, so the
+   * destroy waits with the module's held frees until that worker has ended
+   * (QEModule.releaseAfterWorkers); the index is done with it at once.
+   */
+  private retire(h: number): void {
+    // A destroy that is held back can no longer report: a handle it would refuse is refused now.
+    hnswStatus(Math.min(0, this.x.qe_hnsw_index_count(h)), 'qe_hnsw_index_destroy');
+    this.module.releaseAfterWorkers(() => hnswStatus(this.x.qe_hnsw_index_destroy(h), 'qe_hnsw_index_destroy'));
+  }
+
+  /** Frees the module memory the index holds; it cannot be used afterwards (its graph goes once no given-up worker can read it). */
   dispose(): void {
     if (this.handle === 0) return;
-    hnswStatus(this.x.qe_hnsw_index_destroy(this.handle), 'qe_hnsw_index_destroy');
+    this.retire(this.handle);
     this.handle = 0;
     if (this.buf.ptr) this.module.free(this.buf.ptr);
     this.buf = { ptr: 0, bytes: 0 };

@@ -103,6 +103,9 @@ export class QEModule {
   private readonly live = new Map<number, number>();
   private liveByteCount = 0;
   private readonly heldFrees = new Set<number>();
+  /** Handle destroys held back with the frees (releaseAfterWorkers). */
+  private heldReleases: (() => void)[] = [];
+  private awaitingHolds = false;
 
   constructor(loaded: LoadedWasm) {
     for (const name of QE_EXPORT_NAMES) {
@@ -191,7 +194,7 @@ export class QEModule {
     const held = freesHeld(this.memory);
     if (held !== null) {
       this.heldFrees.add(ptr);
-      if (this.heldFrees.size === 1) void held.then(() => this.releaseHeldFrees());
+      this.awaitHolds(held);
       return;
     }
     this.live.delete(ptr);
@@ -199,11 +202,45 @@ export class QEModule {
     this.x.qe_free(ptr);
   }
 
-  private releaseHeldFrees(): void {
+  /**
+   * Runs `release`, a C destroy entry of a handle its owner has given up
+   * (an HNSW index, a corpus), now, or, while a worker given up at a job's
+   * deadline may still be running, with the held frees once it has ended:
+   * such a worker may still be reading the handle's memory. Errors of a
+   * release that ran now are thrown; a held one's owner checked the handle
+   * live when it let go, and nothing else can reach it since.
+   */
+  releaseAfterWorkers(release: () => void): void {
+    const held = freesHeld(this.memory);
+    if (held === null) {
+      release();
+      return;
+    }
+    this.heldReleases.push(release);
+    this.awaitHolds(held);
+  }
+
+  private awaitHolds(held: Promise<void>): void {
+    if (this.awaitingHolds) return;
+    this.awaitingHolds = true;
+    void held.then(() => this.releaseHeld());
+  }
+
+  private releaseHeld(): void {
     const held = freesHeld(this.memory);
     if (held !== null) {
-      void held.then(() => this.releaseHeldFrees());
+      void held.then(() => this.releaseHeld());
       return;
+    }
+    this.awaitingHolds = false;
+    const releases = this.heldReleases;
+    this.heldReleases = [];
+    for (const release of releases) {
+      try {
+        release();
+      } catch {
+        // See releaseAfterWorkers: the handle was live when given up.
+      }
     }
     const pointers = [...this.heldFrees];
     this.heldFrees.clear();

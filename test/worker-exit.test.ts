@@ -12,9 +12,10 @@
 import { availableParallelism } from 'node:os';
 import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-attention';
 import { loadQEModule } from '../js/module';
+import { createHNSWIndex } from '../js/hnsw';
 import { DIE_EXIT, DIE_HANG, DIE_THROW, TEST_DIE, slotView } from '../js/thread-protocol';
 import { JOB_DEADLINE_FLOOR_MS, recordThreadJobStats, terminateThreadPools, type ThreadPool } from '../js/threads';
-import { attentionShape, maxAbsDiff, referenceAttention, referenceCosine, uniform } from './reference';
+import { attentionShape, gaussianMixture, maxAbsDiff, referenceAttention, referenceCosine, referenceKnn, uniform } from './reference';
 
 afterAll(() => terminateThreadPools());
 
@@ -198,5 +199,77 @@ test('a search whose worker dies mid-job still ranks as float64 does', async () 
   expect(index.searchBatch(queries, 10).map((l) => l.map((r) => r.id))).toEqual(expectedTop.map((l) => l.map((e) => e.id)));
   await untilReady(pool, 1);
   index.dispose();
+  fa.dispose();
+});
+
+test('an HNSW index or corpus let go while a worker given up at the deadline may still read it: done with at once, its C memory freed once the worker has ended', async () => {
+  const two = await twoThreads();
+  if (two === null) return;
+  const { fa, pool } = two;
+  const module = await loadQEModule({ threads: 2 });
+  const x = module.hnswEntries();
+  const dim = 24;
+  const data = gaussianMixture(3000, dim, 30, 0.4, 11);
+  const queries = data.more(64);
+  const options = { dimensions: dim, M: 8, efConstruction: 64, metric: 'l2' as const, seed: 5 };
+  const a = await createHNSWIndex(options, { threads: 2 });
+  const b = await createHNSWIndex(options, { threads: 2 });
+  a.batchInsert(data.points.map((vector, key) => ({ key, vector })));
+  b.batchInsert(data.points.slice(0, 50).map((vector, key) => ({ key, vector })));
+  const corpus = fa.createSimilarityIndex(dim);
+  corpus.add(data.points.slice(0, 100));
+  const handleOf = (index: unknown): number => (index as { handle: number }).handle;
+  const corpusHandle = (corpus as unknown as { corpus: { handle: number } }).corpus.handle;
+  expect(corpusHandle).toBeGreaterThan(0);
+  const [ha, hb] = [handleOf(a), handleOf(b)];
+  const single = queries.map((q) => a.search(q, 10));
+  // The batch answers are search()'s, which find most of the float64 exact neighbours.
+  let found = 0;
+  queries.forEach((q, i) => {
+    const exact = new Set(referenceKnn('l2', q, data.points, 10).map((e) => e.index));
+    found += single[i].filter((r) => exact.has(r.key as number)).length;
+  });
+  expect(found / (10 * queries.length)).toBeGreaterThan(0.9);
+
+  // The worker stops answering in the next batch it takes: the caller gives it up at the deadline.
+  const slot = slotView(inside(pool).memory, inside(pool).workers[0].slot);
+  Atomics.store(slot, TEST_DIE, DIE_HANG);
+  recordThreadJobStats(true);
+  let fired = false;
+  for (let i = 0; i < 20 && !fired; i++) {
+    expect(a.searchBatch(queries, 10)).toEqual(single);
+    fired = Atomics.load(slot, TEST_DIE) === 0;
+  }
+  const jobs = recordThreadJobStats(false);
+  expect(fired).toBe(true);
+  expect(jobs.at(-1)?.lost).toBe(1);
+
+  // Let go while it may still run: the objects are done with at once...
+  a.dispose();
+  b.clear();
+  corpus.dispose();
+  expect(() => a.size()).toThrow(TypeError);
+  expect(() => a.searchBatch(queries, 3)).toThrow(/disposed/);
+  expect(b.size()).toBe(0);
+  // ...but the graphs and the corpus it may be reading are not freed under it.
+  expect(x.qe_hnsw_index_count(ha)).toBe(3000);
+  expect(x.qe_hnsw_index_count(hb)).toBe(50);
+  expect(module.exports.qe_corpus_size(corpusHandle)).toBe(100);
+  // The emptied index works meanwhile, as search() and float64 say.
+  b.batchInsert(data.points.slice(0, 200).map((vector, key) => ({ key, vector })));
+  expect(b.searchBatch(queries.slice(0, 8), 1).map((r) => r[0].key)).toEqual(queries.slice(0, 8).map((q) => referenceKnn('l2', q, data.points.slice(0, 200), 1)[0].index));
+
+  // Once its thread has ended they go, with the held frees.
+  const until = Date.now() + 15000;
+  while (x.qe_hnsw_index_count(ha) >= 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(x.qe_hnsw_index_count(ha)).toBeLessThan(0);
+  expect(x.qe_hnsw_index_count(hb)).toBeLessThan(0);
+  expect(module.exports.qe_corpus_size(corpusHandle)).toBeLessThan(0);
+  expect(x.qe_hnsw_index_count(handleOf(b))).toBe(200);
+  expect(pool.failure).toBeNull();
+  // With no worker given up, dispose frees at once, as before.
+  const hb2 = handleOf(b);
+  b.dispose();
+  expect(x.qe_hnsw_index_count(hb2)).toBeLessThan(0);
   fa.dispose();
 });
