@@ -367,8 +367,16 @@ export function hashTokenFeatures(
   return { offsets, rows: rows.subarray(0, f), weights: weights.subarray(0, f) };
 }
 
-/** Resident feature tables per module, by "rows x dim / seed". */
+/**
+ * Resident feature tables per module, by "rows x dim / seed", least recently
+ * used first. A process embedding with many dims or seeds keeps only the
+ * last few: at most FEATURE_TABLES_KEPT tables and FEATURE_TABLE_BYTES_KEPT
+ * bytes of them (the one in use always), the older ones freed; one refilled
+ * later is the same table (a pure function of its key).
+ */
 const featureTables = new WeakMap<QEModule, Map<string, FeatureTable>>();
+export const FEATURE_TABLES_KEPT = 4;
+export const FEATURE_TABLE_BYTES_KEPT = 64 << 20;
 
 /** The resident table for (tableRows, dim, seed), filled on first use. */
 function featureTable(module: QEModule, tableRows: number, dim: number, seed: number): FeatureTable {
@@ -379,9 +387,21 @@ function featureTable(module: QEModule, tableRows: number, dim: number, seed: nu
   }
   const key = `${tableRows}x${dim}/${seed}`;
   let table = tables.get(key);
-  if (table === undefined) {
-    table = new FeatureTable(module, tableRows, dim, seed, FEATURE_TABLE_SCALE);
+  if (table !== undefined) {
+    // Most recently used last (a Map keeps insertion order).
+    tables.delete(key);
     tables.set(key, table);
+    return table;
+  }
+  table = new FeatureTable(module, tableRows, dim, seed, FEATURE_TABLE_SCALE);
+  tables.set(key, table);
+  let bytes = 0;
+  for (const t of tables.values()) bytes += t.rows * t.dim * 4;
+  for (const [k, t] of tables) {
+    if (t === table || (tables.size <= FEATURE_TABLES_KEPT && bytes <= FEATURE_TABLE_BYTES_KEPT)) break;
+    t.dispose();
+    tables.delete(k);
+    bytes -= t.rows * t.dim * 4;
   }
   return table;
 }
@@ -406,7 +426,11 @@ export function hashedTokenVectors(module: QEModule, features: HashedFeatures, t
   return featureTable(module, tableRows, dim, seed).embed(features);
 }
 
-/** Scaled sinusoidal positions by dim, grown as needed: rows depend only on (position, dim), so a prefix serves any length. */
+/**
+ * Scaled sinusoidal positions by dim, grown as needed: rows depend only on
+ * (position, dim), so a prefix serves any length. The last
+ * FEATURE_TABLES_KEPT dims used are kept, as the feature tables are.
+ */
 const positionCache = new Map<number, Float32Array>();
 
 /** The first seqLen rows of SOURCE_POSITION_SCALE * sinusoidalPositions(., dim), as a view of a cached table. */
@@ -416,8 +440,10 @@ function sourcePositions(seqLen: number, dim: number): Float32Array {
     const rows = Math.max(seqLen, Math.min(2 * ((table?.length ?? 0) / dim), DEFAULT_MAX_TOKENS), 256);
     table = sinusoidalPositions(rows, dim);
     for (let i = 0; i < table.length; i++) table[i] *= SOURCE_POSITION_SCALE;
-    positionCache.set(dim, table);
   }
+  positionCache.delete(dim);
+  positionCache.set(dim, table);
+  if (positionCache.size > FEATURE_TABLES_KEPT) positionCache.delete(positionCache.keys().next().value as number);
   return table.subarray(0, seqLen * dim);
 }
 

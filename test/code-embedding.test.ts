@@ -14,7 +14,9 @@ import {
   BUILTIN_WEIGHT_FLOOR,
   embedSource,
   embedTokens,
+  FEATURE_TABLE_BYTES_KEPT,
   FEATURE_TABLE_SCALE,
+  FEATURE_TABLES_KEPT,
   hashTokenFeatures,
   releaseFeatureTables,
   selectSequence,
@@ -537,6 +539,72 @@ describe.each(MODULE_KINDS)('embedSource (form 2) on the %s build', (kind) => {
     const uniformGot = embedSource(moduleOf(kind), HTTP_RETRY, { dim, heads, tableRows, seed, weighting: 'uniform' });
     const uniformWant = referenceEmbedTokens(x, positions, seqLen, dim, heads);
     uniformWant.forEach((w, i) => expect(Math.abs(uniformGot[i] - w)).toBeLessThanOrEqual(5e-5));
+  });
+
+  it('keeps only the last few feature tables when many (rows, dim, seed) are used: module memory stays bounded, answers stay the reference\'s', () => {
+    const m = moduleOf(kind);
+    releaseFeatureTables(m);
+    const baseline = { allocations: m.liveAllocations, bytes: m.liveBytes };
+    const heads = 2;
+    // Uniform pooling: no document-frequency table joins the feature tables in module memory.
+    const reference = (dim: number, tableRows: number, seed: number): Float64Array => {
+      const tokens = tokenizeCode(HTTP_RETRY);
+      const sequence = selectSequence(tokens);
+      const features = hashTokenFeatures(tokens, tableRows, seed, sequence);
+      const table = referenceTable(tableRows, dim, seed, FEATURE_TABLE_SCALE);
+      const x = new Float64Array(sequence.length * dim);
+      for (let t = 0; t < sequence.length; t++) {
+        for (let f = features.offsets[t]; f < features.offsets[t + 1]; f++) {
+          for (let c = 0; c < dim; c++) x[t * dim + c] += features.weights[f] * table[features.rows[f] * dim + c];
+        }
+      }
+      const positions = Float64Array.from(sinusoidalPositions(sequence.length, dim), (v) => v * SOURCE_POSITION_SCALE);
+      return referenceEmbedTokens(x, positions, sequence.length, dim, heads);
+    };
+    const configs = Array.from({ length: 12 }, (_, i) => ({ dim: 6 + 2 * i, tableRows: 61 + 7 * i, seed: 1000 + i }));
+    const first = new Map<number, Float32Array>();
+    // Tables filled: allocations of a call still live after it (what a call allocates for itself it frees).
+    const allocs = jest.spyOn(m, 'alloc');
+    const live = (m as unknown as { live: Map<number, number> }).live;
+    let fills = 0;
+    const tableFills = (): number => fills;
+    const embed = (c: { dim: number; tableRows: number; seed: number }): Float32Array => {
+      const before = allocs.mock.results.length;
+      const got = embedSource(m, HTTP_RETRY, { ...c, heads, weighting: 'uniform' });
+      fills += allocs.mock.results.slice(before).filter((r) => live.has(r.value as number)).length;
+      return got;
+    };
+    try {
+      configs.forEach((c, i) => {
+        const got = embed(c);
+        first.set(i, got);
+        if (i % 3 === 0) reference(c.dim, c.tableRows, c.seed).forEach((w, j) => expect(Math.abs(got[j] - w)).toBeLessThanOrEqual(5e-5));
+        // The table in use and at most FEATURE_TABLES_KEPT - 1 before it.
+        expect(m.liveAllocations - baseline.allocations).toBe(Math.min(i + 1, FEATURE_TABLES_KEPT));
+        const kept = configs.slice(Math.max(0, i + 1 - FEATURE_TABLES_KEPT), i + 1);
+        expect(m.liveBytes - baseline.bytes).toBe(kept.reduce((sum, k) => sum + k.tableRows * k.dim * 4, 0));
+      });
+      expect(tableFills()).toBe(configs.length);
+      // The table in use stays cached: the same (rows, dim, seed) again fills nothing.
+      const last = configs[configs.length - 1];
+      for (let r = 0; r < 3; r++) expect(embed(last)).toEqual(first.get(configs.length - 1));
+      expect(tableFills()).toBe(configs.length);
+      // One that was let go is filled again, the same table: the same embedding, bit for bit.
+      expect(embed(configs[0])).toEqual(first.get(0));
+      expect(tableFills()).toBe(configs.length + 1);
+      expect(m.liveAllocations - baseline.allocations).toBe(FEATURE_TABLES_KEPT);
+      // Tables beyond FEATURE_TABLE_BYTES_KEPT together are let go even when fewer: the one in use is kept.
+      const big = Math.floor(FEATURE_TABLE_BYTES_KEPT / (2 * 64 * 4)) + 1;
+      embed({ dim: 64, tableRows: big, seed: 1 });
+      embed({ dim: 64, tableRows: big, seed: 2 });
+      expect(m.liveBytes - baseline.bytes).toBe(big * 64 * 4);
+      expect(m.liveAllocations - baseline.allocations).toBe(1);
+    } finally {
+      allocs.mockRestore();
+      releaseFeatureTables(m);
+    }
+    expect(m.liveAllocations).toBe(baseline.allocations);
+    expect(m.liveBytes).toBe(baseline.bytes);
   });
 
   it('leaves out punctuation and keeps ceil(sqrt(count)) occurrences of each token', () => {
