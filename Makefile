@@ -5,6 +5,7 @@
 #
 # Two kinds of module, each from one rule and one link macro:
 #   single-thread  wasm/qe-flash-{simd,scalar}.wasm       emcc, whole program
+#                  wasm/qe-flash-relaxed.wasm             objects, then wasm-ld
 #   threaded       wasm/qe-flash-{simd,relaxed}-mt.wasm   objects, then wasm-ld
 # Emscripten is the toolchain throughout: its compiler, its sysroot and its
 # allocator (clang-19 compiles the relaxed module against the same sysroot).
@@ -19,6 +20,8 @@ WASM_SIMD    := wasm/qe-flash-simd.wasm
 WASM_SCALAR  := wasm/qe-flash-scalar.wasm
 WASM_MT      := wasm/qe-flash-simd-mt.wasm
 WASM_RELAXED := wasm/qe-flash-relaxed-mt.wasm
+WASM_RELAXED_ST := wasm/qe-flash-relaxed.wasm
+WASM_ALL     := $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED) $(WASM_RELAXED_ST)
 
 # ---------------------------------------------------------------- single-thread
 # SIMD128 and a scalar fallback for engines without it: one C source, emcc
@@ -97,6 +100,28 @@ wasm/qe-flash-$(1)-mt.wasm: $$(patsubst csrc/%.c,build/$(1)-mt/%.o,$$(CSRC)) Mak
 endef
 $(foreach variant,simd relaxed,$(eval $(call threaded_module,$(variant))))
 
+# The relaxed single-thread build: the relaxed objects compiled without
+# atomics, linked with Emscripten's single-thread malloc (libdlmalloc.a) and
+# the same shim, on a memory of its own that it exports. Not shared: V8
+# copies a typed array into shared memory with relaxed-atomic moves, 2.3x
+# slower than into plain memory (1 KiB: 56 against 24 ns on Node 24), which
+# a call of a microsecond or less (the pattern adapter) pays on every
+# vector. js/loader.ts takes it for one thread, and where shared memory is
+# not to be had (a browser page without cross-origin isolation).
+MALLOC_ST   := $(EM_SYSROOT)/lib/wasm32-emscripten/libdlmalloc.a
+ST_RELAXED_CFLAGS := -O3 -std=c11 -Wall -Wextra -Werror -Icsrc -msimd128 -mrelaxed-simd -mbulk-memory -DQE_MALLOC_SHIM
+ST_RELAXED_LDFLAGS := --no-entry --export-memory --initial-memory=16777216 --max-memory=4294967296 \
+               -z stack-size=1048576 --strip-debug $(patsubst _%,--export=%,$(subst $(comma), ,$(EXPORTS)))
+
+build/relaxed/%.o: csrc/%.c $(CHDR) Makefile
+	@mkdir -p $(@D)
+	$(MT_CC_relaxed) $(ST_RELAXED_CFLAGS) -c $< -o $@
+
+$(WASM_RELAXED_ST): $(patsubst csrc/%.c,build/relaxed/%.o,$(CSRC)) Makefile scripts/check-mt-module.cjs scripts/gen-c-api.js
+	@mkdir -p wasm
+	$(WASM_LD19) $(ST_RELAXED_LDFLAGS) $(filter %.o,$^) $(MALLOC_ST) -o $@.tmp && \
+	  node $(NODE_RELAXED) scripts/check-mt-module.cjs $@.tmp --relaxed --single && mv $@.tmp $@
+
 # ---------------------------------------------------------------- native tests
 # The same kernels through SIMDe's SIMD128 implementation, with sanitizers:
 # ASan + UBSan for every suite, and ThreadSanitizer for the suites that run
@@ -153,7 +178,7 @@ dist: build/dist.stamp
 # CommonJS + declarations (tsconfig.build.json), then the ES-module output
 # (tsconfig.esm.json) made into the Node and browser trees (scripts/build-esm.js).
 # The stamp lives in build/, so the package ships no marker file.
-build/dist.stamp: js/c-api.ts js/worker-source.ts report/viewer.js $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED) $(TS_SRC) tsconfig.json tsconfig.build.json tsconfig.esm.json scripts/build-esm.js node_modules/.package-lock.json
+build/dist.stamp: js/c-api.ts js/worker-source.ts report/viewer.js $(WASM_ALL) $(TS_SRC) tsconfig.json tsconfig.build.json tsconfig.esm.json scripts/build-esm.js node_modules/.package-lock.json
 	rm -rf dist build/esm
 	npx tsc -p tsconfig.build.json
 	npx tsc -p tsconfig.esm.json
@@ -170,7 +195,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 all: wasm dist
 
-wasm: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED)
+wasm: $(WASM_ALL)
 
 build/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_input.h $(CSRC) $(CHDR) Makefile
 	@mkdir -p build/fuzz
@@ -233,7 +258,7 @@ clean:
 
 help:
 	@echo 'make all        the four wasm modules and dist/ (the package)'
-	@echo 'make wasm       the modules only: $(WASM_SIMD) $(WASM_SCALAR) $(WASM_MT) $(WASM_RELAXED)'
+	@echo 'make wasm       the modules only: $(WASM_ALL)'
 	@echo 'make dist       the TypeScript package (dist/cjs, dist/esm, dist/types)'
 	@echo 'make js/c-api.ts  regenerate the JS view of the C API from csrc/**/*.h'
 	@echo 'make js/worker-source.ts  the worker program (js/thread-worker.ts) as the string workers start from'

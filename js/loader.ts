@@ -1,18 +1,19 @@
 /**
  * Finding, choosing and instantiating the WebAssembly module.
  *
- * Four builds of the same C exist. Two single-thread ones:
- * wasm/qe-flash-simd.wasm (SIMD128) and wasm/qe-flash-scalar.wasm. The engine
- * is probed with WebAssembly.validate on tiny hand-assembled modules; 'auto'
- * takes the SIMD build when the probe validates. The third,
- * wasm/qe-flash-simd-mt.wasm, is the SIMD build with
- * atomics on a shared memory (js/threads.ts): it is loaded instead of the SIMD
- * build when more than one thread is asked for and the engine can run it, and
- * comes with a pool of workers. The fourth, wasm/qe-flash-relaxed-mt.wasm (kind
- * 'relaxed'), is that threaded build compiled with relaxed SIMD (fused
- * multiply-add in the kernels' inner loops): 'auto' prefers it, for any
- * thread count, wherever the relaxed-SIMD probe validates and shared memory
- * works; with one thread it runs without workers. Engines without relaxed
+ * Five builds of the same C exist, of three kinds. Single-thread:
+ * wasm/qe-flash-simd.wasm (SIMD128), wasm/qe-flash-scalar.wasm, and
+ * wasm/qe-flash-relaxed.wasm (kind 'relaxed': SIMD128 plus relaxed SIMD's
+ * fused multiply-add in the kernels' inner loops). The engine is probed with
+ * WebAssembly.validate on tiny hand-assembled modules; 'auto' takes the
+ * relaxed build where its probe validates, else SIMD, else scalar. Threaded:
+ * wasm/qe-flash-simd-mt.wasm and wasm/qe-flash-relaxed-mt.wasm, the SIMD
+ * and relaxed builds with atomics on a shared memory (js/threads.ts). One of
+ * them is loaded instead of its single-thread twin when more than one thread
+ * is asked for and the engine can run it, and comes with a pool of workers.
+ * One thread gets the single-thread build: its memory is not shared, and V8
+ * copies typed arrays into a shared memory 2.3x slower than into a plain one,
+ * a cost every call pays on its inputs. Engines without relaxed
  * SIMD refuse the whole module, hence the probe (Node 20 has relaxed SIMD only
  * with --experimental-wasm-relaxed-simd; Node >= 21, Chrome >= 114 and
  * Firefox >= 145 by default). Node reads the bytes from the package's wasm/
@@ -24,14 +25,13 @@
 import type { ModuleChoice, ModuleKind, ModuleLoadOptions } from '../types';
 import { createThreadedMemory, threadedImports } from './thread-protocol';
 import { ThreadPool } from './thread-pool';
-import { THREADED_MODULE_FILE, clampThreadCount, defaultThreadCount, detectThreadSupport, validateThreadCount } from './thread-support';
+import { RELAXED_THREADED_MODULE_FILE, THREADED_MODULE_FILE, clampThreadCount, defaultThreadCount, detectThreadSupport, validateThreadCount } from './thread-support';
 import { compileFromUrl, compilePackageModule, localPathOf, readFileBytes } from './platform';
 
 export const MODULE_FILES: Readonly<Record<ModuleKind, string>> = Object.freeze({
   simd: 'qe-flash-simd.wasm',
   scalar: 'qe-flash-scalar.wasm',
-  // Threaded (shared memory) only: it serves one thread and several.
-  relaxed: 'qe-flash-relaxed-mt.wasm',
+  relaxed: 'qe-flash-relaxed.wasm',
 });
 
 const MODULE_KIND_NAMES: readonly ModuleKind[] = ['simd', 'scalar', 'relaxed'];
@@ -107,17 +107,17 @@ function isModuleKind(value: unknown): value is ModuleKind {
 }
 
 /**
- * The build to load: an explicit 'simd', 'scalar' or 'relaxed' wins, then
- * QE_FLASH_MODULE, then the fastest the engine runs: relaxed SIMD where it
- * validates and shared memory works (`threadSupport`: the relaxed build is
- * threaded, on a shared memory), else SIMD128, else scalar. Asking for a
- * build the engine cannot run is an error, not a silent fallback.
+ * The kind of build to load: an explicit 'simd', 'scalar' or 'relaxed'
+ * wins, then QE_FLASH_MODULE, then the fastest the engine runs: relaxed SIMD
+ * where it validates, else SIMD128, else scalar. Asking for a build the
+ * engine cannot run is an error, not a silent fallback. (Whether threads can
+ * run decides between a kind's threaded and single-thread builds, in
+ * loadWasm.)
  */
 export function chooseModuleKind(
   choice: ModuleChoice | undefined,
   envChoice: string | undefined,
   features: EngineFeatures,
-  threadSupport: boolean = detectThreadSupport(),
 ): ModuleKind {
   if (choice !== undefined && choice !== 'auto' && !isModuleKind(choice)) {
     throw new RangeError(`module must be 'auto', 'simd', 'scalar' or 'relaxed', got ${JSON.stringify(choice)}`);
@@ -133,7 +133,7 @@ export function chooseModuleKind(
   }
   if (!features.webAssembly) throw new Error('qe-flash needs WebAssembly, which this engine does not provide');
   if (kind === undefined) {
-    if (features.simd128 && features.relaxedSimd && threadSupport) return 'relaxed';
+    if (features.simd128 && features.relaxedSimd) return 'relaxed';
     return features.simd128 ? 'simd' : 'scalar';
   }
   if ((kind === 'simd' || kind === 'relaxed') && !features.simd128) {
@@ -143,12 +143,6 @@ export function chooseModuleKind(
     throw new Error(
       `the relaxed-SIMD module was requested (${reason}) but this engine does not support WebAssembly relaxed SIMD` +
         ' (Node 20 needs --experimental-wasm-relaxed-simd; Node >= 21, Chrome >= 114 and Firefox >= 145 have it)',
-    );
-  }
-  if (kind === 'relaxed' && !threadSupport) {
-    throw new Error(
-      `the relaxed-SIMD module was requested (${reason}) but it runs on a shared memory, which this engine cannot provide` +
-        ' (SharedArrayBuffer and WebAssembly threads; in browsers, cross-origin isolation)',
     );
   }
   return kind;
@@ -167,9 +161,9 @@ export interface LoadedWasm {
   pool: ThreadPool | null;
 }
 
-/** The file of a build: the threaded one when `threaded` (the relaxed build is always threaded). */
+/** The file of a build: the threaded one when `threaded` (SIMD and relaxed SIMD have one). */
 function fileOf(kind: ModuleKind, threaded: boolean): string {
-  if (kind === 'relaxed') return MODULE_FILES.relaxed;
+  if (threaded && kind === 'relaxed') return RELAXED_THREADED_MODULE_FILE;
   return threaded ? THREADED_MODULE_FILE : MODULE_FILES[kind];
 }
 
@@ -234,8 +228,8 @@ async function instantiate(kind: ModuleKind, options: ModuleLoadOptions, threade
   const onMemoryGrowth = new Set<() => void>();
   // A wasmUrl naming one file may name another build: refuse it here, so that
   // 'auto' falls back to the SIMD builds rather than mislabel it.
-  const notRelaxed = () => new Error(`${source} is not the relaxed-SIMD build (${MODULE_FILES.relaxed})`);
-  if (kind === 'relaxed' && options.wasmBytes === undefined && !importsMemory(module)) throw notRelaxed();
+  const notRelaxed = () => new Error(`${source} is not the relaxed-SIMD build (${fileOf(kind, threaded)})`);
+  if (kind === 'relaxed' && options.wasmBytes === undefined && importsMemory(module) !== threaded) throw notRelaxed();
   if (importsMemory(module)) {
     // The threaded build: the main thread creates the shared memory; workers get the same one.
     if (!detectThreadSupport()) throw new Error(`${source} is the threaded build, which this engine cannot run (no shared memory or workers)`);
@@ -257,6 +251,9 @@ async function instantiate(kind: ModuleKind, options: ModuleLoadOptions, threade
   const exports = instance.exports;
   const memory = exports.memory;
   if (!(memory instanceof WebAssembly.Memory)) throw new Error(`${source} does not export its memory`);
+  if (kind === 'relaxed' && options.wasmBytes === undefined && (exports.qe_simd_level as () => number)?.() !== RELAXED_SIMD_LEVEL) {
+    throw notRelaxed();
+  }
   // A standalone module has no main: its constructors run in _initialize, before anything else.
   if (typeof exports._initialize === 'function') (exports._initialize as () => void)();
   return { kind, exports, memory, source, onMemoryGrowth, pool: null };
@@ -276,16 +273,14 @@ const instances = new Map<string, Promise<LoadedWasm>>();
  * kind reported is the one chosen, and module.ts checks it against the
  * build's own qe_simd_level().
  *
- * The relaxed build is threaded: it comes with a pool, which holds
- * `threads - 1` workers (none for one thread). When 'auto' chose it and it
- * cannot be loaded (file missing, engine refusing it), the choice falls back
- * to the SIMD builds below; asked for explicitly, its failure is the error.
- *
- * Otherwise options.threads (default 1) above 1 loads the threaded build,
- * with that many threads' worth of workers, where the engine can run it and
- * SIMD was chosen; elsewhere, or when that build cannot be loaded, the
- * single-thread build (the fallback). The scalar build asked for explicitly
- * (option or environment) with more than one thread is an error.
+ * options.threads (default 1) above 1 loads the chosen kind's threaded
+ * build, with that many threads' worth of workers, where the engine can run
+ * it (SIMD and relaxed SIMD); elsewhere, or when that build cannot be
+ * loaded, its single-thread build (the fallback). When 'auto' chose relaxed
+ * SIMD and neither relaxed build can be loaded (file missing, engine
+ * refusing it), the choice falls back to the SIMD builds; asked for
+ * explicitly, its failure is the error. The scalar build asked for
+ * explicitly (option or environment) with more than one thread is an error.
  */
 export function loadWasm(options: ModuleLoadOptions = {}, name = 'options'): Promise<LoadedWasm> {
   let kind: ModuleKind;
@@ -321,19 +316,18 @@ export function loadWasm(options: ModuleLoadOptions = {}, name = 'options'): Pro
 }
 
 function loadChosen(kind: ModuleKind, threads: number, envChoice: string | undefined, options: ModuleLoadOptions): Promise<LoadedWasm> {
-  const simdThreaded = threads > 1 && detectThreadSupport();
-  const threaded = kind === 'relaxed' || (kind === 'simd' && simdThreaded);
+  const threaded = threads > 1 && detectThreadSupport() && kind !== 'scalar';
   if (options.wasmBytes !== undefined) return instantiate(kind, options, threaded).then((l) => withWorkers(l, threads));
-  // SIMD128: the threaded build for several threads, falling back to the
+  // The threaded build for several threads, falling back to the
   // single-thread one when it cannot be had (file missing, engine refusing it).
-  const simd = () => (simdThreaded ? cached('simd', options, true).catch(() => cached('simd', options, false)) : cached('simd', options, false));
+  const load = (k: ModuleKind) => (threaded ? cached(k, options, true).catch(() => cached(k, options, false)) : cached(k, options, false));
   let pending: Promise<LoadedWasm>;
   if (kind === 'relaxed') {
     const chosenByAuto = (options.module === undefined || options.module === 'auto') && envChoice === undefined;
-    pending = cached('relaxed', options, true);
-    if (chosenByAuto) pending = pending.catch(simd);
+    pending = load('relaxed');
+    if (chosenByAuto) pending = pending.catch(() => load('simd'));
   } else {
-    pending = kind === 'simd' ? simd() : cached(kind, options, false);
+    pending = load(kind);
   }
   return pending.then((l) => withWorkers(l, threads));
 }

@@ -10,6 +10,9 @@ import { availableCores as platformCores } from './platform';
 /** The multi-threaded build's file name (in the package's wasm/ folder). */
 export const THREADED_MODULE_FILE = 'qe-flash-simd-mt.wasm';
 
+/** The multi-threaded relaxed-SIMD build's file name. */
+export const RELAXED_THREADED_MODULE_FILE = 'qe-flash-relaxed-mt.wasm';
+
 /** Most threads (workers + the main thread) one call may use; the C side allows 64. */
 export const MAX_THREADS = 64;
 

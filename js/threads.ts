@@ -47,7 +47,7 @@
  * Ground floor: re-exports only.
  */
 export {
-  MAX_THREADS, MIN_PARALLEL_FLOPS, THREADED_MODULE_FILE, THREADS_PROBE, availableCores, clampThreadCount,
+  MAX_THREADS, MIN_PARALLEL_FLOPS, RELAXED_THREADED_MODULE_FILE, THREADED_MODULE_FILE, THREADS_PROBE, availableCores, clampThreadCount,
   defaultThreadCount, detectThreadSupport, estimateAttentionFlops, threadsAvailable, validateThreadCount,
 } from './thread-support';
 export {

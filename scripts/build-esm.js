@@ -114,7 +114,7 @@ for (const [name, tree] of Object.entries(trees)) {
 // The browser tree's inlined modules (js/platform-browser.ts's fallback).
 const inlineDir = path.join(dist, 'esm', 'browser', 'js', 'wasm-inline');
 fs.mkdirSync(inlineDir, { recursive: true });
-for (const file of ['qe-flash-simd.wasm', 'qe-flash-scalar.wasm', 'qe-flash-simd-mt.wasm', 'qe-flash-relaxed-mt.wasm']) {
+for (const file of ['qe-flash-simd.wasm', 'qe-flash-scalar.wasm', 'qe-flash-simd-mt.wasm', 'qe-flash-relaxed.wasm', 'qe-flash-relaxed-mt.wasm']) {
   const wasm = path.join(root, 'wasm', file);
   if (!fs.existsSync(wasm)) fail(`${path.relative(root, wasm)} is missing: run make wasm first`);
   const text = fs.readFileSync(wasm).toString('base64');

@@ -5,6 +5,9 @@
 // no libc symbol was left undefined), exports __stack_pointer and every qe_*
 // entry that scripts/wasm-exports.sh lists, and reports its SIMD level (1;
 // 2 for the relaxed-SIMD build, which must also hold relaxed instructions).
+// With --single, the wasm-ld-linked single-thread build
+// (wasm/qe-flash-relaxed.wasm): it imports only the growth notice, exports a
+// memory of its own that is not shared, and reports no thread support.
 // The relaxed build validates only where the engine has relaxed SIMD: on
 // Node 20, run this with --experimental-wasm-relaxed-simd.
 'use strict';
@@ -14,9 +17,10 @@ const { execFileSync } = require('child_process');
 
 const args = process.argv.slice(2);
 const relaxed = args.includes('--relaxed');
-const file = args.find((a) => a !== '--relaxed');
+const single = args.includes('--single');
+const file = args.find((a) => !a.startsWith('--'));
 if (!file) {
-  console.error('usage: check-mt-module.cjs module.wasm [--relaxed]');
+  console.error('usage: check-mt-module.cjs module.wasm [--relaxed] [--single]');
   process.exit(2);
 }
 const bytes = fs.readFileSync(file);
@@ -37,28 +41,41 @@ if (relaxed && !hasRelaxedMadd) fail('holds no f32x4.relaxed_madd');
 const wasmModule = new WebAssembly.Module(bytes);
 
 const imports = WebAssembly.Module.imports(wasmModule).map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
-const allowed = ['env.emscripten_notify_memory_growth:function', 'env.memory:memory'];
+const allowed = ['env.emscripten_notify_memory_growth:function', ...(single ? [] : ['env.memory:memory'])];
 for (const entry of imports) if (!allowed.includes(entry)) fail(`unexpected import ${entry}`);
-if (!imports.includes('env.memory:memory')) fail('does not import its memory');
+if (!single && !imports.includes('env.memory:memory')) fail('does not import its memory');
 
 const exported = new Map(WebAssembly.Module.exports(wasmModule).map((e) => [e.name, e.kind]));
-if (exported.get('__stack_pointer') !== 'global') fail('does not export __stack_pointer');
-if (exported.has('memory')) fail('exports a memory of its own');
+if (!single && exported.get('__stack_pointer') !== 'global') fail('does not export __stack_pointer');
+if (!single && exported.has('memory')) fail('exports a memory of its own');
+if (single && exported.get('memory') !== 'memory') fail('does not export its memory');
 const listed = execFileSync('bash', [path.join(__dirname, 'wasm-exports.sh')], { encoding: 'utf8' })
   .trim().split(',').map((name) => name.replace(/^_/, ''));
 for (const name of listed) if (exported.get(name) !== 'function') fail(`lacks the export ${name}`);
 
-// The memory it imports must be shared: instantiate against a non-shared one and expect refusal.
 const stub = { emscripten_notify_memory_growth() {} };
-try {
-  new WebAssembly.Instance(wasmModule, { env: { ...stub, memory: new WebAssembly.Memory({ initial: 256, maximum: 65536 }) } });
-  fail('accepted a non-shared memory');
-} catch (error) {
-  if (!(error instanceof WebAssembly.LinkError)) throw error;
+let instance;
+if (single) {
+  instance = new WebAssembly.Instance(wasmModule, { env: stub });
+  const buffer = instance.exports.memory.buffer;
+  if (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer) fail('its memory is shared');
+  if (instance.exports.qe_thread_support() !== 0) fail('qe_thread_support() is not 0');
+  // The allocator works on its own memory: a block, written, freed.
+  const p = instance.exports.qe_alloc(1 << 20);
+  if (p === 0 || p % 16 !== 0) fail(`qe_alloc(1 MiB) gave ${p}`);
+  instance.exports.qe_free(p);
+} else {
+  // The memory it imports must be shared: instantiate against a non-shared one and expect refusal.
+  try {
+    new WebAssembly.Instance(wasmModule, { env: { ...stub, memory: new WebAssembly.Memory({ initial: 256, maximum: 65536 }) } });
+    fail('accepted a non-shared memory');
+  } catch (error) {
+    if (!(error instanceof WebAssembly.LinkError)) throw error;
+  }
+  const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+  instance = new WebAssembly.Instance(wasmModule, { env: { ...stub, memory } });
+  if (instance.exports.qe_thread_support() !== 1) fail('qe_thread_support() is not 1');
 }
-const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
-const instance = new WebAssembly.Instance(wasmModule, { env: { ...stub, memory } });
-if (instance.exports.qe_thread_support() !== 1) fail('qe_thread_support() is not 1');
 const level = relaxed ? 2 : 1;
 if (instance.exports.qe_simd_level() !== level) fail(`qe_simd_level() is not ${level}`);
-console.log(`${file}: ok (${listed.length} entries, shared memory${relaxed ? ', relaxed SIMD' : ''}, ${bytes.length} bytes)`);
+console.log(`${file}: ok (${listed.length} entries, ${single ? 'own memory' : 'shared memory'}${relaxed ? ', relaxed SIMD' : ''}, ${bytes.length} bytes)`);

@@ -43,11 +43,11 @@ else
   fail "npm pack" "$log"
   finish
 fi
-# What a user downloads: the four modules, the CommonJS and ES-module entries, the types.
+# What a user downloads: the five modules, the CommonJS and ES-module entries, the types.
 listing=$(tar tzf "$work/$tarball")
 missing=()
 for f in package/package.json package/README.md package/wasm/qe-flash-simd.wasm package/wasm/qe-flash-scalar.wasm \
-  package/wasm/qe-flash-simd-mt.wasm package/wasm/qe-flash-relaxed-mt.wasm; do
+  package/wasm/qe-flash-simd-mt.wasm package/wasm/qe-flash-relaxed.wasm package/wasm/qe-flash-relaxed-mt.wasm; do
   grep -qx "$f" <<< "$listing" || missing+=("$f")
 done
 strays=$(grep -E '^package/(test|csrc|js|bench|scripts|node_modules|\.cache|build)/' <<< "$listing" | head -n 5)

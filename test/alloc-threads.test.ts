@@ -8,12 +8,12 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { MODULE_FILES } from '../js/loader';
+import { RELAXED_THREADED_MODULE_FILE } from '../js/thread-support';
 import { THREADED_MODULE_FILE, createThreadedMemory, threadedImports, type ThreadedExports } from '../js/threads';
 import { RELAXED_UNAVAILABLE } from './helpers';
 
 const ROOT = resolve(__dirname, '..');
-const BUILDS: readonly string[] = [THREADED_MODULE_FILE, ...(RELAXED_UNAVAILABLE === null ? [MODULE_FILES.relaxed] : [])];
+const BUILDS: readonly string[] = [THREADED_MODULE_FILE, ...(RELAXED_UNAVAILABLE === null ? [RELAXED_THREADED_MODULE_FILE] : [])];
 
 /**
  * One thread's loop, as source so workers run the same code: `rounds`

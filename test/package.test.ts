@@ -168,7 +168,7 @@ describe('conditions', () => {
     // Comments may name Node; code may not.
     const code = all.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
     expect(code).not.toMatch(/['"]node:|worker_threads|require\(/);
-    for (const file of ['qe-flash-simd', 'qe-flash-scalar', 'qe-flash-simd-mt', 'qe-flash-relaxed-mt']) {
+    for (const file of ['qe-flash-simd', 'qe-flash-scalar', 'qe-flash-simd-mt', 'qe-flash-relaxed', 'qe-flash-relaxed-mt']) {
       const m = all.match(new RegExp(`new URL\\('([^']*${file}\\.wasm)', import\\.meta\\.url\\)`));
       expect(m).not.toBeNull();
       expect(existsSync(resolve(dir, m![1]))).toBe(true);
@@ -185,7 +185,7 @@ describe('conditions', () => {
   });
 
   test('the .wasm files are exported as subpaths; default export; no marker or empty files', () => {
-    for (const file of ['qe-flash-simd', 'qe-flash-scalar', 'qe-flash-simd-mt', 'qe-flash-relaxed-mt']) {
+    for (const file of ['qe-flash-simd', 'qe-flash-scalar', 'qe-flash-simd-mt', 'qe-flash-relaxed', 'qe-flash-relaxed-mt']) {
       const url = resolveWith([], `@agentic-qe/v3/wasm/${file}.wasm`);
       expect(url.endsWith(`/wasm/${file}.wasm`)).toBe(true);
     }

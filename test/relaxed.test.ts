@@ -1,7 +1,8 @@
 /**
- * The relaxed-SIMD build (wasm/qe-flash-relaxed-mt.wasm): its
- * probe, when 'auto' chooses it, forcing it, and its agreement with every
- * other build and with the float64 reference.
+ * The relaxed-SIMD builds (wasm/qe-flash-relaxed.wasm for one thread, on a
+ * memory of its own; wasm/qe-flash-relaxed-mt.wasm for several, on a shared
+ * one): the probe, when 'auto' chooses them, forcing them, and their
+ * agreement with every other build and with the float64 reference.
  *
  * scripts/run-tests.sh runs Jest under --experimental-wasm-relaxed-simd on
  * Node 20 (Node >= 21 has relaxed SIMD by default), so there the build must
@@ -17,7 +18,7 @@ import { getWASMSIMDBackend } from '../js/backend';
 import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-attention';
 import { chooseModuleKind, detectEngineFeatures, MODULE_FILES, RELAXED_SIMD_PROBE, type EngineFeatures } from '../js/loader';
 import { loadQEModule } from '../js/module';
-import { THREADED_MODULE_FILE } from '../js/threads';
+import { RELAXED_THREADED_MODULE_FILE, THREADED_MODULE_FILE } from '../js/threads';
 import { expectReject, expectThrow, RELAXED_EXPECTED, RELAXED_UNAVAILABLE } from './helpers';
 import { attentionShape, maxAbsDiff, referenceAttention, uniform, type AttentionCase } from './reference';
 
@@ -66,26 +67,24 @@ describe('choosing the relaxed build', () => {
   const simdOnly: EngineFeatures = { webAssembly: true, simd128: true, relaxedSimd: false };
 
   it.each([
-    [undefined, undefined, relaxed, true, 'relaxed'],
-    ['auto', undefined, relaxed, true, 'relaxed'],
-    ['auto', undefined, relaxed, false, 'simd'], // no shared memory: the relaxed build cannot run
-    ['auto', undefined, simdOnly, true, 'simd'],
-    ['simd', undefined, relaxed, true, 'simd'],
-    ['scalar', undefined, relaxed, true, 'scalar'],
-    ['relaxed', undefined, relaxed, true, 'relaxed'],
-    [undefined, 'relaxed', relaxed, true, 'relaxed'],
-    [undefined, 'simd', relaxed, true, 'simd'],
-    ['auto', 'scalar', relaxed, true, 'scalar'],
-  ] as const)('module %p, QE_FLASH_MODULE %p, %o, shared memory %p -> %s', (choice, env, features, threads, expected) => {
-    expect(chooseModuleKind(choice, env, features, threads)).toBe(expected);
+    [undefined, undefined, relaxed, 'relaxed'],
+    ['auto', undefined, relaxed, 'relaxed'],
+    ['auto', undefined, simdOnly, 'simd'],
+    ['simd', undefined, relaxed, 'simd'],
+    ['scalar', undefined, relaxed, 'scalar'],
+    ['relaxed', undefined, relaxed, 'relaxed'],
+    [undefined, 'relaxed', relaxed, 'relaxed'],
+    [undefined, 'simd', relaxed, 'simd'],
+    ['auto', 'scalar', relaxed, 'scalar'],
+  ] as const)('module %p, QE_FLASH_MODULE %p, %o -> %s', (choice, env, features, expected) => {
+    expect(chooseModuleKind(choice, env, features)).toBe(expected);
   });
 
   it('asking for it where it cannot run is an error that says why', () => {
-    expectThrow(() => chooseModuleKind('relaxed', undefined, simdOnly, true), Error,
+    expectThrow(() => chooseModuleKind('relaxed', undefined, simdOnly), Error,
       "relaxed-SIMD module was requested (module: 'relaxed') but this engine does not support WebAssembly relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd");
-    expectThrow(() => chooseModuleKind(undefined, 'relaxed', simdOnly, true), Error, 'requested (QE_FLASH_MODULE=relaxed)');
-    expectThrow(() => chooseModuleKind('relaxed', undefined, relaxed, false), Error, 'runs on a shared memory');
-    expectThrow(() => chooseModuleKind('relaxed', undefined, { webAssembly: true, simd128: false, relaxedSimd: false }, true), Error,
+    expectThrow(() => chooseModuleKind(undefined, 'relaxed', simdOnly), Error, 'requested (QE_FLASH_MODULE=relaxed)');
+    expectThrow(() => chooseModuleKind('relaxed', undefined, { webAssembly: true, simd128: false, relaxedSimd: false }), Error,
       'does not support WebAssembly SIMD128');
   });
 
@@ -99,7 +98,7 @@ describe('choosing the relaxed build', () => {
 });
 
 describe('loading the relaxed build', () => {
-  withRelaxed("'auto' with one thread: the relaxed build, no workers; metrics and capabilities say so", async () => {
+  withRelaxed("'auto' with one thread: the single-thread relaxed build, on a memory that is not shared; metrics and capabilities say so", async () => {
     const fa = await createQEFlashAttention('test-similarity', undefined, { threads: 1 });
     try {
       const s = attentionShape({ seqLen: 40, dim: 32, heads: 2 });
@@ -109,7 +108,9 @@ describe('loading the relaxed build', () => {
       const module = await loadQEModule({ threads: 1 });
       expect(module.kind).toBe('relaxed');
       expect(module.source).toBe(resolve(ROOT, 'wasm', MODULE_FILES.relaxed));
-      expect(module.pool?.size ?? 0).toBe(0);
+      expect(module.pool).toBeNull();
+      // Not shared, so copies into it take V8's plain path.
+      expect(module.f32().buffer instanceof SharedArrayBuffer).toBe(false);
     } finally {
       fa.dispose();
     }
@@ -120,11 +121,30 @@ describe('loading the relaxed build', () => {
     expect(backend.isSIMDAvailable()).toBe(true);
   });
 
-  withRelaxed("'auto' with two threads: the same relaxed instance, now with a worker", async () => {
+  withRelaxed("'auto' with two threads: the threaded relaxed build, on a shared memory, with a worker", async () => {
     const one = await loadQEModule({ threads: 1 });
     const two = await loadQEModule({ threads: 2 });
-    expect(two).toBe(one);
+    expect(two).not.toBe(one);
+    expect(two.kind).toBe('relaxed');
+    expect(two.source).toBe(resolve(ROOT, 'wasm', RELAXED_THREADED_MODULE_FILE));
+    expect(two.f32().buffer instanceof SharedArrayBuffer).toBe(true);
     expect(two.pool?.readyWorkers).toBeGreaterThanOrEqual(1);
+    // Asked for again, each is the same instance.
+    expect(await loadQEModule({ threads: 2 })).toBe(two);
+    expect(await loadQEModule({ module: 'relaxed' })).toBe(one);
+  });
+
+  withRelaxed('several threads without the threaded relaxed file: the single-thread relaxed build, on one thread', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qe-flash-no-relaxed-mt-'));
+    try {
+      copyFileSync(resolve(ROOT, 'wasm', MODULE_FILES.relaxed), join(dir, MODULE_FILES.relaxed));
+      const m = await loadQEModule({ wasmUrl: dir + '/', threads: 2 });
+      expect(m.kind).toBe('relaxed');
+      expect(m.source).toBe(join(dir, MODULE_FILES.relaxed));
+      expect(m.pool).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   withRelaxed("'auto' falls back to the SIMD builds when the relaxed file is missing", async () => {

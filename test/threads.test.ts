@@ -23,7 +23,7 @@ import {
   type ThreadedExports,
 } from '../js/threads';
 import { createQEFlashAttention, type QEFlashAttention } from '../js/flash-attention';
-import { MODULE_FILES } from '../js/loader';
+import { RELAXED_THREADED_MODULE_FILE } from '../js/thread-support';
 import { loadQEModule } from '../js/module';
 import { expectReject, expectThrow, RELAXED_UNAVAILABLE } from './helpers';
 import { attentionShape, maxAbsDiff, referenceAttention, uniform, type AttentionCase } from './reference';
@@ -33,11 +33,11 @@ const MT_PATH = resolve(ROOT, 'wasm', THREADED_MODULE_FILE);
 /** The threaded builds this engine runs: SIMD128, and relaxed SIMD where it validates (test/relaxed.test.ts says why not). */
 const MT_BUILDS: readonly (readonly [string, string])[] = [
   ['simd-mt', MT_PATH],
-  ...(RELAXED_UNAVAILABLE === null ? [['relaxed-mt', resolve(ROOT, 'wasm', MODULE_FILES.relaxed)] as const] : []),
+  ...(RELAXED_UNAVAILABLE === null ? [['relaxed-mt', resolve(ROOT, 'wasm', RELAXED_THREADED_MODULE_FILE)] as const] : []),
 ];
 /** What 'auto' loads here: the relaxed build where the engine runs it. */
 const AUTO_KIND = RELAXED_UNAVAILABLE === null ? 'relaxed' : 'simd';
-const AUTO_FILE = RELAXED_UNAVAILABLE === null ? MODULE_FILES.relaxed : THREADED_MODULE_FILE;
+const AUTO_FILE = RELAXED_UNAVAILABLE === null ? RELAXED_THREADED_MODULE_FILE : THREADED_MODULE_FILE;
 
 type Shape = AttentionCase;
 

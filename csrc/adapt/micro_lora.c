@@ -61,13 +61,31 @@ static void norm_and_dot_f32(size_t n, const float *u, const float *k, float *kk
 }
 
 /* out[j] = row j of a (stride lda) . x, for j < rows: two rows per pass, so
- * each load of x serves both, with four independent add chains. */
+ * each load of x serves both, with eight independent add chains (four were
+ * bound by the multiply-add's latency: 4 cycles per chain link). */
 static void dot_rows_f32(size_t rows, size_t n, const float *a, size_t lda, const float *x, float *out) {
   size_t j = 0;
   for (; j + 2 <= rows; j += 2) {
     const float *r0 = a + j * lda, *r1 = r0 + lda;
     v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, b0 = a0, b1 = a0;
+    v128_t a2 = a0, a3 = a0, b2 = a0, b3 = a0;
     size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const v128_t x0 = wasm_v128_load(x + i), x1 = wasm_v128_load(x + i + 4);
+      const v128_t x2 = wasm_v128_load(x + i + 8), x3 = wasm_v128_load(x + i + 12);
+      a0 = qe_f32x4_madd(wasm_v128_load(r0 + i), x0, a0);
+      a1 = qe_f32x4_madd(wasm_v128_load(r0 + i + 4), x1, a1);
+      a2 = qe_f32x4_madd(wasm_v128_load(r0 + i + 8), x2, a2);
+      a3 = qe_f32x4_madd(wasm_v128_load(r0 + i + 12), x3, a3);
+      b0 = qe_f32x4_madd(wasm_v128_load(r1 + i), x0, b0);
+      b1 = qe_f32x4_madd(wasm_v128_load(r1 + i + 4), x1, b1);
+      b2 = qe_f32x4_madd(wasm_v128_load(r1 + i + 8), x2, b2);
+      b3 = qe_f32x4_madd(wasm_v128_load(r1 + i + 12), x3, b3);
+    }
+    a0 = wasm_f32x4_add(a0, a2);
+    a1 = wasm_f32x4_add(a1, a3);
+    b0 = wasm_f32x4_add(b0, b2);
+    b1 = wasm_f32x4_add(b1, b3);
     for (; i + 8 <= n; i += 8) {
       const v128_t x0 = wasm_v128_load(x + i), x1 = wasm_v128_load(x + i + 4);
       a0 = qe_f32x4_madd(wasm_v128_load(r0 + i), x0, a0);
@@ -190,14 +208,36 @@ static inline __attribute__((always_inline)) float add_low_rank(size_t d, size_t
                                                                 float *y) {
   v128_t cv[QE_LORA_MAX_RANK];
   for (size_t j = 0; j < r; j++) cv[j] = wasm_f32x4_splat(c[j]);
-  v128_t sum = wasm_f32x4_splat(0.0f);
+  /* Four running sums: one would chain every add of the pass on the last
+   * (its latency, not the loads, then sets the pace). */
+  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
   size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    v128_t a0 = wasm_v128_load(x + i), a1 = wasm_v128_load(x + i + 4);
+    v128_t a2 = wasm_v128_load(x + i + 8), a3 = wasm_v128_load(x + i + 12);
+    for (size_t j = 0; j < r; j++) {
+      const float *b = bt + j * ld + i;
+      a0 = qe_f32x4_madd(cv[j], wasm_v128_load(b), a0);
+      a1 = qe_f32x4_madd(cv[j], wasm_v128_load(b + 4), a1);
+      a2 = qe_f32x4_madd(cv[j], wasm_v128_load(b + 8), a2);
+      a3 = qe_f32x4_madd(cv[j], wasm_v128_load(b + 12), a3);
+    }
+    wasm_v128_store(y + i, a0);
+    wasm_v128_store(y + i + 4, a1);
+    wasm_v128_store(y + i + 8, a2);
+    wasm_v128_store(y + i + 12, a3);
+    s0 = wasm_f32x4_add(s0, a0);
+    s1 = wasm_f32x4_add(s1, a1);
+    s2 = wasm_f32x4_add(s2, a2);
+    s3 = wasm_f32x4_add(s3, a3);
+  }
   for (; i + 4 <= d; i += 4) {
     v128_t acc = wasm_v128_load(x + i);
     for (size_t j = 0; j < r; j++) acc = qe_f32x4_madd(cv[j], wasm_v128_load(bt + j * ld + i), acc);
     wasm_v128_store(y + i, acc);
-    sum = wasm_f32x4_add(sum, acc);
+    s0 = wasm_f32x4_add(s0, acc);
   }
+  const v128_t sum = wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3));
   float tail = 0.0f;
   for (; i < d; i++) {
     float acc = x[i];
