@@ -207,7 +207,7 @@ async function main() {
       run(path.join(BIN, 'vite'), ['build', '--outDir', outDir('vite'), '--logLevel', 'warn'], app);
       builds['vite-build'] = outDir('vite');
       const wasm = fs.readdirSync(path.join(outDir('vite'), 'assets')).filter((f) => f.endsWith('.wasm'));
-      assert(wasm.length === 4, `vite emitted ${wasm.length} .wasm files, not 4`);
+      assert(wasm.length === 5, `vite emitted ${wasm.length} .wasm files, not 5`);
       return `${wasm.length} .wasm assets emitted`;
     });
     await check('webpack 5 bundles the package with no configuration', () => {
@@ -215,7 +215,7 @@ async function main() {
       pageFor(outDir('webpack'), 'main.js', '');
       builds.webpack = outDir('webpack');
       const wasm = fs.readdirSync(outDir('webpack')).filter((f) => f.endsWith('.wasm'));
-      assert(wasm.length === 4, `webpack emitted ${wasm.length} .wasm files, not 4`);
+      assert(wasm.length === 5, `webpack emitted ${wasm.length} .wasm files, not 5`);
       return `${wasm.length} .wasm assets emitted`;
     });
     await check('rollup bundles the package with only node-resolve (which every Rollup build of npm packages uses)', () => {
@@ -273,6 +273,8 @@ async function main() {
         assert(dNode <= 1e-6, `max |browser - Node| = ${dNode}`);
         assert(dRef <= 1e-5, `max |browser - float64| = ${dRef}`);
         assert(r.caps.threadsAvailable === isolated, `getCapabilities().threadsAvailable is ${r.caps.threadsAvailable}`);
+        // Chromium has relaxed SIMD: the threaded build when isolated, the single-thread one when not.
+        assert(r.module === 'relaxed', `'auto' chose the ${r.module} build, not relaxed SIMD`);
         if (isolated) {
           assert(r.threads === 2, `ran on ${r.threads} thread(s), not 2`);
           assert(r.caps.threads >= 1, 'getCapabilities().threads');
