@@ -3,10 +3,10 @@
 # whatever is missing first (see scripts/ensure-deps.sh). `make help` lists
 # the targets.
 #
-# Two kinds of module, each from one rule and one link macro:
-#   single-thread  wasm/qe-flash-{simd,scalar}.wasm       emcc, whole program
-#                  wasm/qe-flash-relaxed.wasm             objects, then wasm-ld
-#   threaded       wasm/qe-flash-{simd,relaxed}-mt.wasm   objects, then wasm-ld
+# Two kinds of module:
+#   single-thread  wasm/qe-flash-{simd,scalar}.wasm       emcc, whole program (one rule)
+#                  wasm/qe-flash-relaxed.wasm             objects, then wasm-ld (its own rule)
+#   threaded       wasm/qe-flash-{simd,relaxed}-mt.wasm   objects, then wasm-ld (one template)
 # Emscripten is the toolchain throughout: its compiler, its sysroot and its
 # allocator (clang-19 compiles the relaxed module against the same sysroot).
 
@@ -257,7 +257,7 @@ clean:
 	rm -rf build dist wasm/*.wasm
 
 help:
-	@echo 'make all        the four wasm modules and dist/ (the package)'
+	@echo 'make all        the five wasm modules and dist/ (the package)'
 	@echo 'make wasm       the modules only: $(WASM_ALL)'
 	@echo 'make dist       the TypeScript package (dist/cjs, dist/esm, dist/types)'
 	@echo 'make js/c-api.ts  regenerate the JS view of the C API from csrc/**/*.h'

@@ -223,8 +223,8 @@ async function runPatternAdaptationBenchmark(api, { quick = false, log = console
       ['step: the C call alone (loss, gradient, Adam)', () => X.qe_lora_adapt(lora, xp, kp, 8, 0.1, 1, lp)],
       ['step: loss and gradient alone in C (accumulate, then discard)', () => { X.qe_lora_accumulate(lora, xp, kp, 8, 0.1, 1, lp); X.qe_lora_discard(lora); }],
       ['step: adapt(example), the whole call', () => ours.adapt(example)],
-      // The least a learning step can be: one key, the exact gradient of A
-      // and B, and no optimizer update at all.
+      // One key, in C: the whole step, then the least a learning step can
+      // be (the exact gradient of A and B, and no optimizer update at all).
       ['step, one key: the C call alone (loss, gradient, Adam)', () => X.qe_lora_adapt(lora, xp, kp, 1, 0.1, 1, lp)],
       ['step, one key: loss and gradient alone in C (no update)', () => { X.qe_lora_accumulate(lora, xp, kp, 1, 0.1, 1, lp); X.qe_lora_discard(lora); }],
     ];

@@ -226,10 +226,11 @@ const RELAXED_SIMD_LEVEL = 2;
 async function instantiate(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): Promise<LoadedWasm> {
   const { module, source } = await compileModule(fileOf(kind, threaded), options);
   const onMemoryGrowth = new Set<() => void>();
-  // A wasmUrl naming one file may name another build: refuse it here, so that
-  // 'auto' falls back to the SIMD builds rather than mislabel it.
-  const notRelaxed = () => new Error(`${source} is not the relaxed-SIMD build (${fileOf(kind, threaded)})`);
-  if (kind === 'relaxed' && options.wasmBytes === undefined && importsMemory(module) !== threaded) throw notRelaxed();
+  // A wasmUrl naming one file may name another build: refused below by its
+  // own qe_simd_level(), so that 'auto' falls back to the SIMD builds rather
+  // than mislabel it. Either relaxed build serves any thread count (a
+  // threaded one named for one thread runs without workers).
+  const notRelaxed = () => new Error(`${source} is not a relaxed-SIMD build (${fileOf(kind, threaded)})`);
   if (importsMemory(module)) {
     // The threaded build: the main thread creates the shared memory; workers get the same one.
     if (!detectThreadSupport()) throw new Error(`${source} is the threaded build, which this engine cannot run (no shared memory or workers)`);
@@ -320,7 +321,7 @@ function loadChosen(kind: ModuleKind, threads: number, envChoice: string | undef
   if (options.wasmBytes !== undefined) return instantiate(kind, options, threaded).then((l) => withWorkers(l, threads));
   // The threaded build for several threads, falling back to the
   // single-thread one when it cannot be had (file missing, engine refusing it).
-  const load = (k: ModuleKind) => (threaded ? cached(k, options, true).catch(() => cached(k, options, false)) : cached(k, options, false));
+  const load = (k: ModuleKind) => (threaded ? threadedOrSingle(k, options) : cached(k, options, false));
   let pending: Promise<LoadedWasm>;
   if (kind === 'relaxed') {
     const chosenByAuto = (options.module === undefined || options.module === 'auto') && envChoice === undefined;
@@ -332,9 +333,35 @@ function loadChosen(kind: ModuleKind, threads: number, envChoice: string | undef
   return pending.then((l) => withWorkers(l, threads));
 }
 
-function cached(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): Promise<LoadedWasm> {
+/** Threaded builds that could not be had, by cache key, with why: later loads go straight to the single-thread build. */
+const threadedRefused = new Map<string, string>();
+
+/** The kind's threaded build, else its single-thread one; when both fail, the error says why for each. */
+function threadedOrSingle(kind: ModuleKind, options: ModuleLoadOptions): Promise<LoadedWasm> {
+  const key = cacheKey(kind, options, true);
+  const single = (threadedError: string) =>
+    cached(kind, options, false).catch((error: unknown) => {
+      // A new error of the same class: the one caught may be shared by concurrent loads.
+      if (!(error instanceof Error)) throw error;
+      const Same = error.constructor as new (message: string) => Error;
+      throw new Same(`${error.message}; the threaded build could not be had either: ${threadedError}`);
+    });
+  const refused = threadedRefused.get(key);
+  if (refused !== undefined) return single(refused);
+  return cached(kind, options, true).catch((error: unknown) => {
+    const why = error instanceof Error ? error.message : String(error);
+    threadedRefused.set(key, why);
+    return single(why);
+  });
+}
+
+function cacheKey(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): string {
   const name = threaded ? `${kind}-mt` : kind;
-  const key = options.wasmUrl === undefined ? name : `${name} ${resolveUrl(options.wasmUrl, fileOf(kind, threaded))}`;
+  return options.wasmUrl === undefined ? name : `${name} ${resolveUrl(options.wasmUrl, fileOf(kind, threaded))}`;
+}
+
+function cached(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): Promise<LoadedWasm> {
+  const key = cacheKey(kind, options, threaded);
   let pending = instances.get(key);
   if (pending === undefined) {
     pending = instantiate(kind, options, threaded);

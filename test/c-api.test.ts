@@ -89,8 +89,9 @@ describe('the built modules export exactly the header entries', () => {
   const files = (Object.entries(MODULE_FILES) as [string, string][])
     .filter(([kind]) => kind !== 'relaxed' || RELAXED_UNAVAILABLE === null)
     .map(([, file]) => file);
-  // The threaded SIMD build is not a ModuleKind of its own.
+  // The threaded builds are not ModuleKinds of their own.
   files.push('qe-flash-simd-mt.wasm');
+  if (RELAXED_UNAVAILABLE === null) files.push('qe-flash-relaxed-mt.wasm');
 
   test.each(files)('%s', (file) => {
     const module = new WebAssembly.Module(readFileSync(resolve(ROOT, 'wasm', file)));

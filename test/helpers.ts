@@ -11,14 +11,15 @@ import { detectThreadSupport } from '../js/threads';
 /**
  * Why the relaxed-SIMD build cannot run on this engine, or null when it can
  * (it needs relaxed SIMD, which Node 20 validates only under
- * --experimental-wasm-relaxed-simd as scripts/run-tests.sh passes, and
- * shared memory).
+ * --experimental-wasm-relaxed-simd as scripts/run-tests.sh passes; and,
+ * since the relaxed tests run its threaded build too, shared memory, which
+ * every Node this package supports has).
  */
 export const RELAXED_UNAVAILABLE: string | null = !detectEngineFeatures().relaxedSimd
   ? `this engine does not validate relaxed SIMD (Node ${process.versions.node}, execArgv ${JSON.stringify(process.execArgv)}; ` +
     'Node 20 needs --experimental-wasm-relaxed-simd, as scripts/run-tests.sh passes)'
   : !detectThreadSupport()
-    ? 'this engine cannot share WebAssembly memory, which the relaxed build runs on'
+    ? 'this engine cannot share WebAssembly memory, which the threaded relaxed build runs on'
     : null;
 
 /** Whether this engine must run relaxed SIMD: Node >= 21 by default, Node 20 under the flag. */

@@ -134,6 +134,17 @@ describe('loading the relaxed build', () => {
     expect(await loadQEModule({ module: 'relaxed' })).toBe(one);
   });
 
+  withRelaxed('a wasmUrl naming either relaxed file loads it, for one thread or two', async () => {
+    for (const file of [MODULE_FILES.relaxed, RELAXED_THREADED_MODULE_FILE]) {
+      for (const threads of [1, 2]) {
+        const m = await loadQEModule({ wasmUrl: resolve(ROOT, 'wasm', file), threads });
+        expect([file, threads, m.kind, m.source]).toEqual([file, threads, 'relaxed', resolve(ROOT, 'wasm', file)]);
+        // The threaded file comes with its pool (no workers for one thread); the other has none.
+        expect([file, threads, m.pool === null]).toEqual([file, threads, file === MODULE_FILES.relaxed]);
+      }
+    }
+  });
+
   withRelaxed('several threads without the threaded relaxed file: the single-thread relaxed build, on one thread', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'qe-flash-no-relaxed-mt-'));
     try {
@@ -157,8 +168,11 @@ describe('loading the relaxed build', () => {
       const threaded = await loadQEModule({ wasmUrl: dir + '/', threads: 2 });
       expect(threaded.kind).toBe('simd');
       expect(threaded.source).toBe(join(dir, THREADED_MODULE_FILE));
-      // Forced, the missing file is the error.
+      // Forced, the missing file is the error; for several threads, both missing files.
       await expectReject(loadQEModule({ wasmUrl: dir + '/', module: 'relaxed' }), Error, MODULE_FILES.relaxed);
+      const both = loadQEModule({ wasmUrl: dir + '/', module: 'relaxed', threads: 2 });
+      await expectReject(both, Error, MODULE_FILES.relaxed);
+      await expectReject(loadQEModule({ wasmUrl: dir + '/', module: 'relaxed', threads: 2 }), Error, `the threaded build could not be had either: cannot read the module at ${join(dir, RELAXED_THREADED_MODULE_FILE)}`);
       // A wasmUrl naming another build's file is not taken for the relaxed build.
       const file = await loadQEModule({ wasmUrl: join(dir, MODULE_FILES.simd) });
       expect(file.kind).toBe('simd');

@@ -46,16 +46,17 @@ export interface QEFlashAttentionConfig {
 }
 
 /**
- * Which WebAssembly build is loaded: 'simd' (SIMD128; its threaded variant
- * for several threads), 'scalar', or 'relaxed' (SIMD128 plus relaxed SIMD's
- * fused multiply-add, on a shared memory; one thread or several).
+ * Which WebAssembly build is loaded: 'simd' (SIMD128), 'scalar', or
+ * 'relaxed' (SIMD128 plus relaxed SIMD's fused multiply-add). 'simd' and
+ * 'relaxed' each have a single-thread build and a threaded one (on a shared
+ * memory) for several threads.
  */
 export type ModuleKind = 'simd' | 'scalar' | 'relaxed';
 
 /**
  * Which build to load: 'auto' picks 'relaxed' where the engine validates
- * relaxed SIMD and can share memory, else 'simd' where it validates SIMD128,
- * else 'scalar'. Asking for a build the engine cannot run is an error.
+ * relaxed SIMD, else 'simd' where it validates SIMD128, else 'scalar'.
+ * Asking for a build the engine cannot run is an error.
  */
 export type ModuleChoice = 'auto' | ModuleKind;
 
@@ -215,7 +216,7 @@ export interface SIMDCapabilities {
   supported: boolean;
   /** The engine validates SIMD128 instructions. */
   simd128: boolean;
-  /** The engine validates relaxed-SIMD instructions (f32x4.relaxed_madd): 'auto' then loads the relaxed build where memory can be shared. */
+  /** The engine validates relaxed-SIMD instructions (f32x4.relaxed_madd): 'auto' then loads a relaxed build. */
   relaxedSimd: boolean;
   /**
    * Operations the loaded module computes with SIMD128 (empty for the scalar
@@ -249,12 +250,13 @@ export interface ModuleLoadOptions {
   wasmBytes?: ArrayBuffer | ArrayBufferView;
   /**
    * Threads for attention, the calling thread included (an integer, 1 to 64).
-   * Above 1, the threaded SIMD build (wasm/qe-flash-simd-mt.wasm) is loaded
+   * Above 1, the threaded form of the chosen build
+   * (wasm/qe-flash-relaxed-mt.wasm or wasm/qe-flash-simd-mt.wasm) is loaded
    * with threads - 1 workers sharing its memory, where SharedArrayBuffer and
    * WebAssembly threads are available (in browsers: cross-origin isolation);
-   * elsewhere the single-thread build runs. 1: the single-thread build, no
-   * workers. The relaxed build is threaded at any count (threads - 1
-   * workers; none for 1). Default for createQEFlashAttention: min(2,
+   * elsewhere the single-thread build runs. 1: the single-thread build
+   * (its memory not shared, so copies into it are faster), no workers.
+   * Default for createQEFlashAttention: min(2,
    * available cores) when the build is 'auto' and QE_FLASH_MODULE is unset,
    * else 1; default for everything else: 1.
    */
