@@ -333,26 +333,22 @@ function loadChosen(kind: ModuleKind, threads: number, envChoice: string | undef
   return pending.then((l) => withWorkers(l, threads));
 }
 
-/** Threaded builds that could not be had, by cache key, with why: later loads go straight to the single-thread build. */
-const threadedRefused = new Map<string, string>();
-
-/** The kind's threaded build, else its single-thread one; when both fail, the error says why for each. */
+/**
+ * The kind's threaded build, else its single-thread one; when both fail, the
+ * error says why for each. A threaded build that could not be had is tried
+ * again by the next load (as any failed load is: a fetch that failed once may
+ * not fail twice), rather than leaving the process on one thread for good.
+ */
 function threadedOrSingle(kind: ModuleKind, options: ModuleLoadOptions): Promise<LoadedWasm> {
-  const key = cacheKey(kind, options, true);
-  const single = (threadedError: string) =>
+  return cached(kind, options, true).catch((threadedError: unknown) =>
     cached(kind, options, false).catch((error: unknown) => {
       // A new error of the same class: the one caught may be shared by concurrent loads.
       if (!(error instanceof Error)) throw error;
+      const why = threadedError instanceof Error ? threadedError.message : String(threadedError);
       const Same = error.constructor as new (message: string) => Error;
-      throw new Same(`${error.message}; the threaded build could not be had either: ${threadedError}`);
-    });
-  const refused = threadedRefused.get(key);
-  if (refused !== undefined) return single(refused);
-  return cached(kind, options, true).catch((error: unknown) => {
-    const why = error instanceof Error ? error.message : String(error);
-    threadedRefused.set(key, why);
-    return single(why);
-  });
+      throw new Same(`${error.message}; the threaded build could not be had either: ${why}`);
+    }),
+  );
 }
 
 function cacheKey(kind: ModuleKind, options: ModuleLoadOptions, threaded: boolean): string {
