@@ -33,6 +33,8 @@ const net = require('node:net');
 const { serveFolder, proxy } = require('./serve.cjs');
 
 const ROOT = path.resolve(__dirname, '..', '..');
+// The benchmark's seeded inputs, from the built package (make builds dist/ before this runs).
+const { seededUniform: uniform } = require(path.join(ROOT, 'dist', 'cjs', 'js', 'benchmark-measure.js'));
 const OUT = path.join(ROOT, 'test-output', 'browser');
 const BIN = path.join(ROOT, 'node_modules', '.bin');
 const CHROMIUM = process.env.QE_CHROMIUM || '/usr/bin/chromium';
@@ -67,18 +69,6 @@ function assert(condition, message) {
 
 /* ------------------------------------------------------------ reference */
 
-function uniform(n, seed) {
-  const out = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
 /** Multi-head attention in float64, scale 1/sqrt(head dim), no mask. */
 function reference(Q, K, V, seqLen, kvSeqLen, dim, heads) {
   const hd = dim / heads;
@@ -180,7 +170,7 @@ async function main() {
     const ref = reference(Q, K, V, seqLen, kvSeqLen, dim, heads);
     const nodeOut = JSON.parse(run(process.execPath, ['--input-type=module', '-e', `
       import { createQEFlashAttention } from '@agentic-qe/v3/flash-attention';
-      ${uniform.toString()}
+      const uniform = ${uniform.toString()};
       const s = ${JSON.stringify(SHAPE)};
       const fa = await createQEFlashAttention('test-similarity', undefined, { threads: 1 });
       const out = await fa.computeFlashAttention(uniform(s.seqLen * s.dim, s.seeds[0]), uniform(s.kvSeqLen * s.dim, s.seeds[1]),
